@@ -1,0 +1,64 @@
+"""Build the Jupyter Book: run the grid, collect its results, execute the analysis notebooks
+with papermill, then build the HTML with warnings as errors (offline, Jupyter Book 1.x)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .grid import collect_grid, load_config, run_local
+from .paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
+
+# Analysis notebooks executed into the book: source notebook -> page under book/generated/.
+BOOK_NOTEBOOKS = {"05_results.ipynb": "results.ipynb"}
+
+
+class BookError(RuntimeError):
+    """The book could not be built; the message says which step and where its log is."""
+
+
+def execute_analysis_notebooks(results_path: Path, log=print) -> list[Path]:
+    import papermill
+
+    written = []
+    for source, page in BOOK_NOTEBOOKS.items():
+        output = book_dir() / "generated" / page
+        output.parent.mkdir(parents=True, exist_ok=True)
+        log(f"[stilts] executing {source} -> {output.relative_to(REPO_ROOT)}")
+        try:
+            papermill.execute_notebook(
+                str(notebooks_dir() / source), str(output),
+                parameters={"results_path": str(results_path)}, cwd=str(REPO_ROOT),
+                kernel_name="python3", progress_bar=False,
+            )
+        except papermill.PapermillExecutionError as error:
+            raise BookError(f"{source} failed: {error.ename}: {error.evalue}; see {output}") from None
+        written.append(output)
+    return written
+
+
+def build_html(log=print) -> Path:
+    """``jupyter-book build`` with warnings as errors; returns the HTML folder."""
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_dir()),
+               "--warningiserror", "--keep-going", "--quiet"]
+    log(f"[stilts] {' '.join(command)}")
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    if finished.returncode != 0:
+        raise BookError(f"jupyter-book build failed:\n{finished.stdout[-4000:]}\n"
+                        f"{finished.stderr[-4000:]}")
+    return book_dir() / "_build" / "html"
+
+
+def build(config_path: Path, html: bool = True, log=print) -> Path:
+    config = load_config(config_path)
+    run_local(config, log=log)
+    results_path = results_dir() / f"{config.name}.parquet"
+    table = collect_grid(config, results_path)
+    log(f"[stilts] collected {len(table)} result rows into {results_path}")
+    execute_analysis_notebooks(results_path, log=log)
+    if not html:
+        return results_path
+    output = build_html(log=log)
+    log(f"[stilts] book built: {output / 'index.html'}")
+    return output

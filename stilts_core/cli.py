@@ -1,0 +1,137 @@
+"""The ``stilts`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from .paths import configs_dir, fixtures_dir, results_dir
+
+DEFAULT_CONFIG = configs_dir() / "smoke.yaml"
+
+
+def _parse_value(text: str):
+    """Read ``-p`` values as YAML scalars/lists, like papermill: ``3`` int, ``1e-5`` float."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in "eE.") else value
+        except ValueError:
+            return value
+    return value
+
+
+def cmd_run(args) -> int:
+    from .phases import validate_params
+    from .runs import execute_phase
+
+    params = validate_params(args.phase, {name: _parse_value(v) for name, v in args.param or []})
+    path = execute_phase(args.phase, params, force=args.force)
+    print(path)
+    return 0
+
+
+def cmd_grid(args) -> int:
+    from .grid import load_config, plan, run_local, status
+
+    config = load_config(args.config)
+    if args.action == "plan":
+        runs = plan(config)
+        width = max(len(r.run_id) for r in runs)
+        print(f"grid {config.name}: {len(runs)} runs")
+        for run in runs:
+            print(f"  {run.run_id:<{width}}  {status(run):<8} {run.phase}")
+        return 0
+    run_local(config)
+    return 0
+
+
+def cmd_collect(args) -> int:
+    from .grid import collect_grid, load_config
+
+    config = load_config(args.config)
+    output = args.output or results_dir() / f"{config.name}.parquet"
+    table = collect_grid(config, output)
+    print(f"{len(table)} rows -> {output}")
+    return 0
+
+
+def cmd_book(args) -> int:
+    from .book import build
+
+    build(args.config, html=not args.no_html)
+    return 0
+
+
+def cmd_fixtures(args) -> int:
+    from .fixtures import write_fixtures
+
+    for path in write_fixtures(args.output):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stilts",
+        description="STILTs (English intermediate-task training) and zero-shot cross-lingual "
+                    "transfer on XTREME-R: run phases, grids and the book.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run", help="run one phase notebook with papermill",
+        description="Run one phase: intermediate (phase ii), target (phase iii), zero_shot_eval "
+                    "or retrieval. Parameters not given take the notebook defaults (the "
+                    "published setup). A run with the same parameters is reused unless --force.",
+    )
+    run.add_argument("phase", choices=["intermediate", "target", "zero_shot_eval", "retrieval"])
+    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="a notebook parameter, e.g. -p task mnli -p seed 2")
+    run.add_argument("--force", action="store_true", help="rerun even if the run is done")
+    run.set_defaults(handler=cmd_run)
+
+    grid = sub.add_parser("grid", help="plan or run a grid of phase runs from a YAML config",
+                          description="plan: list the runs and their status (done, partial, to "
+                                      "do). run: execute them in dependency order, reusing "
+                                      "finished runs.")
+    grid.add_argument("action", choices=["plan", "run"])
+    grid.add_argument("config", type=Path)
+    grid.set_defaults(handler=cmd_grid)
+
+    collect = sub.add_parser("collect", help="merge a grid's run results into one parquet table",
+                             description="Merge the results.csv of every finished run of the "
+                                         "grid into data/results/<grid>.parquet (atomically).")
+    collect.add_argument("config", type=Path)
+    collect.add_argument("--output", type=Path)
+    collect.set_defaults(handler=cmd_collect)
+
+    book = sub.add_parser("book", help="run the grid, collect, execute notebooks, build the book",
+                          description="End to end: run the grid of CONFIG (default: the embedded "
+                                      "offline smoke config), collect its results, execute the "
+                                      "analysis notebooks and build book/_build/html.")
+    book.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    book.add_argument("--no-html", action="store_true", help="stop before jupyter-book build")
+    book.set_defaults(handler=cmd_book)
+
+    fixtures = sub.add_parser("fixtures", help="regenerate the bundled fixture data sets",
+                              description="Write the deterministic MNLI/XNLI/Tatoeba fixtures.")
+    fixtures.add_argument("--output", type=Path, default=fixtures_dir())
+    fixtures.set_defaults(handler=cmd_fixtures)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, RuntimeError, KeyError) as error:
+        print(f"stilts: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

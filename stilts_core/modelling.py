@@ -1,0 +1,157 @@
+"""Models: a registry of encoders, their resolution to a loadable path, and the tiny offline model.
+
+Every model is finally loaded with ``from_pretrained(path_or_hub_id)``, so the tiny offline
+model, a local copy on an air-gapped cluster and the hub checkpoint go through the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .paths import REPO_ROOT, cache_dir
+
+MODEL_ROOT_VARIABLE = "STILTS_MODEL_ROOT"
+Provenance = Literal["full-scale run", "smoke run"]
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str
+    hub_id: str | None = None
+    config_file: str | None = None  # repo-relative; for models we build locally
+    provenance: Provenance
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(name="xlm-roberta-large", hub_id="FacebookAI/xlm-roberta-large",
+                  provenance="full-scale run",
+                  description="XLM-R Large (Conneau et al. 2020), the model of Phang et al. 2020."),
+        ModelSpec(name="xlm-roberta-base", hub_id="FacebookAI/xlm-roberta-base",
+                  provenance="full-scale run", description="XLM-R Base."),
+        ModelSpec(name="bert-base-multilingual-cased",
+                  hub_id="google-bert/bert-base-multilingual-cased",
+                  provenance="full-scale run", description="mBERT (cased)."),
+        ModelSpec(name="tiny-xlmr", config_file="configs/models/tiny-xlmr.json",
+                  provenance="smoke run",
+                  description="Tiny random-init XLM-R-architecture model with a tokenizer trained "
+                              "on the bundled fixtures; a pipeline check, not a finding."),
+    )
+}
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))} "
+            "(or pass a local checkpoint directory)"
+        ) from None
+
+
+def provenance_of(model: str) -> Provenance:
+    """Results of registered full-size models are full-scale; anything else is a smoke run."""
+    return MODELS[model].provenance if model in MODELS else "smoke run"
+
+
+def resolve_model(model: str) -> str:
+    """Path or hub id that ``from_pretrained`` loads for ``model``.
+
+    Order: an existing local directory; ``$STILTS_MODEL_ROOT/<name>`` (air-gapped clusters);
+    a locally built model (built once, cached); the hub id.
+    """
+    if Path(model).is_dir():
+        return str(Path(model).resolve())
+    spec = get_model_spec(model)
+    root = os.environ.get(MODEL_ROOT_VARIABLE)
+    if root and (Path(root) / spec.name).is_dir():
+        return str((Path(root) / spec.name).resolve())
+    if spec.config_file:
+        return str(build_tiny_model(REPO_ROOT / spec.config_file))
+    return spec.hub_id
+
+
+def _corpus_sentences() -> list[str]:
+    """Every sentence of the bundled fixtures: the multilingual text the tiny tokenizer learns."""
+    from .fixtures import fixture_files
+
+    sentences = []
+    for rows in fixture_files().values():
+        for row in rows:
+            sentences.extend(value for value in row.values() if isinstance(value, str))
+    return sentences
+
+
+def train_tiny_tokenizer(vocab_size: int, sentences: list[str]):
+    """A SentencePiece-style BPE tokenizer with XLM-R's special tokens and templates.
+
+    BPE rather than XLM-R's unigram model: on a corpus this small and repetitive the unigram
+    trainer stops at a character-level vocabulary.
+    """
+    from tokenizers import SentencePieceBPETokenizer
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    backend = SentencePieceBPETokenizer(unk_token="<unk>")
+    backend.train_from_iterator(sentences, vocab_size=vocab_size, min_frequency=2,
+                                special_tokens=specials, show_progress=False)
+    bos, eos = backend.token_to_id("<s>"), backend.token_to_id("</s>")
+    backend.post_processor = TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", bos), ("</s>", eos)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+        cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+        model_max_length=128,
+    )
+
+
+def build_tiny_model(config_file: Path) -> Path:
+    """Build (once) the tiny model: trained tokenizer + seeded random-init masked-LM weights.
+
+    Stands in for phase (i), the public multilingual MLM checkpoint. Written to a temporary
+    directory and renamed, so an interrupted build never leaves a half model in the cache.
+    """
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    settings = json.loads(Path(config_file).read_text())
+    target = cache_dir() / "models" / Path(config_file).stem
+    if (target / "config.json").is_file():
+        return target
+    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    tokenizer = train_tiny_tokenizer(settings["tokenizer_vocab_size"], _corpus_sentences())
+    config_fields = {k: v for k, v in settings.items()
+                     if not k.startswith("_") and k not in {"tokenizer_vocab_size", "init_seed",
+                                                            "model_type"}}
+    config = XLMRobertaConfig(vocab_size=len(tokenizer), **config_fields)
+    torch.manual_seed(settings["init_seed"])
+    model = XLMRobertaForMaskedLM(config)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(staging, target)
+    except OSError:  # another process built it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)

@@ -1,0 +1,70 @@
+"""Tables, figures and provenance badges that the book's notebooks show.
+
+The notebooks only call these; every number they show is computed here from the results table.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from .results import NO_INTERMEDIATE, paired_gains
+
+BADGES = {
+    "published": ("#1f6feb", "Published figures", "copied from the cited papers"),
+    "full-scale run": ("#1a7f37", "Full-scale run", "this project's own run at published scale"),
+    "smoke run": ("#bf8700", "Smoke run",
+                  "tiny random-init model on bundled fixtures: a pipeline check, not a finding"),
+    "simulation": ("#8250df", "Simulation", "data drawn from a statistical model, not a run"),
+}
+
+
+def provenance_badge(table: pd.DataFrame, source: str) -> str:
+    """An HTML banner naming the provenance of every result set in ``table`` and its file."""
+    parts = []
+    for provenance in sorted(table["provenance"].unique()):
+        colour, title, meaning = BADGES[provenance]
+        parts.append(
+            f'<div style="border-left:6px solid {colour};padding:0.4em 0.8em;margin:0.4em 0;'
+            f'background:#f6f8fa"><strong style="color:{colour}">{html.escape(title)}</strong>'
+            f" &mdash; {html.escape(meaning)}. Source: <code>{html.escape(source)}</code></div>"
+        )
+    return "\n".join(parts)
+
+
+def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each headline score, wide by language."""
+    rows = table[(table["split"] == split) & (table["metric"] == "accuracy")]
+    summary = (rows.groupby(["target_task", "intermediate_task", "language"])["value"]
+               .agg(["mean", "std", "count"]).reset_index())
+    summary["score"] = summary.apply(
+        lambda r: f"{r['mean']:.1f}" + (f" ± {r['std']:.1f}" if r["count"] > 1 else ""), axis=1)
+    return summary.pivot_table(index=["target_task", "intermediate_task"], columns="language",
+                               values="score", aggfunc="first")
+
+
+def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Mean paired gain (STILTs minus baseline) over seeds, per task and language."""
+    gains = paired_gains(table[(table["split"] == split) & (table["metric"] == "accuracy")])
+    if gains.empty:
+        return gains
+    return (gains.groupby(["target_task", "intermediate_task", "language"])["gain"]
+            .agg(["mean", "std", "count"]).round(2).reset_index())
+
+
+def score_figure(table: pd.DataFrame, split: str = "test"):
+    """Accuracy per language, baseline vs intermediate tasks, one panel per target task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import seaborn as sns
+
+    rows = table[(table["split"] == split) & (table["metric"] == "accuracy")].copy()
+    rows["setting"] = rows["intermediate_task"].where(
+        rows["intermediate_task"] != NO_INTERMEDIATE, "none (baseline)")
+    grid = sns.catplot(data=rows, x="language", y="value", hue="setting", col="target_task",
+                       kind="bar", errorbar="sd", height=3.2, aspect=1.3, sharex=False)
+    grid.set_axis_labels("language", "accuracy (%)")
+    grid.set_titles("{col_name}")
+    return grid.figure

@@ -1,0 +1,127 @@
+"""Phase runs: identity, folder layout, done markers and papermill execution.
+
+A run's id is derived from its validated parameters, so running the same phase with the same
+parameters finds its outputs instead of redoing them. Layout of ``runs/<run_id>/``:
+``params.json``, ``notebook.ipynb`` (executed, with the injected parameters), ``metrics.json``,
+``results.csv`` (tidy rows), ``predictions/``, model folders, and ``DONE``, written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .paths import REPO_ROOT, atomic_write_text, notebooks_dir, runs_dir
+
+DONE = "DONE"
+
+
+class RunError(RuntimeError):
+    """A phase run failed or its inputs are missing; the message names the run and notebook."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    notebook: str
+    description: str
+
+
+PHASES: dict[str, Phase] = {
+    p.name: p
+    for p in (
+        Phase("intermediate", "01_intermediate.ipynb",
+              "phase (ii): train the encoder on an English intermediate task"),
+        Phase("target", "02_target.ipynb",
+              "phase (iii): fine-tune on the English training set of a target task, starting from "
+              "a phase-(ii) encoder or, for the baseline, from the pretrained model"),
+        Phase("zero_shot_eval", "03_zero_shot_eval.ipynb",
+              "score a target-task model zero-shot on every language of the task"),
+        Phase("retrieval", "04_retrieval.ipynb",
+              "sentence retrieval with an encoder as it is (base or phase-(ii)), no target training"),
+    )
+}
+
+
+def get_phase(name: str) -> Phase:
+    try:
+        return PHASES[name]
+    except KeyError:
+        raise RunError(f"unknown phase {name!r}; phases: {', '.join(PHASES)}") from None
+
+
+def run_id(phase: str, params: dict) -> str:
+    """``<phase>-<task>-<hash of the parameters>``: stable across machines and sessions."""
+    canonical = json.dumps({"phase": phase, **params}, sort_keys=True, default=str)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    task = params.get("task")
+    return f"{phase}-{task}-{digest}" if task else f"{phase}-{digest}"
+
+
+def run_path(identifier: str, root: Path | None = None) -> Path:
+    return Path(root or runs_dir()) / identifier
+
+
+def is_done(path: Path) -> bool:
+    return (Path(path) / DONE).is_file()
+
+
+def mark_done(path: Path) -> None:
+    atomic_write_text(Path(path) / DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
+
+
+def load_done_run(identifier: str, root: Path | None = None) -> tuple[Path, dict]:
+    """Folder and parameters of a finished upstream run (an input of a later phase)."""
+    path = run_path(identifier, root)
+    if not is_done(path):
+        raise RunError(
+            f"run {identifier!r} is not finished ({path / DONE} is missing); run it first "
+            "(`stilts grid run CONFIG` runs phases in dependency order)"
+        )
+    return path, json.loads((path / "params.json").read_text())
+
+
+def execute_phase(phase: str, params: dict, root: Path | None = None, force: bool = False,
+                  log=print) -> Path:
+    """Run a phase notebook with papermill unless an identical run is already done.
+
+    ``params`` must already be validated (see :func:`stilts_core.phases.validate_params`).
+    The kernel works in the repository root whoever calls, so relative paths mean the same
+    thing from the CLI, from papermill and from the book.
+    """
+    import papermill
+
+    spec = get_phase(phase)
+    identifier = run_id(phase, params)
+    path = run_path(identifier, root)
+    if is_done(path) and not force:
+        log(f"[stilts] {identifier}: done, reusing {path}")
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    (path / DONE).unlink(missing_ok=True)
+    atomic_write_text(path / "params.json", json.dumps({"phase": phase, **params}, indent=1))
+    executed = path / "notebook.ipynb"
+    log(f"[stilts] {identifier}: running {spec.notebook} ({spec.description})")
+    started = time.time()
+    try:
+        papermill.execute_notebook(
+            str(notebooks_dir() / spec.notebook), str(executed),
+            parameters={**params, "run_dir": str(path)}, cwd=str(REPO_ROOT),
+            kernel_name="python3", progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as error:
+        raise RunError(
+            f"run {identifier} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
+            f"executed notebook: {executed}"
+        ) from None
+    for required in ("metrics.json", "results.csv"):
+        if not (path / required).is_file():
+            raise RunError(f"run {identifier} finished without writing {path / required}")
+    mark_done(path)
+    shutil.rmtree(path / "checkpoints", ignore_errors=True)  # the final model is saved
+    log(f"[stilts] {identifier}: done in {time.time() - started:.0f}s")
+    return path
