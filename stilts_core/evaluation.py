@@ -27,7 +27,7 @@ def _accuracy(predictions: Sequence, references: Sequence) -> float:
         )
     if not references:
         raise ValueError("accuracy: no references to score")
-    return 100.0 * float(np.mean([p == r for p, r in zip(predictions, references)]))
+    return 100.0 * float(np.mean([p == r for p, r in zip(predictions, references, strict=True)]))
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (Metric("accuracy", _accuracy),)}

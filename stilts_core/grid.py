@@ -124,27 +124,27 @@ def plan(config: GridConfig) -> list[PlannedRun]:
     return list(runs.values())
 
 
-def status(run: PlannedRun, root: Path | None = None) -> str:
-    path = run_path(run.run_id, root)
+def status(run: PlannedRun) -> str:
+    path = run_path(run.run_id)
     if is_done(path):
         return "done"
     return "partial" if path.is_dir() else "to do"
 
 
-def run_local(config: GridConfig, root: Path | None = None, log=print) -> list[Path]:
+def run_local(config: GridConfig, log=print) -> list[Path]:
     """Run every planned phase in order in this process's machine; done runs are reused."""
     planned = plan(config)
     paths = []
     for index, run in enumerate(planned, start=1):
         log(f"[stilts] grid {config.name}: run {index}/{len(planned)} ({run.phase})")
-        paths.append(execute_phase(run.phase, run.params, root=root, log=log))
+        paths.append(execute_phase(run.phase, run.params, log=log))
     return paths
 
 
-def collect_grid(config: GridConfig, output: Path, root: Path | None = None):
+def collect_grid(config: GridConfig, output: Path):
     """Merge the results of the grid's finished runs; refuses if any run is unfinished."""
     planned = plan(config)
-    unfinished = [r.run_id for r in planned if status(r, root) != "done"]
+    unfinished = [r.run_id for r in planned if status(r) != "done"]
     if unfinished:
         raise GridError(f"grid {config.name}: unfinished runs {unfinished}; run the grid first")
-    return collect([run_path(r.run_id, root) for r in planned], output)
+    return collect([run_path(r.run_id) for r in planned], output)

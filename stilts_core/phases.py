@@ -22,8 +22,8 @@ from .runs import load_done_run, run_id, run_path
 from .tasks import TaskSpec, get_task
 from .training import Hyperparameters, train_classifier
 
-SMOKE_MAX_TRAIN = 600
-SMOKE_MAX_EVAL = 150
+SMOKE_MAX_TRAIN = 1000
+SMOKE_MAX_EVAL = 200
 
 
 class _Params(BaseModel):
@@ -79,7 +79,9 @@ class RetrievalParams(_DataParams):
     task: str = "tatoeba"
     encoder_run: str = Field("", description="phase-(ii) run id; empty: the base encoder")
     languages: list[str] = Field(default_factory=list, description="empty: every language of the task")
-    layer: int = Field(14, description="hidden_states index, 0 is the embeddings; 14 is XTREME's Tatoeba choice")
+    layer: int = Field(
+        14, description="hidden_states index, 0 is the embeddings; 14 is XTREME's Tatoeba choice"
+    )
     pooling: str = Field("mean", pattern="^(mean|first)$")
     include_special_tokens: bool = False
     max_length: int = 128

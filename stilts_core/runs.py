@@ -62,8 +62,10 @@ def run_id(phase: str, params: dict) -> str:
     return f"{phase}-{task}-{digest}" if task else f"{phase}-{digest}"
 
 
-def run_path(identifier: str, root: Path | None = None) -> Path:
-    return Path(root or runs_dir()) / identifier
+def run_path(identifier: str) -> Path:
+    """Runs live under :func:`runs_dir` (``$STILTS_RUNS_DIR``), which notebook kernels inherit,
+    so a phase finds its upstream runs wherever the caller put them."""
+    return runs_dir() / identifier
 
 
 def is_done(path: Path) -> bool:
@@ -74,9 +76,9 @@ def mark_done(path: Path) -> None:
     atomic_write_text(Path(path) / DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
 
 
-def load_done_run(identifier: str, root: Path | None = None) -> tuple[Path, dict]:
+def load_done_run(identifier: str) -> tuple[Path, dict]:
     """Folder and parameters of a finished upstream run (an input of a later phase)."""
-    path = run_path(identifier, root)
+    path = run_path(identifier)
     if not is_done(path):
         raise RunError(
             f"run {identifier!r} is not finished ({path / DONE} is missing); run it first "
@@ -85,8 +87,7 @@ def load_done_run(identifier: str, root: Path | None = None) -> tuple[Path, dict
     return path, json.loads((path / "params.json").read_text())
 
 
-def execute_phase(phase: str, params: dict, root: Path | None = None, force: bool = False,
-                  log=print) -> Path:
+def execute_phase(phase: str, params: dict, force: bool = False, log=print) -> Path:
     """Run a phase notebook with papermill unless an identical run is already done.
 
     ``params`` must already be validated (see :func:`stilts_core.phases.validate_params`).
@@ -97,7 +98,7 @@ def execute_phase(phase: str, params: dict, root: Path | None = None, force: boo
 
     spec = get_phase(phase)
     identifier = run_id(phase, params)
-    path = run_path(identifier, root)
+    path = run_path(identifier)
     if is_done(path) and not force:
         log(f"[stilts] {identifier}: done, reusing {path}")
         return path

@@ -1,0 +1,88 @@
+"""The phases at a smaller size on the tiny offline model: learning, reuse, collection."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from stilts_core.cli import main
+from stilts_core.grid import collect_grid, load_config, plan, run_local
+from stilts_core.runs import run_path
+
+pytestmark = pytest.mark.slow
+CHANCE = 100 / 3
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, isolated_outputs):
+    config_path = tmp_path_factory.mktemp("grid") / "e2e.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "name": "e2e", "model": "tiny-xlmr", "data_root": "data/fixtures", "smoke": True,
+        "seeds": [1], "intermediate_tasks": ["none", "mnli"], "target_tasks": ["xnli"],
+        "retrieval_tasks": ["tatoeba"],
+        "hyperparameters": {"learning_rate": 5e-4, "batch_size": 32, "per_device_batch_size": 32,
+                            "epochs": 20, "max_length": 64, "eval_steps": 100},
+        "retrieval": {"layer": -1, "max_length": 64},
+    }))
+    config = load_config(config_path)
+    run_local(config, log=lambda _: None)
+    return config_path, config
+
+
+def _metrics(run):
+    return json.loads((run_path(run.run_id) / "metrics.json").read_text())
+
+
+def test_intermediate_and_target_models_learn_the_fixtures(grid):
+    _, config = grid
+    trained = [r for r in plan(config) if r.phase in ("intermediate", "target")]
+    assert len(trained) == 3
+    for run in trained:
+        assert _metrics(run)["dev_accuracy"] > CHANCE + 15, run.run_id
+
+
+def test_target_run_starts_from_the_intermediate_encoder(grid):
+    _, config = grid
+    runs = plan(config)
+    intermediate = next(r for r in runs if r.phase == "intermediate")
+    stilts = next(r for r in runs if r.phase == "target" and r.params["intermediate_run"])
+    assert stilts.params["intermediate_run"] == intermediate.run_id
+    executed = (run_path(stilts.run_id) / "notebook.ipynb").read_text()
+    assert intermediate.run_id in executed  # the injected parameters are kept
+
+
+def test_zero_shot_predictions_for_every_fixture_language(grid):
+    _, config = grid
+    evaluation = next(r for r in plan(config) if r.phase == "zero_shot_eval")
+    folder = run_path(evaluation.run_id) / "predictions"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "test-de.jsonl", "test-en.jsonl", "test-es.jsonl", "test-fr.jsonl"]
+    assert len((folder / "test-de.jsonl").read_text().splitlines()) == 200  # smoke cap
+
+
+def test_rerun_reuses_every_run(grid):
+    config_path, config = grid
+    done_times = {r.run_id: (run_path(r.run_id) / "DONE").stat().st_mtime for r in plan(config)}
+    messages = []
+    run_local(config, log=messages.append)
+    assert sum("reusing" in m for m in messages) == len(done_times)
+    assert all((run_path(i) / "DONE").stat().st_mtime == t for i, t in done_times.items())
+    retrieval = next(r for r in plan(config) if r.phase == "retrieval")
+    args = ["run", "retrieval"]
+    for name, value in retrieval.params.items():
+        args += ["-p", name, json.dumps(value) if not isinstance(value, str) else value]
+    assert main(args) == 0  # the CLI derives the same run id and reuses it
+
+
+def test_collected_table_is_tidy_and_labelled(grid, tmp_path):
+    _, config = grid
+    table = collect_grid(config, tmp_path / "e2e.parquet")
+    assert table.equals(pd.read_parquet(tmp_path / "e2e.parquet"))
+    assert set(table["provenance"]) == {"smoke run"}
+    xnli = table[(table["target_task"] == "xnli") & (table["split"] == "test")]
+    assert sorted(xnli["language"].unique()) == ["de", "en", "es", "fr"]
+    assert set(xnli["intermediate_task"]) == {"none", "mnli"}
+    tatoeba = table[table["target_task"] == "tatoeba"]
+    assert tatoeba[tatoeba["intermediate_task"] == "none"]["seed"].isna().all()
+    assert (tatoeba["settings"].map(json.loads).map(lambda s: s["pooling"]) == "mean").all()

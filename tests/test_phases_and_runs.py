@@ -1,0 +1,46 @@
+import papermill
+import pytest
+
+from stilts_core.paths import notebooks_dir
+from stilts_core.phases import PARAMS, ParameterError, validate_params
+from stilts_core.runs import PHASES, RunError, execute_phase, load_done_run, run_id
+
+
+@pytest.mark.parametrize("phase", sorted(PHASES))
+def test_notebook_parameters_cell_matches_the_parameter_model(phase):
+    import ast
+
+    declared = papermill.inspect_notebook(str(notebooks_dir() / PHASES[phase].notebook))
+    assert list(declared) == [*PARAMS[phase].model_fields, "run_dir"]
+    defaults = PARAMS[phase]().model_dump()
+    for name, value in defaults.items():
+        assert ast.literal_eval(declared[name]["default"]) == value, name
+
+
+def test_validation_names_field_and_allowed_parameters():
+    with pytest.raises(ParameterError, match=r"seed: Input should be a valid integer.*Allowed"):
+        validate_params("intermediate", {"seed": "one"})
+    with pytest.raises(ParameterError, match=r"colour: Extra inputs"):
+        validate_params("target", {"colour": "red"})
+
+
+def test_run_id_is_stable_and_sensitive_to_every_parameter():
+    params = validate_params("target", {"seed": 1})
+    assert run_id("target", params) == run_id("target", dict(reversed(list(params.items()))))
+    assert run_id("target", params) != run_id("target", {**params, "seed": 2})
+    assert run_id("target", params).startswith("target-xnli-")
+
+
+def test_unfinished_upstream_run_is_a_clear_error():
+    with pytest.raises(RunError, match=r"not finished.*DONE is missing"):
+        load_done_run("intermediate-mnli-000000000000")
+
+
+def test_failed_run_names_the_executed_notebook_and_is_not_marked_done(tmp_path, monkeypatch):
+    monkeypatch.setenv("STILTS_RUNS_DIR", str(tmp_path))
+    params = validate_params("intermediate", {"task": "xnli", "model": "tiny-xlmr"})
+    with pytest.raises(RunError, match=r"(?s)failed in cell .*not an intermediate task.*notebook\.ipynb"):
+        execute_phase("intermediate", params, log=lambda _: None)
+    run_folder = tmp_path / run_id("intermediate", params)
+    assert (run_folder / "notebook.ipynb").is_file()
+    assert not (run_folder / "DONE").exists()
