@@ -29,13 +29,19 @@ def execute_analysis_notebooks(results_path: Path, log=print) -> list[Path]:
         try:
             papermill.execute_notebook(
                 str(notebooks_dir() / source), str(output),
-                parameters={"results_path": str(results_path)}, cwd=str(REPO_ROOT),
+                parameters={"results_path": _display_path(results_path)}, cwd=str(REPO_ROOT),
                 kernel_name="python3", progress_bar=False,
             )
         except papermill.PapermillExecutionError as error:
             raise BookError(f"{source} failed: {error.ename}: {error.evalue}; see {output}") from None
         written.append(output)
     return written
+
+
+def _display_path(path: Path) -> str:
+    """Repository-relative where possible: the published page should not show a home folder."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def build_html(log=print) -> Path:

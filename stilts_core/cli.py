@@ -14,7 +14,10 @@ DEFAULT_CONFIG = configs_dir() / "smoke.yaml"
 
 
 def _parse_value(text: str):
-    """Read ``-p`` values as YAML scalars/lists, like papermill: ``3`` int, ``1e-5`` float."""
+    """Read ``-p`` values as YAML scalars/lists, like papermill: ``3`` int, ``1e-5`` float;
+    an empty value stays the empty string (e.g. ``-p intermediate_run ""`` for the baseline)."""
+    if not text.strip():
+        return ""
     value = yaml.safe_load(text)
     if isinstance(value, str):
         try:

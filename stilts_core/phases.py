@@ -188,17 +188,23 @@ def target(params: dict, run_dir: str = "") -> dict:
     path, p = _start("target", params, run_dir)
     if get_task(p.task).role != "target":
         raise ParameterError(f"task {p.task!r} is not a target task")
-    if p.intermediate_run:
-        upstream, upstream_params = load_done_run(p.intermediate_run)
-        if upstream_params["model"] != p.model:
-            raise ParameterError(
-                f"intermediate_run {p.intermediate_run!r} trained {upstream_params['model']!r}, "
-                f"but this run's model is {p.model!r}"
-            )
-        init_path, intermediate_task = str(upstream / "encoder"), upstream_params["task"]
-    else:
-        init_path, intermediate_task = resolve_model(p.model), NO_INTERMEDIATE
+    init_path, intermediate_task, _ = _encoder_source(p.model, p.intermediate_run,
+                                                      "intermediate_run")
     return _train_phase(path, p, init_path, intermediate=intermediate_task)
+
+
+def _encoder_source(model: str, intermediate_run: str, field: str) -> tuple[str, str, int | None]:
+    """Path, intermediate task and seed of an encoder: a phase-(ii) run's, or the pretrained
+    model's (no intermediate task, no seed)."""
+    if not intermediate_run:
+        return resolve_model(model), NO_INTERMEDIATE, None
+    upstream, upstream_params = load_done_run(intermediate_run)
+    if upstream_params["model"] != model:
+        raise ParameterError(
+            f"{field} {intermediate_run!r} trained {upstream_params['model']!r}, "
+            f"but this run's model is {model!r}"
+        )
+    return str(upstream / "encoder"), upstream_params["task"], upstream_params["seed"]
 
 
 def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
@@ -246,15 +252,7 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
     task = get_task(p.task)
     if task.format != "bitext_retrieval":
         raise ParameterError(f"task {p.task!r} is not a bitext retrieval task")
-    if p.encoder_run:
-        encoder_dir, ep = load_done_run(p.encoder_run)
-        if ep["model"] != p.model:
-            raise ParameterError(
-                f"encoder_run {p.encoder_run!r} trained {ep['model']!r}, not {p.model!r}"
-            )
-        model_path, intermediate_task, seed = str(encoder_dir / "encoder"), ep["task"], ep["seed"]
-    else:
-        model_path, intermediate_task, seed = resolve_model(p.model), NO_INTERMEDIATE, None
+    model_path, intermediate_task, seed = _encoder_source(p.model, p.encoder_run, "encoder_run")
     settings = RepresentationSettings(layer=p.layer, pooling=p.pooling,
                                       include_special_tokens=p.include_special_tokens,
                                       max_length=p.max_length)

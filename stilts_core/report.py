@@ -40,8 +40,9 @@ def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
                .agg(["mean", "std", "count"]).reset_index())
     summary["score"] = summary.apply(
         lambda r: f"{r['mean']:.1f}" + (f" ± {r['std']:.1f}" if r["count"] > 1 else ""), axis=1)
-    return summary.pivot_table(index=["target_task", "intermediate_task"], columns="language",
+    wide = summary.pivot_table(index=["target_task", "intermediate_task"], columns="language",
                                values="score", aggfunc="first")
+    return wide.fillna("")  # a task without that language
 
 
 def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
@@ -55,9 +56,6 @@ def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
 def score_figure(table: pd.DataFrame, split: str = "test"):
     """Accuracy per language, baseline vs intermediate tasks, one panel per target task."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import seaborn as sns
 
     rows = table[(table["split"] == split) & (table["metric"] == "accuracy")].copy()

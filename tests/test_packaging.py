@@ -70,6 +70,8 @@ def test_parameter_values_are_typed_like_papermill():
     assert _parse_value("mnli") == "mnli"
     assert _parse_value("[de, fr]") == ["de", "fr"]
     assert _parse_value("true") is True
+    assert _parse_value("") == ""
+    assert _parse_value("mean") == "mean"
 
 
 def test_code_passes_ruff():
