@@ -13,6 +13,7 @@ from pathlib import Path
 
 import datasets
 
+from .paths import atomic_write_text
 from .tasks import TaskSpec
 
 DATA_ROOT_VARIABLE = "STILTS_DATA_ROOT"
@@ -137,6 +138,4 @@ def tokenize_pairs(dataset: datasets.Dataset, tokenizer, task: TaskSpec, max_len
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     """Write JSON lines atomically (temporary file, then rename)."""
-    from .paths import atomic_write_text
-
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

@@ -282,7 +282,7 @@ def _available_languages(task: TaskSpec, split: str, p: _DataParams) -> list[str
     """On the hub every declared language; in a local root those that have a file."""
     root = _data_root(p)
     if root == "hub":
-        return [lang for lang in task.evaluation_languages]
+        return list(task.evaluation_languages)
     found = [lang for lang in task.evaluation_languages
              if data_io.local_split_path(root, task, split, lang).is_file()]
     if not found:
