@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import data as data_io
 from .modelling import load_tokenizer, provenance_of, resolve_model
@@ -55,6 +55,12 @@ class _TrainParams(_DataParams):
 
     def hyperparameters(self) -> Hyperparameters:
         return Hyperparameters(**{k: getattr(self, k) for k in Hyperparameters.model_fields})
+
+    @model_validator(mode="after")
+    def _batch_sizes_divide(self) -> _TrainParams:
+        """Refuse at planning time, not after the data is loaded."""
+        self.hyperparameters().gradient_accumulation_steps  # noqa: B018 (raises if invalid)
+        return self
 
 
 class IntermediateParams(_TrainParams):

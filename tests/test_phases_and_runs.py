@@ -22,6 +22,8 @@ def test_validation_names_field_and_allowed_parameters():
         validate_params("intermediate", {"seed": "one"})
     with pytest.raises(ParameterError, match=r"colour: Extra inputs"):
         validate_params("target", {"colour": "red"})
+    with pytest.raises(ParameterError, match=r"batch_size 32 is not a multiple of .* 5"):
+        validate_params("target", {"per_device_batch_size": 5})
 
 
 def test_run_id_is_stable_and_sensitive_to_every_parameter():

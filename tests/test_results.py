@@ -29,7 +29,7 @@ def test_run_results_round_trip_keeps_missing_seeds(tmp_path):
     write_run_results(tmp_path, [row(seed=None), row(language="NA", seed=2)])
     frame = read_run_results(tmp_path / "results.csv")
     assert frame["seed"].isna().tolist() == [True, False]
-    assert frame["language"].tolist() == ["de", "NA"]  # Namibian... or any code read as text
+    assert frame["language"].tolist() == ["de", "NA"]  # codes such as "NA" are not read as missing
     assert not list(tmp_path.glob(".*tmp*"))
 
 
