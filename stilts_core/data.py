@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import datasets
 
@@ -75,6 +77,14 @@ def _load_from_hub(task: TaskSpec, split: str, language: str) -> datasets.Datase
             f"available: {', '.join(task.hub.splits)}"
         )
     config = task.hub_config(language)
+    unreachable = _hub_unreachable()
+    if unreachable:
+        raise DataSourceError(
+            f"task {task.name!r}: the Hugging Face hub is unreachable ({unreachable}), so "
+            f"{task.hub.path!r} (config {config!r}) cannot be loaded. Save the data as "
+            f"<root>/{task.name}/{split}-{language}.jsonl and pass data_root=<root> (or set "
+            f"${DATA_ROOT_VARIABLE}); to read a copy already in the HF cache, set HF_HUB_OFFLINE=1."
+        )
     try:
         return datasets.load_dataset(
             task.hub.path, config, split=task.hub.splits[split], revision=task.hub.revision
@@ -87,6 +97,24 @@ def _load_from_hub(task: TaskSpec, split: str, language: str) -> datasets.Datase
             f"<root>/{task.name}/{split}-{language}.jsonl and pass data_root=<root> "
             f"(or set ${DATA_ROOT_VARIABLE})."
         ) from error
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached, or ``None``; one short TCP probe instead of minutes of
+    retries inside ``datasets``. Skipped in offline mode, where ``datasets`` reads its cache."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"} or os.environ.get(
+        "HF_DATASETS_OFFLINE", ""
+    ).lower() in {"1", "true", "yes"}:
+        return None
+    from huggingface_hub import constants
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    except OSError as error:
+        return f"{endpoint.hostname}:{port}: {error}"
+    return None
 
 
 def _validate_fields(dataset: datasets.Dataset, task: TaskSpec, origin: str) -> None:

@@ -52,6 +52,20 @@ def test_offline_hub_load_fails_fast_with_the_override_to_use(monkeypatch):
         load_split(get_task("xnli"), "test", "de", "hub")
 
 
+def test_unreachable_hub_fails_in_seconds_not_minutes(monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(DataSourceError, match=r"hub is unreachable.*'facebook/xnli'.*data_root"):
+        load_split(get_task("xnli"), "test", "de", "hub")
+    assert time.monotonic() - started < 10
+
+
 def test_pairs_are_tokenised_with_both_segments(fixtures_root, tiny_model_path):
     from stilts_core.modelling import load_tokenizer
 
