@@ -102,9 +102,8 @@ def _load_from_hub(task: TaskSpec, split: str, language: str) -> datasets.Datase
 def _hub_unreachable(timeout: float = 3.0) -> str | None:
     """Why the hub cannot be reached, or ``None``; one short TCP probe instead of minutes of
     retries inside ``datasets``. Skipped in offline mode, where ``datasets`` reads its cache."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"} or os.environ.get(
-        "HF_DATASETS_OFFLINE", ""
-    ).lower() in {"1", "true", "yes"}:
+    if any(os.environ.get(variable, "").lower() in {"1", "true", "yes"}
+           for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
         return None
     from huggingface_hub import constants
 

@@ -57,9 +57,9 @@ class _TrainParams(_DataParams):
         return Hyperparameters(**{k: getattr(self, k) for k in Hyperparameters.model_fields})
 
     @model_validator(mode="after")
-    def _batch_sizes_divide(self) -> _TrainParams:
+    def _valid_hyperparameters(self) -> _TrainParams:
         """Refuse at planning time, not after the data is loaded."""
-        self.hyperparameters().gradient_accumulation_steps  # noqa: B018 (raises if invalid)
+        self.hyperparameters()
         return self
 
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .evaluation import get_metric
 from .tasks import TaskSpec
@@ -34,13 +34,17 @@ class Hyperparameters(BaseModel):
     eval_steps: int = Field(1000, ge=1)
     early_stopping_patience: int = Field(30, ge=1)
 
-    @property
-    def gradient_accumulation_steps(self) -> int:
+    @model_validator(mode="after")
+    def _batch_sizes_divide(self) -> Hyperparameters:
         if self.batch_size % self.per_device_batch_size:
             raise ValueError(
                 f"batch_size {self.batch_size} is not a multiple of per_device_batch_size "
                 f"{self.per_device_batch_size}"
             )
+        return self
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
         return self.batch_size // self.per_device_batch_size
 
 
