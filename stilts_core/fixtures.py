@@ -102,7 +102,6 @@ def fixture_files() -> dict[str, list[dict]]:
     files = {
         "mnli/train-en.jsonl": mnli_examples(3000, seed=11),
         "mnli/validation-en.jsonl": mnli_examples(300, seed=12),
-        "xnli/train-en.jsonl": xnli_examples("en", 1500, seed=21),
         "xnli/validation-en.jsonl": xnli_examples("en", 300, seed=22),
     }
     for offset, language in enumerate(LANGUAGES):

@@ -14,9 +14,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .data import hub_unreachable
 from .paths import REPO_ROOT, cache_dir
 
 MODEL_ROOT_VARIABLE = "STILTS_MODEL_ROOT"
+
+
+class ModelSourceError(RuntimeError):
+    """A model cannot be loaded here; the message names the model and the override to use."""
+
 Provenance = Literal["full-scale run", "smoke run"]
 
 
@@ -78,6 +84,14 @@ def resolve_model(model: str) -> str:
         return str((Path(root) / spec.name).resolve())
     if spec.config_file:
         return str(build_tiny_model(REPO_ROOT / spec.config_file))
+    unreachable = hub_unreachable()
+    if unreachable:
+        raise ModelSourceError(
+            f"model {spec.name!r}: the Hugging Face hub is unreachable ({unreachable}), so "
+            f"{spec.hub_id!r} cannot be downloaded. Put a copy (save_pretrained of model and "
+            f"tokenizer) in $STILTS_MODEL_ROOT/{spec.name}, pass a local directory as the model, "
+            "or set HF_HUB_OFFLINE=1 to use the HF cache."
+        )
     return spec.hub_id
 
 

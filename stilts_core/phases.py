@@ -9,8 +9,10 @@ Each phase has a parameter model whose fields are exactly the names in its noteb
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import datasets
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import data as data_io
@@ -19,8 +21,15 @@ from .paths import REPO_ROOT, atomic_write_text, fixtures_dir
 from .results import NO_INTERMEDIATE, write_run_results
 from .retrieval import RepresentationSettings, bitext_retrieval_accuracy, encode
 from .runs import load_done_run, run_id, run_path
-from .tasks import TaskSpec, get_task
-from .training import Hyperparameters, train_classifier
+from .tasks import (
+    MIXTURES,
+    TaskSpec,
+    TrainingDefaults,
+    get_mixture,
+    get_task,
+    intermediate_choices,
+)
+from .training import Hyperparameters, prepare_mlm, prepare_task, train
 
 SMOKE_MAX_TRAIN = 1000
 SMOKE_MAX_EVAL = 200
@@ -36,35 +45,86 @@ class _DataParams(_Params):
         description="'hub' for the Hugging Face hub, else a local root (<root>/<task>/<split>-<lang>"
                     ".jsonl); relative paths are from the repository root",
     )
+    data_roots: dict[str, str] = Field(
+        default_factory=dict, description="per-task local roots that override data_root")
+    data_revisions: dict[str, str] = Field(
+        default_factory=dict, description="per-task hub revisions (commits) that override the registry")
     smoke: bool = Field(False, description="truncate every split to a few hundred examples")
+
+    def sources(self) -> data_io.DataSources:
+        return data_io.DataSources(
+            root=None if self.data_root == "hub" else data_io.resolve_data_root(_repo_path(self.data_root)),
+            task_roots={task: _repo_path(root) for task, root in self.data_roots.items()},
+            revisions=dict(self.data_revisions),
+        )
+
+
+def _repo_path(path: str) -> Path:
+    return (REPO_ROOT / path).resolve()
 
 
 class _TrainParams(_DataParams):
     model: str = "xlm-roberta-large"
     seed: int = 1
     learning_rate: float = 1e-5
-    batch_size: int = 32
+    batch_size: int | None = Field(None, description="effective batch size; empty: the task's")
     per_device_batch_size: int = 8
-    epochs: float = 3
+    epochs: float | None = Field(None, description="empty: the task's published default")
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    max_length: int = 256
+    max_length: int | None = Field(None, description="empty: each task's published default")
+    doc_stride: int = 128
     eval_steps: int = 1000
     early_stopping_patience: int = 30
+    max_steps: int = -1
 
     def hyperparameters(self) -> Hyperparameters:
-        return Hyperparameters(**{k: getattr(self, k) for k in Hyperparameters.model_fields})
+        values = {k: getattr(self, k) for k in Hyperparameters.model_fields}
+        if values["max_length"] is None:
+            values["max_length"] = self.defaults().max_length
+        return Hyperparameters(**values)
 
     @model_validator(mode="after")
-    def _valid_hyperparameters(self) -> _TrainParams:
-        """Refuse at planning time, not after the data is loaded."""
+    def _fill_and_check(self) -> _TrainParams:
+        """Fill the task's published defaults, then refuse bad settings at planning time."""
+        defaults = self.defaults()  # each phase knows where its task's defaults are declared
+        if self.batch_size is None:
+            self.batch_size = defaults.batch_size
+        if self.epochs is None:
+            self.epochs = defaults.epochs
         self.hyperparameters()
         return self
 
 
 class IntermediateParams(_TrainParams):
-    task: str = "mnli"
+    task: str = Field("mnli", description="an intermediate task or a mixture ('multi')")
+    mixture_tasks: list[str] | None = Field(None, description="tasks of a mixture; empty: declared")
+    temperature: float | None = Field(None, description="mixing temperature; empty: declared")
+    mixture_cap: int | None = None
+    combined_with: list[str] | None = Field(
+        None, description="extra training sets added to the task's (ANLI+); empty: declared")
+    train_languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="languages of the training data; non-English ones are machine-translated "
+                    "copies read from local files (<root>/<task>/train-<lang>.jsonl)")
+    mlm_languages: list[str] = Field(
+        default_factory=list, description="continue multilingual MLM on text in these languages")
+    mlm_examples_per_language: int = 20000
+
+    def defaults(self) -> TrainingDefaults:
+        if self.task in MIXTURES:
+            return get_mixture(self.task).defaults
+        task = get_task(self.task)
+        if task.role != "intermediate":
+            raise ValueError(f"task {self.task!r} is a {task.role} task, not an intermediate task; "
+                             f"choose from {', '.join(intermediate_choices())}")
+        return task.defaults
+
+    def member_tasks(self) -> list[TaskSpec]:
+        if self.task in MIXTURES:
+            return [get_task(name) for name in self.mixture_tasks or get_mixture(self.task).tasks]
+        return [get_task(self.task)]
 
 
 class TargetParams(_TrainParams):
@@ -72,6 +132,12 @@ class TargetParams(_TrainParams):
     intermediate_run: str = Field(
         "", description="run id of the phase-(ii) run whose encoder to start from; empty: the baseline"
     )
+
+    def defaults(self) -> TrainingDefaults:
+        task = get_task(self.task)
+        if task.role != "target":
+            raise ValueError(f"task {self.task!r} is a {task.role} task, not a target task")
+        return task.defaults
 
 
 class ZeroShotParams(_DataParams):
@@ -111,10 +177,13 @@ def validate_params(phase: str, params: dict) -> dict:
     model = PARAMS[phase]
     try:
         return model(**params).model_dump()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
-        )
+    except (ValidationError, KeyError) as error:
+        if isinstance(error, KeyError):
+            problems = str(error.args[0])
+        else:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in error.errors()
+            )
         raise ParameterError(
             f"phase {phase!r}: {problems}. Allowed parameters: {', '.join(model.model_fields)}"
         ) from None
@@ -128,21 +197,38 @@ def _start(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel]:
     return path, PARAMS[phase](**validated)
 
 
-def _data_root(p: _DataParams) -> Path | str:
-    return "hub" if p.data_root == "hub" else (REPO_ROOT / p.data_root).resolve()
-
-
 def _provenance(model: str, p: _DataParams) -> str:
     """Full-scale only for a registered full-size model on real data without truncation."""
-    on_fixtures = p.data_root != "hub" and _data_root(p) == fixtures_dir().resolve()
-    if p.smoke or on_fixtures:
+    sources = p.sources()
+    roots = {sources.root, *sources.task_roots.values()}
+    if p.smoke or fixtures_dir().resolve() in roots:
         return "smoke run"
     return provenance_of(model)
 
 
-def _load(task: TaskSpec, split: str, language: str, p: _DataParams, limit: int):
-    dataset = data_io.load_split(task, split, language, _data_root(p))
-    return dataset.select(range(min(limit, len(dataset)))) if p.smoke else dataset
+def _head(dataset, limit: int):
+    return dataset.select(range(min(limit, len(dataset))))
+
+
+def _load(task: TaskSpec, split: str, language: str, p: _DataParams, limit: int,
+          translated: bool = False):
+    dataset = data_io.load_split(task, split, language, p.sources(), translated=translated)
+    return _head(dataset, limit) if p.smoke else dataset
+
+
+def _record_sources(path: Path, p: _DataParams, tasks: list[TaskSpec]) -> None:
+    """Which files or hub commits each task's data came from, beside the run's results."""
+    sources = p.sources()
+    record = {}
+    for task in tasks:
+        root = sources.root_for(task)
+        if root is not None:
+            record[task.name] = {"local_root": str(root)}
+        else:
+            revision = sources.revisions.get(task.name, task.hub.revision)
+            record[task.name] = {"hub": task.hub.path, "revision": revision,
+                                 "resolved_commit": data_io.resolved_revision(task, revision)}
+    atomic_write_text(path / "data_sources.json", json.dumps(record, indent=1))
 
 
 def _write_outputs(path: Path, metrics: dict, rows: list[dict]) -> None:
@@ -158,45 +244,96 @@ def _row(model: str, intermediate: str, target: str, language: str, seed, split:
             "settings": json.dumps(settings or {}, sort_keys=True)}
 
 
-def _train_phase(path: Path, p: _TrainParams, init_path: str, intermediate: str) -> dict:
-    task = get_task(p.task)
+def _max_length(p: _TrainParams, task: TaskSpec) -> int:
+    return p.max_length or task.defaults.max_length
+
+
+def _intermediate_tasks(p: IntermediateParams, tokenizer, hyper: Hyperparameters) -> list:
+    """One training task per member: its training data in every training language plus the
+    sets it is combined with, and its English dev set."""
+    prepared, used = [], []
+    for task in p.member_tasks():
+        parts = [_load(task, "train", language, p, SMOKE_MAX_TRAIN, translated=language != "en")
+                 for language in p.train_languages]
+        combined = task.combined_with if p.combined_with is None else p.combined_with
+        parts += [_load(get_task(name), "train", "en", p, SMOKE_MAX_TRAIN) for name in combined]
+        dev = _load(task, "validation", "en", p, SMOKE_MAX_EVAL)
+        prepared.append(prepare_task(task, datasets.concatenate_datasets(parts), dev, tokenizer,
+                                     hyper, _max_length(p, task)))
+        used += [task, *map(get_task, combined)]
+    if p.mlm_languages:
+        text = get_task("wikipedia")
+        corpus = datasets.concatenate_datasets([
+            _head(_load(text, "train", language, p, SMOKE_MAX_TRAIN), p.mlm_examples_per_language)
+            for language in p.mlm_languages])
+        prepared.append(prepare_mlm(corpus, tokenizer, hyper.max_length))
+        used.append(text)
+    return prepared, used
+
+
+def intermediate(params: dict, run_dir: str = "") -> dict:
+    """Phase (ii): train the pretrained encoder on an English intermediate task or mixture."""
+    path, p = _start("intermediate", params, run_dir)
+    init_path = resolve_model(p.model)
     tokenizer = load_tokenizer(init_path)
-    language = task.train_language
-    train = data_io.tokenize_pairs(_load(task, "train", language, p, SMOKE_MAX_TRAIN),
-                                   tokenizer, task, p.max_length)
-    dev = data_io.tokenize_pairs(_load(task, "validation", language, p, SMOKE_MAX_EVAL),
-                                 tokenizer, task, p.max_length)
-    metrics = train_classifier(init_path, task, train, dev, tokenizer, path,
-                               p.hyperparameters(), p.seed)
-    metrics.update(train_examples=len(train), dev_examples=len(dev))
-    value = metrics[f"dev_{task.metric}"]
-    rows = [_row(p.model, intermediate, task.name, language, p.seed, "validation", task.metric,
-                 value, _provenance(p.model, p), path)]
+    hyper = p.hyperparameters()
+    tasks, used = _intermediate_tasks(p, tokenizer, hyper)
+    _record_sources(path, p, used)
+    mixture = get_mixture(p.task) if p.task in MIXTURES else None
+    temperature = p.temperature or (mixture.temperature if mixture else 1.0)
+    cap = p.mixture_cap or (mixture.cap if mixture else None)
+    metrics = train(init_path, tasks, tokenizer, path, hyper, p.seed, temperature, cap)
+    metrics.update(hyperparameters=hyper.model_dump(), temperature=temperature, cap=cap,
+                   train_examples={t.name: len(t.train) for t in tasks})
+    rows = [_row(p.model, p.task, t.name, "en", p.seed, "validation", t.task.dev_metric,
+                 metrics[f"{t.name}_{t.task.dev_metric}"], _provenance(p.model, p), path)
+            for t in tasks if t.task is not None]
     _write_outputs(path, metrics, rows)
     return metrics
 
 
-def intermediate(params: dict, run_dir: str = "") -> dict:
-    """Phase (ii): train the pretrained encoder on an English intermediate task."""
-    path, p = _start("intermediate", params, run_dir)
-    task = get_task(p.task)
-    if task.role != "intermediate":
-        raise ParameterError(f"task {p.task!r} is a {task.role} task, not an intermediate task")
-    return _train_phase(path, p, resolve_model(p.model), intermediate=p.task)
-
-
 def target(params: dict, run_dir: str = "") -> dict:
-    """Phase (iii): fine-tune on the target task's English training data.
+    """Phase (iii): fine-tune on the target task's English training data, stage by stage.
 
     Starts from the phase-(ii) encoder of ``intermediate_run`` under a fresh head, or from the
-    pretrained model for the baseline: the same code either way.
+    pretrained model for the baseline: the same code either way. A task with several stages
+    (XCOPA: SIQA, then COPA) carries its head from one stage to the next; a finished stage is
+    not redone when the run resumes.
     """
     path, p = _start("target", params, run_dir)
-    if get_task(p.task).role != "target":
-        raise ParameterError(f"task {p.task!r} is not a target task")
+    task = get_task(p.task)
     init_path, intermediate_task, _ = _encoder_source(p.model, p.intermediate_run,
                                                       "intermediate_run")
-    return _train_phase(path, p, init_path, intermediate=intermediate_task)
+    tokenizer = load_tokenizer(init_path)
+    hyper = p.hyperparameters()
+    _record_sources(path, p, [get_task(ref.task) for s in task.training for ref in (s.train, s.dev)])
+    metrics = {"hyperparameters": hyper.model_dump(), "stages": []}
+    for number, stage in enumerate(task.training, start=1):
+        stage_dir = path / "stages" / f"{number}-{stage.train.task}"
+        if not (stage_dir / "STAGE_DONE").is_file():
+            train_examples = _load(get_task(stage.train.task), stage.train.split,
+                                   stage.train.language, p, SMOKE_MAX_TRAIN)
+            dev = _load(get_task(stage.dev.task), stage.dev.split, stage.dev.language, p,
+                        SMOKE_MAX_EVAL)
+            prepared = prepare_task(task, train_examples, dev, tokenizer, hyper,
+                                    _max_length(p, task))
+            result = train(init_path, [prepared], tokenizer, stage_dir, hyper, p.seed)
+            atomic_write_text(stage_dir / "stage_metrics.json", json.dumps(result, default=str))
+            atomic_write_text(stage_dir / "STAGE_DONE", "done\n")
+        metrics["stages"].append(json.loads((stage_dir / "stage_metrics.json").read_text()))
+        init_path = str(stage_dir / f"model-{task.name}")
+    final = metrics["stages"][-1]
+    for name in ("model", "encoder"):
+        source = Path(init_path) if name == "model" else stage_dir / "encoder"
+        if source.is_dir():
+            shutil.rmtree(path / name, ignore_errors=True)
+            shutil.copytree(source, path / name)
+    value = final[f"{task.name}_{task.dev_metric}"]
+    metrics[f"dev_{task.dev_metric}"] = value
+    rows = [_row(p.model, intermediate_task, task.name, task.training[-1].dev.language, p.seed,
+                 "validation", task.dev_metric, value, _provenance(p.model, p), path)]
+    _write_outputs(path, metrics, rows)
+    return metrics
 
 
 def _encoder_source(model: str, intermediate_run: str, field: str) -> tuple[str, str, int | None]:
@@ -214,10 +351,11 @@ def _encoder_source(model: str, intermediate_run: str, field: str) -> tuple[str,
 
 
 def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
-    """Score a target model on the test split of every language of its task."""
-    from transformers import AutoModelForSequenceClassification
+    """Score a target model on the evaluation split of every language of its task."""
+    import transformers
 
-    from .evaluation import get_metric, predict_classes
+    from .evaluation import get_metric, predict, references
+    from .features import Encoding, get_format
 
     path, p = _start("zero_shot_eval", params, run_dir)
     if not p.target_run:
@@ -230,22 +368,27 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     metric = get_metric(task.metric)
     model_dir = str(target_dir / "model")
     tokenizer = load_tokenizer(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    model = getattr(transformers, get_format(task.format).head).from_pretrained(model_dir)
     model.to("cuda" if _cuda() else "cpu")
-    languages = p.languages or _available_languages(task, "test", p)
+    labels = tuple(model.config.id2label[i] for i in range(len(model.config.id2label)))
+    encoding = Encoding(max_length=tp["max_length"] or task.defaults.max_length,
+                        doc_stride=tp["doc_stride"], labels=labels)
+    split = task.evaluation_split
+    languages = p.languages or _available_languages(task, split, p)
     provenance = _provenance(tp["model"], p)
     metrics, rows = {}, []
     for language in languages:
-        test = _load(task, "test", language, p, SMOKE_MAX_EVAL)
-        features = data_io.tokenize_pairs(test, tokenizer, task, tp["max_length"])
-        predicted = predict_classes(model, tokenizer, features, p.batch_size)
-        value = metric.compute(predicted.tolist(), test["label"])
-        metrics[language] = {task.metric: value, "examples": len(test)}
-        data_io.write_jsonl(path / "predictions" / f"test-{language}.jsonl",
-                            [{"prediction": task.labels[i]} for i in predicted])
-        rows.append(_row(tp["model"], intermediate_task, task.name, language, tp["seed"], "test",
+        examples = _load(task, split, language, p, SMOKE_MAX_EVAL)
+        predicted = predict(task, model, tokenizer, examples, encoding, p.batch_size)
+        value = metric.compute(predicted, references(task, examples))
+        metrics[language] = {task.metric: value, "examples": len(examples)}
+        if task.format in ("classification", "multiple_choice") and task.labels:
+            predicted = [task.labels[i] for i in predicted]
+        data_io.write_jsonl(path / "predictions" / f"{split}-{language}.jsonl",
+                            [{"prediction": value} for value in predicted])
+        rows.append(_row(tp["model"], intermediate_task, task.name, language, tp["seed"], split,
                          task.metric, value, provenance, path))
-        print(f"{task.name} {language}: {task.metric} {value:.2f} ({len(test)} examples)")
+        print(f"{task.name} {language}: {task.metric} {value:.2f} ({len(examples)} examples)")
     _write_outputs(path, metrics, rows)
     return metrics
 
@@ -266,12 +409,11 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
     model = AutoModel.from_pretrained(model_path).to("cuda" if _cuda() else "cpu")
     languages = p.languages or _available_languages(task, "test", p)
     provenance = _provenance(p.model, p)
-    source_field, target_field = task.text_fields
     metrics, rows = {"settings": settings.as_record()}, []
     for language in languages:
         pairs = _load(task, "test", language, p, SMOKE_MAX_EVAL)
-        source = encode(pairs[source_field], model, tokenizer, settings, p.batch_size)
-        english = encode(pairs[target_field], model, tokenizer, settings, p.batch_size)
+        source = encode(pairs["text"], model, tokenizer, settings, p.batch_size)
+        english = encode(pairs["text_pair"], model, tokenizer, settings, p.batch_size)
         scores = bitext_retrieval_accuracy(source, english)
         metrics[language] = {**scores, "pairs": len(pairs)}
         for direction, metric_name in (("xx->en", "accuracy"), ("en->xx", "accuracy_en_to_xx")):
@@ -286,11 +428,11 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
 
 def _available_languages(task: TaskSpec, split: str, p: _DataParams) -> list[str]:
     """On the hub every declared language; in a local root those that have a file."""
-    root = _data_root(p)
-    if root == "hub":
+    root = p.sources().root_for(task)
+    if root is None:
         return list(task.evaluation_languages)
     found = [lang for lang in task.evaluation_languages
-             if data_io.local_split_path(root, task, split, lang).is_file()]
+             if data_io.local_split_path(root, task, split, lang) is not None]
     if not found:
         raise data_io.DataSourceError(
             f"{root / task.name}: no {split} files for task {task.name!r}; expected "

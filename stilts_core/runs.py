@@ -123,6 +123,7 @@ def execute_phase(phase: str, params: dict, force: bool = False, log=print) -> P
         if not (path / required).is_file():
             raise RunError(f"run {identifier} finished without writing {path / required}")
     mark_done(path)
-    shutil.rmtree(path / "checkpoints", ignore_errors=True)  # the final model is saved
+    for checkpoints in list(path.rglob("checkpoints")):  # the final models are saved
+        shutil.rmtree(checkpoints, ignore_errors=True)
     log(f"[stilts] {identifier}: done in {time.time() - started:.0f}s")
     return path

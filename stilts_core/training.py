@@ -1,21 +1,35 @@
-"""Fine-tuning with the Hugging Face ``Trainer``: shared by phase (ii) and phase (iii).
+"""Fine-tuning with the Hugging Face ``Trainer``, one code path for every phase-(ii)/(iii) run.
 
-The recipe follows jiant's XTREME pipeline as used by Phang et al. 2020 (AdamW, linear warm-up
-and decay, clipping, evaluation on the English dev set with early stopping). ``Trainer`` gives
-checkpoints with optimiser, scheduler and RNG state, exact resume, gradient accumulation,
-length-grouped batches and multi-GPU through ``accelerate``/``torchrun`` without code changes.
+A run trains one shared encoder with one head per task: a single task is the one-head case,
+multi-task intermediate training and the continued-MLM variant add heads. The recipe follows
+jiant's XTREME pipeline as used by Phang et al. 2020 (AdamW, linear warm-up and decay, clipping,
+evaluation on English dev sets with early stopping). ``Trainer`` gives checkpoints with
+optimiser, scheduler and RNG state, exact resume, gradient accumulation, bf16 and multi-GPU
+through ``accelerate``/``torchrun`` without code changes.
+
+Batches come from a *schedule* fixed by the seed before training (which task, which examples):
+examples-proportional task sampling with an optional temperature and cap, and length-grouped
+batches (dynamic padding) within a task. Because the schedule is a plain indexable list, resume
+skips exactly the batches already seen, and data-parallel workers split it like any dataset.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import random
+from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .evaluation import get_metric
+from .evaluation import get_metric, predict, references
+from .features import Encoding, get_format
 from .tasks import TaskSpec
+
+MEGABATCH = 50  # batches sorted by length together, as in HF's LengthGroupedSampler
 
 
 class Hyperparameters(BaseModel):
@@ -31,8 +45,10 @@ class Hyperparameters(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     max_length: int = Field(256, ge=8)
+    doc_stride: int = Field(128, ge=1)
     eval_steps: int = Field(1000, ge=1)
     early_stopping_patience: int = Field(30, ge=1)
+    max_steps: int = Field(-1, description="stop after this many optimiser steps; -1: by epochs")
 
     @model_validator(mode="after")
     def _batch_sizes_divide(self) -> Hyperparameters:
@@ -43,46 +59,210 @@ class Hyperparameters(BaseModel):
             )
         return self
 
-    @property
-    def gradient_accumulation_steps(self) -> int:
-        return self.batch_size // self.per_device_batch_size
+    def accumulation_steps(self, world_size: int = 1) -> int:
+        per_step = self.per_device_batch_size * world_size
+        if self.batch_size % per_step:
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of "
+                             f"per_device_batch_size x {world_size} processes")
+        return self.batch_size // per_step
 
 
-def train_classifier(init_path: str, task: TaskSpec, train_features, eval_features, tokenizer,
-                     output_dir: Path, hyper: Hyperparameters, seed: int) -> dict:
-    """Train a fresh classification head (and the encoder) on ``task``; resume if interrupted.
+@dataclass
+class TrainingTask:
+    """One head of a run: the task, its encoded training features, its canonical dev examples
+    (``None``: not used for model selection, e.g. continued MLM) and its label set."""
 
-    Writes ``model/`` (encoder and head) and ``encoder/`` (encoder alone, what the next phase
-    loads under a fresh head) into ``output_dir`` and returns the final dev metrics.
+    name: str
+    task: TaskSpec | None
+    train: datasets.Dataset
+    dev: datasets.Dataset | None
+    encoding: Encoding
+    head: str
+    num_labels: int = 0
+    dev_features: datasets.Dataset | None = None
+
+
+def label_set(task: TaskSpec, train_examples: datasets.Dataset) -> tuple[str, ...]:
+    """Declared labels, or for tag sets declared by the data (CCG) the sorted tags seen."""
+    if task.labels_from_data:
+        return tuple(sorted({tag for tags in train_examples["tags"] for tag in tags}))
+    return task.labels
+
+
+def prepare_task(task: TaskSpec, train_examples, dev_examples, tokenizer, hyper: Hyperparameters,
+                 max_length: int | None = None) -> TrainingTask:
+    """Encode a task's canonical examples for its head."""
+    handler = get_format(task.format)
+    labels = label_set(task, train_examples)
+    encoding = Encoding(max_length=max_length or hyper.max_length, doc_stride=hyper.doc_stride,
+                        labels=labels)
+    if task.format == "extractive_qa" and encoding.doc_stride >= encoding.max_length // 2:
+        raise ValueError(f"task {task.name!r}: doc_stride {encoding.doc_stride} must be below half "
+                         f"of max_length {encoding.max_length}, or windows barely advance")
+    train = handler.encode_train(train_examples, tokenizer, encoding)
+    dev = handler.encode_eval(dev_examples, tokenizer, encoding) if dev_examples is not None else None
+    num_labels = len(labels) if task.format in ("classification", "token_classification") else 0
+    return TrainingTask(task.name, task, train, dev_examples, encoding, handler.head, num_labels, dev)
+
+
+def prepare_mlm(texts: datasets.Dataset, tokenizer, max_length: int) -> TrainingTask:
+    """Continued multilingual masked-LM (the paper's MLM variant): plain ``text`` rows."""
+
+    def encode(batch):
+        out = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        out["length"] = [len(ids) for ids in out["input_ids"]]
+        return out
+
+    train = texts.map(encode, batched=True, remove_columns=texts.column_names, desc="tokenize MLM")
+    return TrainingTask("mlm", None, train, None, Encoding(max_length=max_length),
+                        "AutoModelForMaskedLM")
+
+
+# --- the batch schedule -------------------------------------------------------------------------
+
+def batch_schedule(sizes: dict[str, list[int]], batch_size: int, epochs: float, seed: int,
+                   temperature: float = 1.0, cap: int | None = None) -> list[tuple[str, list[int]]]:
+    """``(task, example indices)`` per batch for the whole run.
+
+    ``sizes`` maps each task to its examples' lengths. One epoch is as many batches as one pass
+    over all tasks' data; task ``k`` gets a share of them proportional to
+    ``min(n_k, cap) ** (1 / temperature)``; a task that needs more batches than its data fills
+    cycles through fresh shuffles. Within a task, batches are cut from length-sorted megabatches.
     """
+    rng = random.Random(seed)
+    per_epoch = sum(math.ceil(len(lengths) / batch_size) for lengths in sizes.values())
+    total = max(1, round(per_epoch * epochs))
+    weights = {name: min(len(lengths), cap or len(lengths)) ** (1 / temperature)
+               for name, lengths in sizes.items()}
+    norm = sum(weights.values())
+    counts = {name: max(1, round(total * weight / norm)) for name, weight in weights.items()}
+    schedule = []
+    for name, lengths in sizes.items():
+        batches: list[list[int]] = []
+        while len(batches) < counts[name]:
+            order = list(range(len(lengths)))
+            rng.shuffle(order)
+            for start in range(0, len(order), batch_size * MEGABATCH):
+                mega = sorted(order[start:start + batch_size * MEGABATCH], key=lambda i: -lengths[i])
+                batches.extend(mega[i:i + batch_size] for i in range(0, len(mega), batch_size))
+        schedule.extend((name, batch) for batch in batches[:counts[name]])
+    rng.shuffle(schedule)
+    return schedule
+
+
+class ScheduledBatches:
+    """The schedule as a dataset of ready, padded batches (one item = one batch)."""
+
+    def __init__(self, tasks: dict[str, TrainingTask], schedule, collators: dict):
+        self.tasks, self.schedule, self.collators = tasks, schedule, collators
+
+    def __len__(self) -> int:
+        return len(self.schedule)
+
+    def __getitem__(self, index: int) -> dict:
+        name, rows = self.schedule[index]
+        features = self.tasks[name].train.select(rows).remove_columns(["length"])
+        keep = [c for c in features.column_names if c not in ("word_ids",)]
+        batch = self.collators[name]([dict(zip(keep, values, strict=True)) for values in
+                                      zip(*(features[c] for c in keep), strict=True)])
+        batch["task_name"] = name
+        return dict(batch)
+
+
+# --- the model ----------------------------------------------------------------------------------
+
+def _attach_shared_encoder(head_model, encoder) -> None:
+    """Make ``head_model`` run on ``encoder`` without registering it as its submodule, so the
+    encoder's weights appear once in the run's state dict (checkpoints) and once in the
+    optimiser, however many heads share it."""
+    prefix = head_model.base_model_prefix
+    del head_model._modules[prefix]
+    head_model.__dict__[prefix] = encoder
+    output_embeddings = head_model.get_output_embeddings()
+    if output_embeddings is not None:  # the MLM decoder is tied to the input embeddings
+        output_embeddings.weight = encoder.get_input_embeddings().weight
+
+
+def standalone(head_model):
+    """The head model with its encoder registered again, for ``save_pretrained``."""
+    prefix = head_model.base_model_prefix
+    if prefix in head_model.__dict__:
+        head_model.add_module(prefix, head_model.__dict__.pop(prefix))
+    return head_model
+
+
+def build_model(init_path: str, tasks: dict[str, TrainingTask]):
     import torch
-    from transformers import (
-        AutoModelForSequenceClassification,
-        DataCollatorWithPadding,
-        EarlyStoppingCallback,
-        Trainer,
-        TrainingArguments,
-        set_seed,
-    )
+    import transformers
+
+    class MultiTaskModel(torch.nn.Module):
+        """One shared encoder, one ``AutoModelFor…`` head per task; ``task_name`` routes."""
+
+        accepts_loss_kwargs = False
+        main_input_name = "input_ids"
+
+        def __init__(self, encoder, heads: dict):
+            super().__init__()
+            self.encoder = encoder
+            self.heads = torch.nn.ModuleDict(heads)
+            for head in heads.values():
+                _attach_shared_encoder(head, encoder)
+
+        def forward(self, task_name: str, input_ids=None, attention_mask=None, token_type_ids=None,
+                    labels=None, start_positions=None, end_positions=None):
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask,
+                      "token_type_ids": token_type_ids, "labels": labels,
+                      "start_positions": start_positions, "end_positions": end_positions}
+            return self.heads[task_name](**{k: v for k, v in inputs.items() if v is not None})
+
+    encoder = transformers.AutoModel.from_pretrained(init_path)
+    heads = {}
+    for name, t in tasks.items():
+        head_class = getattr(transformers, t.head)
+        options = {}
+        if t.num_labels:
+            labels = t.encoding.labels
+            options = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                       "label2id": {label: i for i, label in enumerate(labels)}}
+        heads[name] = head_class.from_pretrained(init_path, **options)
+    return MultiTaskModel(encoder, heads)
+
+
+# --- training -----------------------------------------------------------------------------------
+
+def train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path,
+          hyper: Hyperparameters, seed: int, temperature: float = 1.0,
+          cap: int | None = None) -> dict:
+    """Train the encoder and one head per task; resume if ``output_dir`` has checkpoints.
+
+    Writes ``encoder/`` (the shared encoder, what the next phase loads under a fresh head),
+    ``model-<task>/`` (encoder + head, for evaluation) and ``train_log.json``; returns the final
+    dev scores.
+    """
+    import safetensors.torch
+    import torch
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     set_seed(seed)
     output_dir = Path(output_dir)
     checkpoints = output_dir / "checkpoints"
-    labels = list(task.labels)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        init_path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
-    )
-    metric = get_metric(task.metric)
+    by_name = {t.name: t for t in tasks}
+    if not any(t.dev is not None for t in tasks):
+        raise ValueError("at least one task needs a dev set for model selection")
+    model = build_model(init_path, by_name)
+    collators = {t.name: (_mlm_collator(tokenizer) if t.task is None
+                          else get_format(t.task.format).collator(tokenizer)) for t in tasks}
+    schedule = batch_schedule({t.name: t.train["length"] for t in tasks},
+                              hyper.per_device_batch_size, hyper.epochs, seed, temperature, cap)
     on_gpu = torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(checkpoints),
         learning_rate=hyper.learning_rate,
-        per_device_train_batch_size=hyper.per_device_batch_size,
-        per_device_eval_batch_size=max(hyper.per_device_batch_size, 32),
-        gradient_accumulation_steps=hyper.gradient_accumulation_steps,
-        num_train_epochs=hyper.epochs,
+        per_device_train_batch_size=1,  # one schedule item is one batch
+        gradient_accumulation_steps=1,
+        num_train_epochs=1,  # the schedule holds every epoch
+        max_steps=hyper.max_steps,
         warmup_steps=hyper.warmup_ratio,
         weight_decay=hyper.weight_decay,
         max_grad_norm=hyper.max_grad_norm,
@@ -93,39 +273,88 @@ def train_classifier(init_path: str, task: TaskSpec, train_features, eval_featur
         save_steps=hyper.eval_steps,
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model=task.metric,
-        greater_is_better=metric.higher_is_better,
+        metric_for_best_model="score",
+        greater_is_better=True,
         logging_steps=max(1, hyper.eval_steps // 2),
-        train_sampling_strategy="group_by_length",
         seed=seed,
         data_seed=seed,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
         use_cpu=not on_gpu,
         report_to="none",
         disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_pin_memory=on_gpu,
     )
+    args.gradient_accumulation_steps = hyper.accumulation_steps(args.world_size)
 
-    def compute_metrics(prediction) -> dict:
-        predicted = np.argmax(prediction.predictions, axis=-1)
-        return {task.metric: metric.compute(predicted.tolist(), prediction.label_ids.tolist())}
+    class MultiTaskTrainer(Trainer):
+        """``Trainer`` with per-task dev scoring and checkpoints of a shared-encoder model."""
 
-    trainer = Trainer(
-        model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer),
-        train_dataset=train_features, eval_dataset=eval_features, processing_class=tokenizer,
-        compute_metrics=compute_metrics,
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            metrics = dev_scores(self.model, by_name, tokenizer, prefix=metric_key_prefix)
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control,
+                                                             metrics)
+            return metrics
+
+        def _save(self, output_dir=None, state_dict=None):
+            output_dir = Path(output_dir or self.args.output_dir)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            safetensors.torch.save_model(self.model, str(output_dir / "model.safetensors"))
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            safetensors.torch.load_model(model or self.model,
+                                         str(Path(resume_from_checkpoint) / "model.safetensors"))
+
+        def _load_best_model(self):
+            self._load_from_checkpoint(self.state.best_model_checkpoint)
+
+    trainer = MultiTaskTrainer(
+        model=model, args=args, data_collator=_first,
+        train_dataset=ScheduledBatches(by_name, schedule, collators),
+        eval_dataset={t.name: t.dev for t in tasks if t.dev is not None},
         callbacks=[EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience)],
     )
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     trainer.train(resume_from_checkpoint=resume)
-    dev = trainer.evaluate()
-    trainer.save_model(str(output_dir / "model"))
-    trainer.model.base_model.save_pretrained(str(output_dir / "encoder"))
+    final = trainer.evaluate()
+    encoder = trainer.model.encoder
+    encoder.save_pretrained(str(output_dir / "encoder"))
     tokenizer.save_pretrained(str(output_dir / "encoder"))
+    for name, head in trainer.model.heads.items():
+        if by_name[name].task is not None:
+            standalone(head).save_pretrained(str(output_dir / f"model-{name}"))
+            tokenizer.save_pretrained(str(output_dir / f"model-{name}"))
     (output_dir / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     return {
-        "dev_" + task.metric: dev[f"eval_{task.metric}"],
-        "dev_loss": dev["eval_loss"],
+        **{key.removeprefix("eval_"): value for key, value in final.items()},
         "global_step": trainer.state.global_step,
+        "scheduled_batches": len(schedule),
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "resumed_from": resume,
     }
+
+
+def _first(items: list) -> dict:
+    return items[0]
+
+
+def _mlm_collator(tokenizer):
+    from transformers import DataCollatorForLanguageModeling
+
+    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+
+
+def dev_scores(model, tasks: dict[str, TrainingTask], tokenizer, prefix: str = "eval") -> dict:
+    """Each task's dev metric and their mean (``score``), the model-selection criterion."""
+    metrics = {}
+    for name, t in tasks.items():
+        if t.dev is None:
+            continue
+        metric = get_metric(t.task.dev_metric)
+        predictions = predict(t.task, model.heads[name], tokenizer, t.dev, t.encoding,
+                              features=t.dev_features)
+        value = metric.compute(predictions, references(t.task, t.dev))
+        metrics[f"{prefix}_{name}_{metric.name}"] = value if metric.higher_is_better else -value
+    metrics[f"{prefix}_score"] = float(np.mean(list(metrics.values())))
+    return metrics

@@ -2,13 +2,13 @@ import json
 
 import pytest
 
-from stilts_core.data import DataSourceError, load_split, tokenize_pairs
+from stilts_core.data import DataSourceError, load_split
 from stilts_core.tasks import get_task
 
 
 def test_fixture_split_loads_in_hub_schema(fixtures_root):
     dataset = load_split(get_task("xnli"), "test", "de", fixtures_root)
-    assert set(dataset.column_names) >= {"premise", "hypothesis", "label"}
+    assert set(dataset.column_names) == {"text", "text_pair", "label"}
     assert set(dataset["label"]) == {0, 1, 2}
 
 
@@ -67,11 +67,13 @@ def test_unreachable_hub_fails_in_seconds_not_minutes(monkeypatch):
 
 
 def test_pairs_are_tokenised_with_both_segments(fixtures_root, tiny_model_path):
+    from stilts_core.features import Encoding, encode_classification
     from stilts_core.modelling import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_path)
     task = get_task("xnli")
-    features = tokenize_pairs(load_split(task, "test", "fr", fixtures_root), tokenizer, task, 64)
+    features = encode_classification(load_split(task, "test", "fr", fixtures_root), tokenizer,
+                                     Encoding(max_length=64))
     first = features[0]
     assert first["length"] == len(first["input_ids"])
     assert first["input_ids"].count(tokenizer.sep_token_id) == 3  # <s> A </s></s> B </s>

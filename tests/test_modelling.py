@@ -31,10 +31,23 @@ def test_tiny_model_weights_are_deterministic(tiny_model_path, tmp_path, monkeyp
 
 def test_local_overrides_win_over_the_hub(tmp_path, monkeypatch):
     (tmp_path / "xlm-roberta-large").mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub id is returned for the HF cache to serve
     assert resolve_model("xlm-roberta-large") == "FacebookAI/xlm-roberta-large"
     monkeypatch.setenv("STILTS_MODEL_ROOT", str(tmp_path))
     assert resolve_model("xlm-roberta-large") == str((tmp_path / "xlm-roberta-large").resolve())
     assert resolve_model(str(tmp_path)) == str(tmp_path.resolve())
+
+
+def test_unreachable_hub_names_the_model_and_the_override(monkeypatch):
+    from huggingface_hub import constants
+
+    from stilts_core.modelling import ModelSourceError
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("STILTS_MODEL_ROOT", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(ModelSourceError, match=r"'xlm-roberta-base'.*STILTS_MODEL_ROOT/xlm-roberta-base"):
+        resolve_model("xlm-roberta-base")
 
 
 def test_provenance_and_unknown_models():

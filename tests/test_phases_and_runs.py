@@ -12,9 +12,9 @@ def test_notebook_parameters_cell_matches_the_parameter_model(phase):
 
     declared = papermill.inspect_notebook(str(notebooks_dir() / PHASES[phase].notebook))
     assert list(declared) == [*PARAMS[phase].model_fields, "run_dir"]
-    defaults = PARAMS[phase]().model_dump()
-    for name, value in defaults.items():
-        assert ast.literal_eval(declared[name]["default"]) == value, name
+    for name, field in PARAMS[phase].model_fields.items():
+        expected = field.get_default(call_default_factory=True)
+        assert ast.literal_eval(declared[name]["default"]) == expected, name
 
 
 def test_validation_names_field_and_allowed_parameters():
@@ -40,8 +40,10 @@ def test_unfinished_upstream_run_is_a_clear_error():
 
 def test_failed_run_names_the_executed_notebook_and_is_not_marked_done(tmp_path, monkeypatch):
     monkeypatch.setenv("STILTS_RUNS_DIR", str(tmp_path))
-    params = validate_params("intermediate", {"task": "xnli", "model": "tiny-xlmr"})
-    with pytest.raises(RunError, match=r"(?s)failed in cell .*not an intermediate task.*notebook\.ipynb"):
+    with pytest.raises(ParameterError, match=r"'xnli' is a target task.*choose from .*multi"):
+        validate_params("intermediate", {"task": "xnli", "model": "tiny-xlmr"})
+    params = validate_params("intermediate", {"task": "sst2", "model": "tiny-xlmr"})
+    with pytest.raises(RunError, match=r"(?s)failed in cell .*DataSourceError.*sst2.*notebook\.ipynb"):
         execute_phase("intermediate", params, log=lambda _: None)
     run_folder = tmp_path / run_id("intermediate", params)
     assert (run_folder / "notebook.ipynb").is_file()

@@ -1,16 +1,45 @@
 import pytest
 from pydantic import ValidationError
 
-from stilts_core.tasks import TASKS, HubSource, TaskSpec, get_task
+from stilts_core.evaluation import METRICS
+from stilts_core.features import FORMATS
+from stilts_core.tasks import MIXTURES, TASKS, Fields, HubSource, TaskSpec, get_task
 
 
-def test_registry_declares_the_three_fixture_tasks_with_consistent_roles():
-    assert get_task("mnli").role == "intermediate"
-    assert get_task("xnli").role == "target"
-    assert get_task("tatoeba").role == "retrieval"
+def test_the_catalogue_of_phang_et_al_and_xtreme_r_is_declared():
+    intermediate = {n for n, t in TASKS.items() if t.role == "intermediate"}
+    assert intermediate == {"anli_plus", "ccg", "commonsense_qa", "cosmos_qa", "hellaswag", "mnli",
+                            "qqp", "squad", "squad_v1", "sst2"}
+    assert set(MIXTURES["multi"].tasks) == intermediate - {"squad_v1"}
+    targets = {n for n, t in TASKS.items() if t.role == "target"}
+    assert targets == {"xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "xcopa"}
+    sizes = {name: len(get_task(name).languages) for name in ("udpos", "panx", "tatoeba", "xcopa",
+                                                               "xquad", "mlqa", "tydiqa", "xnli")}
+    assert sizes == {"udpos": 38, "panx": 48, "tatoeba": 41, "xcopa": 11, "xquad": 12, "mlqa": 7,
+                     "tydiqa": 9, "xnli": 15}
+
+
+def test_training_stages_point_at_english_data_of_the_same_format():
     for task in TASKS.values():
-        assert task.metric
-        assert task.train_language in task.languages or task.role == "retrieval"
+        for stage in task.training:
+            for ref in (stage.train, stage.dev):
+                source = get_task(ref.task)
+                assert source.format == task.format, (task.name, ref.task)
+                assert ref.language in source.languages
+        if task.role in ("intermediate", "target"):
+            assert task.format in FORMATS and task.dev_metric in METRICS, task.name
+    assert [s.train.task for s in get_task("xcopa").training] == ["siqa", "copa"]
+    assert get_task("xquad").training[0].train.task == "squad_v1"
+    assert get_task("xnli").training[0].train.task == "mnli"
+
+
+def test_published_defaults_are_declared_per_task():
+    epochs = {n: get_task(n).defaults.epochs for n in ("xnli", "pawsx", "udpos", "panx", "xquad",
+                                                       "mlqa", "tydiqa", "mnli")}
+    assert epochs == {"xnli": 2, "pawsx": 5, "udpos": 10, "panx": 10, "xquad": 2, "mlqa": 2,
+                      "tydiqa": 2, "mnli": 3}
+    assert get_task("xquad").defaults.batch_size == 16 and get_task("xquad").defaults.max_length == 384
+    assert get_task("panx").defaults.batch_size == 32 and get_task("panx").defaults.max_length == 256
 
 
 def test_unknown_task_names_the_registered_ones():
@@ -24,12 +53,18 @@ def test_hub_config_uses_the_task_language_code():
     assert get_task("xnli").hub_config("de") == "de"
 
 
-def test_pair_classification_needs_two_fields_and_labels():
-    with pytest.raises(ValidationError, match="two text_fields"):
-        TaskSpec(name="bad", role="target", format="pair_classification", description="",
-                 languages=("en",), hub=HubSource(path="x", splits={"test": "test"}),
-                 text_fields=("a",), label_field="label", labels=("x",), metric="accuracy",
-                 citation="c")
+def test_each_format_checks_its_declared_fields():
+    common = dict(name="bad", role="source", description="", languages=("en",),
+                  hub=HubSource(path="x", splits={"test": "test"}), metric="accuracy",
+                  dev_metric="accuracy", citation="c")
+    with pytest.raises(ValidationError, match="one or two text fields"):
+        TaskSpec(format="classification", fields=Fields(text=("a", "b", "c"), label="l"),
+                 labels=("x",), **common)
+    with pytest.raises(ValidationError, match="needs tokens and tags"):
+        TaskSpec(format="token_classification", fields=Fields(tokens="t"), **common)
+    with pytest.raises(ValidationError, match="hub source or a local_only_reason"):
+        TaskSpec(format="classification", fields=Fields(text=("a",), label="l"), labels=("x",),
+                 **{**common, "hub": None})
 
 
 def test_tasks_are_frozen_and_reject_unknown_keys():
