@@ -24,7 +24,16 @@ class Encoding:
 
     max_length: int
     doc_stride: int = 128
+    max_query_length: int = 64  # QA questions are cut to this many tokens (XTREME's setting)
     labels: tuple[str, ...] = ()  # tag set of a token-classification head
+
+    def check_qa_window(self) -> None:
+        """The tokenizer needs room for the context beyond the stride, after the question."""
+        room = self.max_length - self.max_query_length - 4  # specials around the two segments
+        if self.doc_stride >= room:
+            raise ValueError(f"doc_stride {self.doc_stride} leaves no room: max_length "
+                             f"{self.max_length} minus a {self.max_query_length}-token question "
+                             f"fits {room} context tokens; lower doc_stride or raise max_length")
 
 
 def _map(dataset: datasets.Dataset, function, description: str) -> datasets.Dataset:
@@ -129,8 +138,10 @@ def encode_qa_train(dataset, tokenizer, encoding: Encoding) -> datasets.Dataset:
     does not contain the whole answer, or an unanswerable question, points at the first token
     (the no-answer position), as in the SQuAD 2.0 recipe of BERT and HF."""
 
+    encoding.check_qa_window()
+
     def encode(batch):
-        questions = [q.lstrip() for q in batch["question"]]
+        questions = _short_questions(tokenizer, batch["question"], encoding.max_query_length)
         out = tokenizer(questions, batch["context"], truncation="only_second",
                         max_length=encoding.max_length, stride=encoding.doc_stride,
                         return_overflowing_tokens=True, return_offsets_mapping=True)
@@ -147,6 +158,18 @@ def encode_qa_train(dataset, tokenizer, encoding: Encoding) -> datasets.Dataset:
         return out
 
     return _map(dataset, encode, "tokenize QA (train)")
+
+
+def _short_questions(tokenizer, questions: list[str], max_tokens: int) -> list[str]:
+    """Questions without leading spaces, cut to ``max_tokens`` tokens (at a token boundary)."""
+    out = []
+    for question in questions:
+        question = question.lstrip()
+        pieces = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        if len(pieces["input_ids"]) > max_tokens:
+            question = question[:pieces["offset_mapping"][max_tokens - 1][1]]
+        out.append(question)
+    return out
 
 
 def _answer_positions(answers: dict, offsets, sequence_ids) -> tuple[int, int]:
@@ -171,8 +194,10 @@ def encode_qa_eval(dataset, tokenizer, encoding: Encoding) -> datasets.Dataset:
     """Evaluation windows keep ``example_id`` and the character offsets of context tokens
     (``None`` elsewhere), so span predictions map back to exact substrings of the context."""
 
+    encoding.check_qa_window()
+
     def encode(batch):
-        questions = [q.lstrip() for q in batch["question"]]
+        questions = _short_questions(tokenizer, batch["question"], encoding.max_query_length)
         out = tokenizer(questions, batch["context"], truncation="only_second",
                         max_length=encoding.max_length, stride=encoding.doc_stride,
                         return_overflowing_tokens=True, return_offsets_mapping=True)

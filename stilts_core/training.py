@@ -96,9 +96,8 @@ def prepare_task(task: TaskSpec, train_examples, dev_examples, tokenizer, hyper:
     labels = label_set(task, train_examples)
     encoding = Encoding(max_length=max_length or hyper.max_length, doc_stride=hyper.doc_stride,
                         labels=labels)
-    if task.format == "extractive_qa" and encoding.doc_stride >= encoding.max_length // 2:
-        raise ValueError(f"task {task.name!r}: doc_stride {encoding.doc_stride} must be below half "
-                         f"of max_length {encoding.max_length}, or windows barely advance")
+    if task.format == "extractive_qa":
+        encoding.check_qa_window()
     train = handler.encode_train(train_examples, tokenizer, encoding)
     dev = handler.encode_eval(dev_examples, tokenizer, encoding) if dev_examples is not None else None
     num_labels = len(labels) if task.format in ("classification", "token_classification") else 0
