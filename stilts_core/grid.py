@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .phases import validate_params
 from .results import NO_INTERMEDIATE, collect
 from .runs import execute_phase, is_done, run_id, run_path
-from .tasks import TASKS, get_task
+from .tasks import TASKS, get_task, intermediate_choices
 
 
 class GridError(ValueError):
@@ -42,8 +42,9 @@ class GridConfig(BaseModel):
     @classmethod
     def _intermediate(cls, names: list[str]) -> list[str]:
         for name in names:
-            if name != NO_INTERMEDIATE and _role(name) != "intermediate":
-                raise ValueError(f"{name!r} is not an intermediate task (or 'none')")
+            if name != NO_INTERMEDIATE and name not in intermediate_choices():
+                raise ValueError(f"{name!r} is not an intermediate task or mixture (or 'none'); "
+                                 f"choose from {', '.join(intermediate_choices())}")
         return names
 
     @field_validator("target_tasks")

@@ -20,7 +20,8 @@ def test_smoke_grid_plan_has_each_run_once_in_dependency_order():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none, xnli]\n", "not an intermediate"),
+    ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none, xnli]\n",
+     "not an intermediate task or mixture"),
     ("name: g\nmodel: m\nseeds: [one]\nintermediate_tasks: [none]\n", "seeds.0"),
     ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [foo]\n",
      "unknown task 'foo'"),
@@ -31,3 +32,18 @@ def test_invalid_configs_name_file_and_field(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(GridError, match=rf"grid\.yaml: .*{message}"):
         load_config(path)
+
+
+def test_full_catalogue_grid_plans_with_each_tasks_published_defaults(tmp_path):
+    path = tmp_path / "full.yaml"
+    path.write_text("name: full\nmodel: xlm-roberta-large\ndata_root: hub\nseeds: [1, 2, 3]\n"
+                    "intermediate_tasks: [none, multi, squad, ccg, hellaswag]\n"
+                    "target_tasks: [xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa, xcopa]\n")
+    runs = plan(load_config(path))
+    targets = [r.params for r in runs if r.phase == "target"]
+    assert len(targets) == 3 * 5 * 8
+    settings = {p["task"]: (p["epochs"], p["batch_size"]) for p in targets}
+    assert settings == {"xnli": (2, 32), "pawsx": (5, 32), "udpos": (10, 32), "panx": (10, 32),
+                        "xquad": (2, 16), "mlqa": (2, 16), "tydiqa": (2, 16), "xcopa": (2, 32)}
+    multi = next(r.params for r in runs if r.phase == "intermediate" and r.params["task"] == "multi")
+    assert multi["epochs"] == 3 and multi["learning_rate"] == 1e-5
