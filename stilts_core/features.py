@@ -141,10 +141,7 @@ def encode_qa_train(dataset, tokenizer, encoding: Encoding) -> datasets.Dataset:
     encoding.check_qa_window()
 
     def encode(batch):
-        questions = _short_questions(tokenizer, batch["question"], encoding.max_query_length)
-        out = tokenizer(questions, batch["context"], truncation="only_second",
-                        max_length=encoding.max_length, stride=encoding.doc_stride,
-                        return_overflowing_tokens=True, return_offsets_mapping=True)
+        out = _qa_windows(tokenizer, batch, encoding)
         sample_map = out.pop("overflow_to_sample_mapping")
         offsets_all = out.pop("offset_mapping")
         out["start_positions"], out["end_positions"] = [], []
@@ -158,6 +155,14 @@ def encode_qa_train(dataset, tokenizer, encoding: Encoding) -> datasets.Dataset:
         return out
 
     return _map(dataset, encode, "tokenize QA (train)")
+
+
+def _qa_windows(tokenizer, batch, encoding: Encoding):
+    """Question + context windows of ``max_length``, overlapping by ``doc_stride``."""
+    questions = _short_questions(tokenizer, batch["question"], encoding.max_query_length)
+    return tokenizer(questions, batch["context"], truncation="only_second",
+                     max_length=encoding.max_length, stride=encoding.doc_stride,
+                     return_overflowing_tokens=True, return_offsets_mapping=True)
 
 
 def _short_questions(tokenizer, questions: list[str], max_tokens: int) -> list[str]:
@@ -197,10 +202,7 @@ def encode_qa_eval(dataset, tokenizer, encoding: Encoding) -> datasets.Dataset:
     encoding.check_qa_window()
 
     def encode(batch):
-        questions = _short_questions(tokenizer, batch["question"], encoding.max_query_length)
-        out = tokenizer(questions, batch["context"], truncation="only_second",
-                        max_length=encoding.max_length, stride=encoding.doc_stride,
-                        return_overflowing_tokens=True, return_offsets_mapping=True)
+        out = _qa_windows(tokenizer, batch, encoding)
         sample_map = out.pop("overflow_to_sample_mapping")
         out["example_id"] = [batch["id"][i] for i in sample_map]
         out["offset_mapping"] = [
