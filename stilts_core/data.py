@@ -276,8 +276,8 @@ def canonicalise(dataset: datasets.Dataset, task: TaskSpec, origin: str) -> data
                                  input_columns=task.fields.label)
     if len(dataset) == 0:
         raise DataSourceError(f"{origin}: no examples for task {task.name!r}")
-    convert = _CONVERTERS[task.format](task, origin, _class_label_names(
-        dataset, task.fields.tags if task.format == "token_classification" else task.fields.label))
+    hub_names = _class_label_names(dataset, task.fields.tags or task.fields.label)
+    convert = _CONVERTERS[task.format](task, origin, hub_names)
     return dataset.map(convert, with_indices=True, remove_columns=dataset.column_names,
                        desc=f"canonicalise {task.name}")
 

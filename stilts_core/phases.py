@@ -220,7 +220,7 @@ def _record_sources(path: Path, p: _DataParams, tasks: list[TaskSpec]) -> None:
     """Which files or hub commits each task's data came from, beside the run's results."""
     sources = p.sources()
     record = {}
-    for task in tasks:
+    for task in {task.name: task for task in tasks}.values():  # one hub lookup per task
         root = sources.root_for(task)
         if root is not None:
             record[task.name] = {"local_root": str(root)}
@@ -323,11 +323,9 @@ def target(params: dict, run_dir: str = "") -> dict:
         metrics["stages"].append(json.loads((stage_dir / "stage_metrics.json").read_text()))
         init_path = str(stage_dir / f"model-{task.name}")
     final = metrics["stages"][-1]
-    for name in ("model", "encoder"):
-        source = Path(init_path) if name == "model" else stage_dir / "encoder"
-        if source.is_dir():
-            shutil.rmtree(path / name, ignore_errors=True)
-            shutil.copytree(source, path / name)
+    for source, name in ((Path(init_path), "model"), (stage_dir / "encoder", "encoder")):
+        shutil.rmtree(path / name, ignore_errors=True)
+        shutil.copytree(source, path / name)
     value = final[f"{task.name}_{task.dev_metric}"]
     metrics[f"dev_{task.dev_metric}"] = value
     rows = [_row(p.model, intermediate_task, task.name, task.training[-1].dev.language, p.seed,
@@ -385,7 +383,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
         if task.format in ("classification", "multiple_choice") and task.labels:
             predicted = [task.labels[i] for i in predicted]
         data_io.write_jsonl(path / "predictions" / f"{split}-{language}.jsonl",
-                            [{"prediction": value} for value in predicted])
+                            [{"prediction": prediction} for prediction in predicted])
         rows.append(_row(tp["model"], intermediate_task, task.name, language, tp["seed"], split,
                          task.metric, value, provenance, path))
         print(f"{task.name} {language}: {task.metric} {value:.2f} ({len(examples)} examples)")

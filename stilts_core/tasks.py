@@ -229,6 +229,7 @@ def intermediate_choices() -> list[str]:
 
 # --- shared declarations -------------------------------------------------------------------------
 
+_STANDARD_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 _NLI_LABELS = ("entailment", "neutral", "contradiction")
 _NLI_FIELDS = Fields(text=("premise", "hypothesis"), label="label")
 _SQUAD_FIELDS = Fields(id="id", context=("context",), question="question", answers="answers")
@@ -275,7 +276,7 @@ register(TaskSpec(
     description="Stanford NLI; examples without a gold label (-1) are dropped.",
     languages=("en",),
     hub=HubSource(path="stanfordnlp/snli",
-                  splits={"train": "train", "validation": "validation", "test": "test"}),
+                  splits=_STANDARD_SPLITS),
     fields=_NLI_FIELDS, labels=_NLI_LABELS, drop_labels=(-1,), metric="accuracy",
     dev_metric="accuracy", citation="bowman-etal-2015-large",
 ))
@@ -399,7 +400,7 @@ register(TaskSpec(
     languages=("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi",
                "zh"),
     hub=HubSource(path="facebook/xnli", config="{lang}",
-                  splits={"train": "train", "validation": "validation", "test": "test"}),
+                  splits=_STANDARD_SPLITS),
     fields=_NLI_FIELDS, labels=_NLI_LABELS, metric="accuracy", dev_metric="accuracy",
     training=_stage("mnli", "xnli"),
     defaults=TrainingDefaults(epochs=2, batch_size=32, max_length=256),
@@ -410,7 +411,7 @@ register(TaskSpec(
     description="PAWS-X paraphrase identification (XTREME; replaced by XCOPA etc. in XTREME-R).",
     languages=("en", "de", "es", "fr", "ja", "ko", "zh"),
     hub=HubSource(path="google-research-datasets/paws-x", config="{lang}",
-                  splits={"train": "train", "validation": "validation", "test": "test"}),
+                  splits=_STANDARD_SPLITS),
     fields=Fields(text=("sentence1", "sentence2"), label="label"),
     labels=("not_paraphrase", "paraphrase"), metric="accuracy", dev_metric="accuracy",
     training=_stage("pawsx", "pawsx"),
@@ -435,7 +436,7 @@ register(TaskSpec(
                "te", "th", "tl", "tr", "uk", "ur", "vi", "wo", "yo", "zh"),
     language_codes=_UDPOS_NAMES,
     hub=HubSource(path="google/xtreme", config="udpos.{code}",
-                  splits={"train": "train", "validation": "validation", "test": "test"},
+                  splits=_STANDARD_SPLITS,
                   languages=tuple(_UDPOS_NAMES)),
     fields=Fields(tokens="tokens", tags="pos_tags"), labels=_UPOS, metric="seqeval_f1",
     dev_metric="token_accuracy", training=_stage("udpos", "udpos"),
@@ -450,7 +451,7 @@ register(TaskSpec(
                "ms", "my", "nl", "pa", "pl", "pt", "qu", "ro", "ru", "sw", "ta", "te", "th", "tl",
                "tr", "uk", "ur", "vi", "yo", "zh"),
     hub=HubSource(path="unimelb-nlp/wikiann", config="{lang}",
-                  splits={"train": "train", "validation": "validation", "test": "test"}),
+                  splits=_STANDARD_SPLITS),
     fields=Fields(tokens="tokens", tags="ner_tags"), labels=_BIO, metric="seqeval_f1",
     dev_metric="token_accuracy", training=_stage("panx", "panx"),
     defaults=TrainingDefaults(epochs=10, batch_size=32, max_length=256),

@@ -160,10 +160,9 @@ class ScheduledBatches:
 
     def __getitem__(self, index: int) -> dict:
         name, rows = self.schedule[index]
-        features = self.tasks[name].train.select(rows).remove_columns(["length"])
-        keep = [c for c in features.column_names if c not in ("word_ids",)]
-        batch = self.collators[name]([dict(zip(keep, values, strict=True)) for values in
-                                      zip(*(features[c] for c in keep), strict=True)])
+        features = self.tasks[name].train.select(rows)
+        bookkeeping = [c for c in ("length", "word_ids") if c in features.column_names]
+        batch = self.collators[name](features.remove_columns(bookkeeping).to_list())
         batch["task_name"] = name
         return dict(batch)
 
