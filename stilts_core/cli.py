@@ -62,6 +62,42 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_export_submission(args) -> int:
+    from .grid import load_config, submission_runs
+    from .runs import load_done_run
+    from .submission import export_run
+
+    runs = list(args.run or [])
+    if args.config:
+        if args.intermediate is None or args.seed is None:
+            raise ValueError("--config needs --intermediate and --seed to pick one model")
+        runs += submission_runs(load_config(args.config), args.intermediate, args.seed)
+    if not runs:
+        raise ValueError("name the runs to export: --run RUN_ID ... or --config CONFIG "
+                         "--intermediate TASK --seed N")
+    written = []
+    for identifier in runs:
+        path, _ = load_done_run(identifier)
+        written += export_run(path, args.output, args.labels)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_score(args) -> int:
+    import json
+
+    from .paths import atomic_write_text
+    from .submission import format_report, score_folders
+
+    report = score_folders(args.predictions, args.labels, args.benchmark, partial=args.partial)
+    print(format_report(report))
+    if args.output:
+        atomic_write_text(args.output, json.dumps(report, indent=1) + "\n")
+        print(f"report -> {args.output}")
+    return 0
+
+
 def cmd_book(args) -> int:
     from .book import build
 
@@ -78,6 +114,8 @@ def cmd_fixtures(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .tasks import BENCHMARKS
+
     parser = argparse.ArgumentParser(
         prog="stilts",
         description="STILTs (English intermediate-task training) and zero-shot cross-lingual "
@@ -111,6 +149,39 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("config", type=Path)
     collect.add_argument("--output", type=Path)
     collect.set_defaults(handler=cmd_collect)
+
+    export = sub.add_parser(
+        "export-submission", help="write runs' predictions in the XTREME leaderboard layout",
+        description="Write the predictions of finished zero-shot evaluation and retrieval runs as "
+                    "OUTPUT/<task>/test-<lang>.<ext> (tsv, json or jsonl by task), the layout "
+                    "of the XTREME leaderboard and of `stilts score`. With --labels, write the "
+                    "gold labels the runs were scored against in the same layout.",
+    )
+    export.add_argument("--run", action="append", metavar="RUN_ID",
+                        help="a zero_shot_eval or retrieval run id (repeatable)")
+    export.add_argument("--config", type=Path, help="a grid config: export one model of it")
+    export.add_argument("--intermediate", help="with --config: the intermediate task ('none' "
+                                               "for direct fine-tuning)")
+    export.add_argument("--seed", type=int, help="with --config: the seed")
+    export.add_argument("--output", type=Path, required=True)
+    export.add_argument("--labels", type=Path, help="also write the gold labels here")
+    export.set_defaults(handler=cmd_export_submission)
+
+    score = sub.add_parser(
+        "score", help="score a predictions folder like the official XTREME scorer",
+        description="Score PREDICTIONS/<task>/test-<lang>.<ext> against LABELS in the same "
+                    "layout with the official XTREME definitions: per-language scores, task "
+                    "averages, the headline (avg_metric), group scores and the overall score "
+                    "(all_task) when every task of the benchmark is present.",
+    )
+    score.add_argument("--predictions", type=Path, required=True)
+    score.add_argument("--labels", type=Path, required=True)
+    score.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="xtreme-r")
+    score.add_argument("--output", type=Path, help="write the JSON report here")
+    score.add_argument("--partial", action="store_true",
+                       help="score the languages that have files and skip the others (listed in "
+                            "the report); no group or overall score is then computed")
+    score.set_defaults(handler=cmd_score)
 
     book = sub.add_parser("book", help="run the grid, collect, execute notebooks, build the book",
                           description="End to end: run the grid of CONFIG (default: the embedded "

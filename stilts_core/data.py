@@ -276,6 +276,9 @@ def canonicalise(dataset: datasets.Dataset, task: TaskSpec, origin: str) -> data
                                  input_columns=task.fields.label)
     if len(dataset) == 0:
         raise DataSourceError(f"{origin}: no examples for task {task.name!r}")
+    if task.format not in _CONVERTERS:
+        raise DataSourceError(f"{origin}: task {task.name!r} ({task.format}) has no data reader; "
+                              f"its predictions can be scored with `stilts score`")
     hub_names = _class_label_names(dataset, task.fields.tags or task.fields.label)
     convert = _CONVERTERS[task.format](task, origin, hub_names)
     return dataset.map(convert, with_indices=True, remove_columns=dataset.column_names,

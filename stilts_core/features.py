@@ -88,46 +88,70 @@ def encode_multiple_choice(dataset, tokenizer, encoding: Encoding) -> datasets.D
 # --- token classification -----------------------------------------------------------------------
 
 def encode_tokens(dataset, tokenizer, encoding: Encoding) -> datasets.Dataset:
-    """Word-level tags on the first subword of each word; the other subwords, the special tokens
-    and the words cut off by ``max_length`` get :data:`IGNORE_INDEX`. Words the tokenizer turns
-    into nothing are replaced by the unknown token, as XTREME's ``run_tag.py`` does.
-    ``word_ids`` (-1 for no word) lets predictions be mapped back to words."""
+    """Word-level tags on the first subword of each word; the other subwords and the special
+    tokens get :data:`IGNORE_INDEX`. A sentence too long for ``max_length`` is split at word
+    boundaries into consecutive windows, as XTREME's preprocessing splits long sentences, so
+    every word is tagged exactly once. Words the tokenizer turns into nothing are replaced by the
+    unknown token, as XTREME's ``run_tag.py`` does. ``example`` (the sentence) and ``word_ids``
+    (its word index at first subwords, -1 elsewhere) map predictions back to words."""
     tag_ids = {tag: i for i, tag in enumerate(encoding.labels)}
+    columns = ("input_ids", "attention_mask", "labels", "word_ids", "example", "length")
 
-    def encode(batch):
-        words = [_nonempty_words(tokenizer, tokens) for tokens in batch["tokens"]]
-        out = tokenizer(words, is_split_into_words=True, truncation=True,
-                        max_length=encoding.max_length)
-        out["labels"], out["word_ids"] = [], []
-        for index, tags in enumerate(batch["tags"]):
-            previous, labels, word_ids = None, [], []
-            for word in out.word_ids(index):
-                first = word is not None and word != previous
-                labels.append(tag_ids.get(tags[word], IGNORE_INDEX) if first else IGNORE_INDEX)
-                word_ids.append(word if first else -1)
-                previous = word
-            out["labels"].append(labels)
-            out["word_ids"].append(word_ids)
-        out["length"] = [len(ids) for ids in out["input_ids"]]
+    def encode(batch, indices):
+        out = {column: [] for column in columns}
+        for index, tokens, tags in zip(indices, batch["tokens"], batch["tags"], strict=True):
+            words = _nonempty_words(tokenizer, tokens)
+            for offset, encoded in _word_windows(tokenizer, words, 0, encoding.max_length):
+                labels, word_ids, previous = [], [], None
+                for word in encoded.word_ids():
+                    first = word is not None and word != previous
+                    position = offset + word if first else -1
+                    labels.append(tag_ids.get(tags[position], IGNORE_INDEX) if first
+                                  else IGNORE_INDEX)
+                    word_ids.append(position)
+                    previous = word
+                out["input_ids"].append(encoded["input_ids"])
+                out["attention_mask"].append(encoded["attention_mask"])
+                out["labels"].append(labels)
+                out["word_ids"].append(word_ids)
+                out["example"].append(index)
+                out["length"].append(len(encoded["input_ids"]))
         return out
 
-    return _map(dataset, encode, "tokenize token classification")
+    return dataset.map(encode, batched=True, with_indices=True,
+                       remove_columns=dataset.column_names, desc="tokenize token classification")
+
+
+def _word_windows(tokenizer, words: list[str], offset: int, max_length: int):
+    """Encodings of consecutive runs of ``words`` that each fit ``max_length``, with the index
+    of their first word; a run that does not fit is halved, and a single word too long for the
+    window keeps its first subwords. An empty sentence has no window."""
+    if not words:
+        return []
+    encoded = tokenizer(words, is_split_into_words=True, truncation=len(words) == 1,
+                        max_length=max_length)
+    if len(encoded["input_ids"]) <= max_length:
+        return [(offset, encoded)]
+    half = len(words) // 2
+    return (_word_windows(tokenizer, words[:half], offset, max_length)
+            + _word_windows(tokenizer, words[half:], offset + half, max_length))
 
 
 def _nonempty_words(tokenizer, words: list[str]) -> list[str]:
-    pieces = tokenizer(words, add_special_tokens=False)["input_ids"]
+    pieces = tokenizer(words, add_special_tokens=False)["input_ids"] if words else []
     return [word if ids else tokenizer.unk_token for word, ids in zip(words, pieces, strict=True)]
 
 
 def decode_word_tags(features: datasets.Dataset, logits: list[np.ndarray], labels: tuple[str, ...],
                      n_words: list[int]) -> list[list[str | None]]:
-    """Per example, the tag of every word from its first subword; ``None`` for words the model
-    never saw (cut off by ``max_length``), which scoring counts as wrong."""
+    """Per sentence, the tag of every word from its first subword (``None`` only for a word the
+    model never saw, which scoring counts as wrong)."""
     predictions = [[None] * n for n in n_words]
-    for index, (word_ids, scores) in enumerate(zip(features["word_ids"], logits, strict=True)):
+    for example, word_ids, scores in zip(features["example"], features["word_ids"], logits,
+                                         strict=True):
         for position, word in enumerate(word_ids):
             if word >= 0:
-                predictions[index][word] = labels[int(np.argmax(scores[position]))]
+                predictions[example][word] = labels[int(np.argmax(scores[position]))]
     return predictions
 
 

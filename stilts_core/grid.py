@@ -125,6 +125,35 @@ def plan(config: GridConfig) -> list[PlannedRun]:
     return list(runs.values())
 
 
+def submission_runs(config: GridConfig, intermediate: str, seed: int) -> list[str]:
+    """The zero-shot evaluation and retrieval runs of one model of the grid, the one trained
+    with ``intermediate`` (``none``: direct fine-tuning and the base encoder) and ``seed``:
+    what one leaderboard submission contains."""
+    planned = {run.run_id: run for run in plan(config)}
+
+    def trained_by(upstream: str) -> tuple[str, int | None]:
+        if not upstream:
+            return NO_INTERMEDIATE, None
+        return planned[upstream].params["task"], planned[upstream].params["seed"]
+
+    chosen = []
+    for run in planned.values():
+        if run.phase == "zero_shot_eval":
+            target = planned[run.params["target_run"]].params
+            if (trained_by(target["intermediate_run"])[0] == intermediate
+                    and target["seed"] == seed):
+                chosen.append(run.run_id)
+        elif run.phase == "retrieval":
+            task, encoder_seed = trained_by(run.params["encoder_run"])
+            if task == intermediate and encoder_seed in (seed, None):
+                chosen.append(run.run_id)
+    if not chosen:
+        raise GridError(f"grid {config.name}: no evaluation runs for intermediate task "
+                        f"{intermediate!r} and seed {seed}; intermediate tasks "
+                        f"{config.intermediate_tasks}, seeds {config.seeds}")
+    return chosen
+
+
 def status(run: PlannedRun) -> str:
     path = run_path(run.run_id)
     if is_done(path):

@@ -16,11 +16,13 @@ import datasets
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import data as data_io
+from .evaluation import score_language
 from .modelling import load_tokenizer, provenance_of, resolve_model
 from .paths import REPO_ROOT, atomic_write_text, fixtures_dir
 from .results import NO_INTERMEDIATE, write_run_results
-from .retrieval import RepresentationSettings, bitext_retrieval_accuracy, encode
+from .retrieval import RepresentationSettings, bitext_retrieval, encode
 from .runs import load_done_run, run_id, run_path
+from .submission import retrieval_records
 from .tasks import (
     MIXTURES,
     TaskSpec,
@@ -349,11 +351,14 @@ def _encoder_source(model: str, intermediate_run: str, field: str) -> tuple[str,
 
 
 def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
-    """Score a target model on the evaluation split of every language of its task."""
+    """Score a target model on the evaluation split of every language of its task: every score
+    of the task's metrics per language into the results table, and the raw predictions (with
+    the gold side) per language under ``predictions/`` for export and re-scoring."""
     import transformers
 
-    from .evaluation import get_metric, predict, references
+    from .evaluation import predict, references
     from .features import Encoding, get_format
+    from .submission import prediction_records
 
     path, p = _start("zero_shot_eval", params, run_dir)
     if not p.target_run:
@@ -363,7 +368,6 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     if tp["intermediate_run"]:
         intermediate_task = load_done_run(tp["intermediate_run"])[1]["task"]
     task = get_task(tp["task"])
-    metric = get_metric(task.metric)
     model_dir = str(target_dir / "model")
     tokenizer = load_tokenizer(model_dir)
     model = getattr(transformers, get_format(task.format).head).from_pretrained(model_dir)
@@ -374,19 +378,18 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     split = task.evaluation_split
     languages = p.languages or _available_languages(task, split, p)
     provenance = _provenance(tp["model"], p)
-    metrics, rows = {}, []
+    metrics, rows = {"task": task.name, "split": split}, []
     for language in languages:
         examples = _load(task, split, language, p, SMOKE_MAX_EVAL)
         predicted = predict(task, model, tokenizer, examples, encoding, p.batch_size)
-        value = metric.compute(predicted, references(task, examples))
-        metrics[language] = {task.metric: value, "examples": len(examples)}
-        if task.format in ("classification", "multiple_choice") and task.labels:
-            predicted = [task.labels[i] for i in predicted]
+        scores = score_language(task, predicted, references(task, examples), language)
+        metrics[language] = {**scores, "examples": len(examples)}
         data_io.write_jsonl(path / "predictions" / f"{split}-{language}.jsonl",
-                            [{"prediction": prediction} for prediction in predicted])
-        rows.append(_row(tp["model"], intermediate_task, task.name, language, tp["seed"], split,
-                         task.metric, value, provenance, path))
-        print(f"{task.name} {language}: {task.metric} {value:.2f} ({len(examples)} examples)")
+                            prediction_records(task, examples, predicted))
+        rows.extend(_row(tp["model"], intermediate_task, task.name, language, tp["seed"], split,
+                         name, value, provenance, path) for name, value in scores.items())
+        shown = ", ".join(f"{name} {value:.2f}" for name, value in scores.items())
+        print(f"{task.name} {language}: {shown} ({len(examples)} examples)")
     _write_outputs(path, metrics, rows)
     return metrics
 
@@ -407,13 +410,18 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
     model = AutoModel.from_pretrained(model_path).to("cuda" if _cuda() else "cpu")
     languages = p.languages or _available_languages(task, "test", p)
     provenance = _provenance(p.model, p)
-    metrics, rows = {"settings": settings.as_record()}, []
+    metrics, rows = {"task": task.name, "split": "test", "settings": settings.as_record()}, []
     for language in languages:
         pairs = _load(task, "test", language, p, SMOKE_MAX_EVAL)
         source = encode(pairs["text"], model, tokenizer, settings, p.batch_size)
         english = encode(pairs["text_pair"], model, tokenizer, settings, p.batch_size)
-        scores = bitext_retrieval_accuracy(source, english)
+        retrieved = bitext_retrieval(source, english)
+        gold = list(range(len(pairs)))
+        scores = {direction: score_language(task, found.tolist(), gold, language)["accuracy"]
+                  for direction, found in retrieved.items()}
         metrics[language] = {**scores, "pairs": len(pairs)}
+        data_io.write_jsonl(path / "predictions" / f"test-{language}.jsonl",
+                            retrieval_records(retrieved["xx->en"].tolist(), gold))
         for direction, metric_name in (("xx->en", "accuracy"), ("en->xx", "accuracy_en_to_xx")):
             rows.append(_row(p.model, intermediate_task, task.name, language, seed, "test",
                              metric_name, scores[direction], provenance, path,

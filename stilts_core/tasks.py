@@ -16,9 +16,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .metrics import METRICS
+
 TaskRole = Literal["intermediate", "target", "source", "retrieval"]
 TaskFormat = Literal["classification", "multiple_choice", "token_classification", "extractive_qa",
-                     "bitext_retrieval", "masked_lm"]
+                     "bitext_retrieval", "bitext_mining", "ranking", "masked_lm"]
+# The task groups of the analysis: one per kind of task, so that every target task is in one.
+TASK_GROUPS = {
+    "classification": "classification", "multiple_choice": "multiple_choice",
+    "token_classification": "structured_prediction", "extractive_qa": "qa",
+    "bitext_retrieval": "retrieval", "bitext_mining": "retrieval", "ranking": "retrieval",
+}
 JIANT_XTREME = "jiant XTREME pipeline defaults (Phang et al. 2020, Appendix; jiant guides/xtreme)"
 
 
@@ -105,11 +113,13 @@ class TaskSpec(_Frozen):
     local_only_reason: str | None = None
     fields: Fields
     labels: tuple[str, ...] = ()
+    submission_labels: tuple[str, ...] = ()
     label_aliases: dict[str, str] = Field(default_factory=dict)
     drop_labels: tuple = ()
     choice_labels: tuple[str, ...] = ()
     version_2_with_negative: bool = False
     metric: str
+    extra_metrics: tuple[str, ...] = ()
     dev_metric: str
     evaluation_split: str = "test"
     training: tuple[TrainingStage, ...] = ()
@@ -132,7 +142,25 @@ class TaskSpec(_Frozen):
             raise ValueError(f"task {self.name!r}: {self.role} tasks need training defaults")
         if self.role == "target" and not self.training:
             raise ValueError(f"task {self.name!r}: a target task needs its English training stages")
+        unknown = [m for m in (self.metric, self.dev_metric, *self.extra_metrics)
+                   if m != "none" and m not in METRICS]
+        if unknown:
+            raise ValueError(f"task {self.name!r}: unknown metric(s) {unknown}; registered: "
+                             f"{', '.join(METRICS)}")
+        if self.submission_labels and len(self.submission_labels) != len(self.labels):
+            raise ValueError(f"task {self.name!r}: submission_labels must match labels one to one")
         return self
+
+    @property
+    def group(self) -> str | None:
+        """The analysis group of the task (classification, multiple_choice,
+        structured_prediction, qa, retrieval)."""
+        return TASK_GROUPS.get(self.format)
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Class names as submission files write them (XTREME's PAWS-X uses 0/1)."""
+        return self.submission_labels or self.labels
 
     def hub_config(self, language: str) -> str | None:
         if self.hub is None or self.hub.config is None:
@@ -176,7 +204,7 @@ def _format_problem(task: TaskSpec) -> str | None:
     elif task.format == "masked_lm":
         if len(f.text) != 1:
             return "masked_lm needs one text field"
-    elif len(f.text) != 2:
+    elif task.format == "bitext_retrieval" and len(f.text) != 2:
         return "bitext_retrieval needs two text fields (source, target)"
     return None
 
@@ -380,7 +408,8 @@ register(TaskSpec(
     languages=("en",),
     hub=HubSource(path="rajpurkar/squad_v2", splits={"train": "train", "validation": "validation",
                                                       "test": "validation"}),
-    fields=_SQUAD_FIELDS, version_2_with_negative=True, metric="squad", dev_metric="squad_f1",
+    fields=_SQUAD_FIELDS, version_2_with_negative=True, metric="squad_v2",
+    dev_metric="squad_v2_f1",
     defaults=_INTERMEDIATE_QA, citation="rajpurkar-etal-2018-know",
 ))
 
@@ -413,8 +442,8 @@ register(TaskSpec(
     hub=HubSource(path="google-research-datasets/paws-x", config="{lang}",
                   splits=_STANDARD_SPLITS),
     fields=Fields(text=("sentence1", "sentence2"), label="label"),
-    labels=("not_paraphrase", "paraphrase"), metric="accuracy", dev_metric="accuracy",
-    training=_stage("pawsx", "pawsx"),
+    labels=("not_paraphrase", "paraphrase"), submission_labels=("0", "1"), metric="accuracy",
+    dev_metric="accuracy", training=_stage("pawsx", "pawsx"),
     defaults=TrainingDefaults(epochs=5, batch_size=32, max_length=256),
     citation="yang-etal-2019-paws",
 ))
@@ -438,7 +467,8 @@ register(TaskSpec(
     hub=HubSource(path="google/xtreme", config="udpos.{code}",
                   splits=_STANDARD_SPLITS,
                   languages=tuple(_UDPOS_NAMES)),
-    fields=Fields(tokens="tokens", tags="pos_tags"), labels=_UPOS, metric="seqeval_f1",
+    fields=Fields(tokens="tokens", tags="pos_tags"), labels=_UPOS, metric="seqeval",
+    extra_metrics=("token_accuracy",),
     dev_metric="token_accuracy", training=_stage("udpos", "udpos"),
     defaults=TrainingDefaults(epochs=10, batch_size=32, max_length=256),
     citation="nivre-etal-2020-universal",
@@ -452,7 +482,7 @@ register(TaskSpec(
                "tr", "uk", "ur", "vi", "yo", "zh"),
     hub=HubSource(path="unimelb-nlp/wikiann", config="{lang}",
                   splits=_STANDARD_SPLITS),
-    fields=Fields(tokens="tokens", tags="ner_tags"), labels=_BIO, metric="seqeval_f1",
+    fields=Fields(tokens="tokens", tags="ner_tags"), labels=_BIO, metric="seqeval",
     dev_metric="token_accuracy", training=_stage("panx", "panx"),
     defaults=TrainingDefaults(epochs=10, batch_size=32, max_length=256),
     citation="pan-etal-2017-cross",
@@ -532,6 +562,37 @@ register(TaskSpec(
     metric="accuracy", dev_metric="accuracy", citation="artetxe-schwenk-2019-massively",
 ))
 
+register(TaskSpec(
+    name="bucc2018", role="retrieval", format="bitext_mining",
+    description="BUCC 2018 parallel-sentence mining from comparable corpora (XTREME; replaced "
+                "in XTREME-R): find the translation pairs among two monolingual sets; P/R/F1.",
+    languages=("de", "fr", "ru", "zh"),
+    hub=None,
+    local_only_reason="The BUCC 2018 shared-task corpora are distributed by the workshop "
+                      "(comparable.limsi.fr/bucc2018) under their own terms, not on the hub.",
+    fields=Fields(), metric="bucc_f1", dev_metric="bucc_f1", citation="zweigenbaum-etal-2018-bucc",
+))
+register(TaskSpec(
+    name="mewslix", role="retrieval", format="ranking",
+    description="Mewsli-X (XTREME-R): retrieve the Wikidata entity a news mention refers to, "
+                "from a pool of English entity descriptions shared by all languages; mAP@20.",
+    languages=("ar", "de", "en", "es", "fa", "ja", "pl", "ro", "ta", "tr", "uk"),
+    hub=None,
+    local_only_reason="Mewsli-X is built from WikiNews and Wikipedia dumps with the "
+                      "google-research dense_representations_for_entity_retrieval scripts.",
+    fields=Fields(), metric="map_at_20", dev_metric="map_at_20", citation="botha-etal-2020-entity",
+))
+register(TaskSpec(
+    name="lareqa", role="retrieval", format="ranking",
+    description="LAReQA on XQuAD-R (XTREME-R): retrieve answer sentences for a question from a "
+                "pool in all 11 languages at once; mAP@20 per question language.",
+    languages=("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"),
+    hub=None,
+    local_only_reason="XQuAD-R is released in the google-research-datasets/lareqa repository.",
+    fields=Fields(), metric="map_at_20", dev_metric="map_at_20", citation="roy-etal-2020-lareqa",
+))
+
+
 # --- text for the continued-MLM variant ---------------------------------------------------------
 
 register(TaskSpec(
@@ -544,3 +605,73 @@ register(TaskSpec(
     fields=Fields(text=("text",)), metric="none", dev_metric="none",
     citation="wikimedia-wikipedia",
 ))
+
+
+# --- benchmarks: which tasks and languages a leaderboard score averages --------------------------
+
+class Benchmark(_Frozen):
+    """A leaderboard's task list, the languages scored per task and its task groups, as its
+    official scorer declares them. The overall score is the mean of the task averages and
+    exists only when every task is present; a group score only when all its tasks are."""
+
+    name: str
+    tasks: dict[str, tuple[str, ...]]
+    groups: dict[str, tuple[str, ...]]
+    source: str
+
+    @model_validator(mode="after")
+    def _known(self) -> Benchmark:
+        for task, languages in self.tasks.items():
+            spec = get_task(task)
+            extra = sorted(set(languages) - set(spec.languages))
+            if extra:
+                raise ValueError(f"benchmark {self.name!r}: {task} has no language(s) {extra}")
+        grouped = [t for tasks in self.groups.values() for t in tasks]
+        if sorted(grouped) != sorted(self.tasks):
+            raise ValueError(f"benchmark {self.name!r}: every task must be in exactly one group")
+        return self
+
+
+def _split(languages: str) -> tuple[str, ...]:
+    return tuple(languages.split(","))
+
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
+    Benchmark(
+        name="xtreme",
+        tasks={
+            "pawsx": _split("de,en,es,fr,ja,ko,zh"),
+            "xnli": _split("ar,bg,de,el,en,es,fr,hi,ru,sw,th,tr,ur,vi,zh"),
+            "panx": _split("ar,he,vi,id,jv,ms,tl,eu,ml,ta,te,af,nl,en,de,el,bn,hi,mr,ur,fa,fr,"
+                           "it,pt,es,bg,ru,ja,ka,ko,th,sw,yo,my,zh,kk,tr,et,fi,hu"),
+            "udpos": _split("af,ar,bg,de,el,en,es,et,eu,fa,fi,fr,he,hi,hu,id,it,ja,kk,ko,mr,nl,"
+                            "pt,ru,ta,te,th,tl,tr,ur,vi,yo,zh"),
+            "bucc2018": _split("de,fr,ru,zh"),
+            "tatoeba": _split("ar,he,vi,id,jv,tl,eu,ml,ta,te,af,nl,de,el,bn,hi,mr,ur,fa,fr,it,"
+                              "pt,es,bg,ru,ja,ka,ko,th,sw,zh,kk,tr,et,fi,hu"),
+            "xquad": _split("en,es,de,el,ru,tr,ar,vi,th,zh,hi"),
+            "mlqa": _split("en,es,de,ar,hi,vi,zh"),
+            "tydiqa": _split("en,ar,bn,fi,id,ko,ru,sw,te"),
+        },
+        groups={"classification": ("pawsx", "xnli"), "tagging": ("udpos", "panx"),
+                "qa": ("xquad", "mlqa", "tydiqa"), "retrieval": ("bucc2018", "tatoeba")},
+        source="google-research/xtreme evaluate.py (TASK2LANGS, GROUP2TASK)",
+    ),
+    Benchmark(
+        name="xtreme-r",
+        tasks={name: TASKS[name].languages for name in (
+            "xnli", "xcopa", "udpos", "panx", "xquad", "mlqa", "tydiqa", "tatoeba", "mewslix",
+            "lareqa")},
+        groups={"classification": ("xnli", "xcopa"), "structured_prediction": ("udpos", "panx"),
+                "qa": ("xquad", "mlqa", "tydiqa"), "retrieval": ("tatoeba", "mewslix", "lareqa")},
+        source="Ruder et al. 2021, Table 1 (tasks, languages and task categories of XTREME-R); "
+               "LAReQA is scored per question language (see stilts_core.submission)",
+    ),
+)}
+
+
+def get_benchmark(name: str) -> Benchmark:
+    try:
+        return BENCHMARKS[name]
+    except KeyError:
+        raise KeyError(f"unknown benchmark {name!r}; one of {', '.join(BENCHMARKS)}") from None

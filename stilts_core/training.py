@@ -25,8 +25,9 @@ import datasets
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .evaluation import get_metric, predict, references
+from .evaluation import predict, references
 from .features import Encoding, get_format
+from .metrics import get_metric
 from .tasks import TaskSpec
 
 MEGABATCH = 50  # batches sorted by length together, as in HF's LengthGroupedSampler
@@ -161,7 +162,7 @@ class ScheduledBatches:
     def __getitem__(self, index: int) -> dict:
         name, rows = self.schedule[index]
         features = self.tasks[name].train.select(rows)
-        bookkeeping = [c for c in ("length", "word_ids") if c in features.column_names]
+        bookkeeping = [c for c in ("length", "word_ids", "example") if c in features.column_names]
         batch = self.collators[name](features.remove_columns(bookkeeping).to_list())
         batch["task_name"] = name
         return dict(batch)
@@ -352,7 +353,7 @@ def dev_scores(model, tasks: dict[str, TrainingTask], tokenizer, prefix: str = "
         metric = get_metric(t.task.dev_metric)
         predictions = predict(t.task, model.heads[name], tokenizer, t.dev, t.encoding,
                               features=t.dev_features)
-        value = metric.compute(predictions, references(t.task, t.dev))
+        value = metric.headline_value(metric.compute(predictions, references(t.task, t.dev)))
         metrics[f"{prefix}_{name}_{metric.name}"] = value if metric.higher_is_better else -value
     metrics[f"{prefix}_score"] = float(np.mean(list(metrics.values())))
     return metrics

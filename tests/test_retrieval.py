@@ -4,9 +4,10 @@ import torch
 from stilts_core.retrieval import (
     RepresentationSettings,
     _pool,
-    bitext_retrieval_accuracy,
+    bitext_retrieval,
     encode,
     nearest_neighbours,
+    rank_candidates,
 )
 
 
@@ -21,12 +22,18 @@ def test_mean_pooling_skips_padding_and_special_tokens():
     assert _pool(hidden, attention, special, RepresentationSettings(pooling="first")).item() == 1.0
 
 
-def test_retrieval_accuracy_on_constructed_vectors():
+def test_retrieval_on_constructed_vectors():
     english = np.eye(4)
     source = np.eye(4)[[0, 1, 3, 2]]  # sentences 2 and 3 retrieve each other's translation
-    scores = bitext_retrieval_accuracy(source, english)
-    assert scores == {"xx->en": 50.0, "en->xx": 50.0}
+    found = bitext_retrieval(source, english)
+    assert found["xx->en"].tolist() == [0, 1, 3, 2] and found["en->xx"].tolist() == [0, 1, 3, 2]
     assert nearest_neighbours(np.array([[1.0, 1.0]]), np.eye(2)).tolist() == [0]  # tie: lowest
+
+
+def test_rankings_break_ties_by_candidate_order():
+    scores = np.array([[0.5, 0.9, 0.5, 0.9, 0.1]])
+    assert rank_candidates(scores, 4).tolist() == [[1, 3, 0, 2]]
+    assert rank_candidates(-scores, 2).tolist() == [[4, 0]]
 
 
 def test_encode_returns_unit_vectors_in_input_order(tiny_model_path):

@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from stilts_core.evaluation import METRICS
 from stilts_core.features import FORMATS
+from stilts_core.metrics import METRICS
 from stilts_core.tasks import MIXTURES, TASKS, Fields, HubSource, TaskSpec, get_task
 
 
@@ -72,3 +72,33 @@ def test_tasks_are_frozen_and_reject_unknown_keys():
         TaskSpec(**{**get_task("xnli").model_dump(), "colour": "red"})
     with pytest.raises(ValidationError, match="frozen"):
         get_task("xnli").metric = "f1"
+
+
+def test_metrics_are_validated_against_the_registry():
+    with pytest.raises(ValidationError, match=r"unknown metric\(s\) \['seqeval_f1'\]"):
+        TaskSpec(name="t", role="retrieval", format="bitext_retrieval", description="d",
+                 languages=("en",), hub=HubSource(path="p", splits={"test": "test"}),
+                 fields=Fields(text=("a", "b")), metric="seqeval_f1", dev_metric="accuracy",
+                 citation="c")
+    assert get_task("udpos").metric == get_task("panx").metric == "seqeval"
+    assert get_task("udpos").extra_metrics == ("token_accuracy",)
+    assert get_task("mlqa").metric == "mlqa" and get_task("squad").metric == "squad_v2"
+
+
+def test_benchmarks_declare_the_official_task_lists_and_groups():
+    from stilts_core.submission import LAYOUTS
+    from stilts_core.tasks import BENCHMARKS
+
+    xtreme, xtreme_r = BENCHMARKS["xtreme"], BENCHMARKS["xtreme-r"]
+    assert len(xtreme.tasks) == 9 and len(xtreme_r.tasks) == 10
+    assert {t: len(langs) for t, langs in xtreme.tasks.items()} == {
+        "pawsx": 7, "xnli": 15, "panx": 40, "udpos": 33, "bucc2018": 4, "tatoeba": 36,
+        "xquad": 11, "mlqa": 7, "tydiqa": 9}
+    assert xtreme.groups["retrieval"] == ("bucc2018", "tatoeba")
+    assert set(xtreme_r.groups) == {"classification", "structured_prediction", "qa", "retrieval"}
+    for name in {*xtreme.tasks, *xtreme_r.tasks}:
+        task = get_task(name)
+        assert task.format in LAYOUTS and task.group is not None, name
+    assert get_task("pawsx").label_names == ("0", "1")  # XTREME's PAWS-X files say 0/1
+    assert {get_task(n).group for n in ("xnli", "xcopa", "udpos", "tydiqa", "lareqa")} == {
+        "classification", "multiple_choice", "structured_prediction", "qa", "retrieval"}
