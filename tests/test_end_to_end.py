@@ -84,3 +84,22 @@ def test_collected_table_is_tidy_and_labelled(grid, tmp_path):
     tatoeba = table[table["target_task"] == "tatoeba"]
     assert tatoeba[tatoeba["intermediate_task"] == "none"]["seed"].isna().all()
     assert (tatoeba["settings"].map(json.loads).map(lambda s: s["pooling"]) == "mean").all()
+
+
+def test_exported_submission_rescores_to_the_numbers_the_runs_recorded(grid, tmp_path):
+    config_path, config = grid
+    submission, labels, report = tmp_path / "submission", tmp_path / "labels", tmp_path / "r.json"
+    assert main(["export-submission", "--config", str(config_path), "--intermediate", "mnli",
+                 "--seed", "1", "--output", str(submission), "--labels", str(labels)]) == 0
+    assert sorted(p.name for p in submission.iterdir()) == ["tatoeba", "xnli"]
+    assert (submission / "xnli" / "test-de.tsv").read_text().split("\n")[0] in (
+        "entailment", "neutral", "contradiction")
+    assert main(["score", "--predictions", str(submission), "--labels", str(labels),
+                 "--benchmark", "xtreme", "--partial", "--output", str(report)]) == 0
+    scored = json.loads(report.read_text())
+    table = collect_grid(config, tmp_path / "e2e.parquet")
+    recorded = table[(table["intermediate_task"] == "mnli") & (table["split"] == "test")
+                     & (table["metric"] == "accuracy")]
+    assert len(recorded) == 4 + 3  # XNLI en/de/fr/es, Tatoeba de/fr/es
+    for row in recorded.itertuples():
+        assert scored[row.target_task]["accuracy"][row.language] == row.value, row

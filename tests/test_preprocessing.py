@@ -15,6 +15,7 @@ from stilts_core.features import (
     encode_multiple_choice,
     encode_qa_eval,
     encode_qa_train,
+    decode_word_tags,
     encode_tokens,
 )
 from stilts_core.tasks import get_task
@@ -103,6 +104,20 @@ def test_ud_treebank_tags_sit_on_first_subwords_only(shared_data, tokenizer):
         assert [w for w, _ in tagged] == list(range(len(example["tokens"])))
         assert [labels[lab] for _, lab in tagged] == example["tags"]
         assert feature["labels"][0] == IGNORE_INDEX and feature["labels"][-1] == IGNORE_INDEX
+
+
+def test_long_sentences_are_split_into_windows_that_tag_every_word_once(shared_data, tokenizer):
+    examples = _canonical("udpos", shared_data / "ud" / "fi_tdt-ud-test.conllu").select(range(30))
+    labels = get_task("udpos").labels
+    features = encode_tokens(examples, tokenizer, Encoding(max_length=16, labels=labels))
+    assert len(features) > len(examples) and max(features["length"]) <= 16
+    seen = [[] for _ in range(len(examples))]
+    for feature in features:
+        seen[feature["example"]] += [w for w in feature["word_ids"] if w >= 0]
+    assert seen == [list(range(len(tokens))) for tokens in examples["tokens"]]
+    logits = [np.eye(len(labels))[[max(lab, 0) for lab in f["labels"]]] for f in features]
+    decoded = decode_word_tags(features, logits, labels, [len(t) for t in examples["tokens"]])
+    assert decoded == examples["tags"]  # one-hot "logits" of the gold tags decode to the gold
 
 
 def test_multiword_tokens_are_skipped_like_xtreme(tmp_path):
