@@ -9,7 +9,7 @@ import html
 
 import pandas as pd
 
-from .results import NO_INTERMEDIATE, paired_gains
+from .results import NO_INTERMEDIATE, headline_scores, paired_gains
 
 BADGES = {
     "published": ("#1f6feb", "Published figures", "copied from the cited papers"),
@@ -35,7 +35,7 @@ def provenance_badge(table: pd.DataFrame, source: str) -> str:
 
 def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Mean and standard deviation over seeds of each headline score, wide by language."""
-    rows = table[(table["split"] == split) & (table["metric"] == "accuracy")]
+    rows = headline_scores(table, split)
     summary = (rows.groupby(["target_task", "intermediate_task", "language"])["value"]
                .agg(["mean", "std", "count"]).reset_index())
     summary["score"] = summary.apply(
@@ -47,7 +47,7 @@ def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
 def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Mean paired gain (STILTs minus baseline) over seeds, per task and language."""
-    gains = paired_gains(table[(table["split"] == split) & (table["metric"] == "accuracy")])
+    gains = paired_gains(headline_scores(table, split))
     if gains.empty:
         return gains
     return (gains.groupby(["target_task", "intermediate_task", "language"])["gain"]
@@ -55,14 +55,14 @@ def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
 
 def score_figure(table: pd.DataFrame, split: str = "test"):
-    """Accuracy per language, baseline vs intermediate tasks, one panel per target task."""
+    """Headline score per language, baseline vs intermediate tasks, one panel per target task."""
     import seaborn as sns
 
-    rows = table[(table["split"] == split) & (table["metric"] == "accuracy")].copy()
+    rows = headline_scores(table, split).copy()
     rows["setting"] = rows["intermediate_task"].where(
         rows["intermediate_task"] != NO_INTERMEDIATE, "none (baseline)")
     grid = sns.catplot(data=rows, x="language", y="value", hue="setting", col="target_task",
                        kind="bar", errorbar="sd", height=3.2, aspect=1.3, sharex=False)
-    grid.set_axis_labels("language", "accuracy (%)")
+    grid.set_axis_labels("language", "headline score (%)")
     grid.set_titles("{col_name}")
     return grid.figure

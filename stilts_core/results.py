@@ -100,3 +100,74 @@ def paired_gains(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
     paired["gain"] = paired["value"] - paired["value_baseline"]
     return paired[[*cell[:4], "intermediate_task", "seed", "metric", "value", "value_baseline",
                    "gain", "provenance"]]
+
+
+MODEL_CELL = ["model", "intermediate_task", "seed"]
+
+
+def _headline(task_name: str) -> tuple[str, ...]:
+    from .metrics import get_metric
+    from .tasks import get_task
+
+    return get_metric(get_task(task_name).metric).headline
+
+
+def headline_scores(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """One row per model x intermediate task x target task x language x seed with the task's
+    headline score (``metric == 'headline'``): the mean of exact match and F1 for QA, F1 for
+    tagging, accuracy or mAP@20 otherwise, from the score rows of the task's metric."""
+    cell = [*MODEL_CELL, "target_task", "language", "split", "provenance", "run_id", "settings"]
+    parts = []
+    for task_name, rows in table[table["split"] == split].groupby("target_task"):
+        headline = _headline(task_name)
+        scores = rows[rows["metric"].isin(headline)]
+        frame = scores.groupby(cell, dropna=False)["value"].agg(["mean", "count"]).reset_index()
+        parts.append(frame[frame["count"] == len(headline)].rename(columns={"mean": "value"}))
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cell)
+    frame["metric"] = "headline"
+    return make_frame(frame[list(COLUMNS)].to_dict("records")) if len(frame) else frame
+
+
+def benchmark_scores(table: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    """The official aggregates per model x intermediate task x seed (XTREME's ``evaluate.py``):
+    each task's average over the benchmark's languages (``level='task'``, ``complete`` when the
+    table has all of them), group scores and the overall score (``all_task``), the last two only
+    where every task they need is complete. Unseeded rows (the base encoder's retrieval) count
+    for every seed of the same model and intermediate task."""
+    from .evaluation import summarise_benchmark
+    from .tasks import get_benchmark
+
+    bench = get_benchmark(benchmark)
+    rows = table[(table["split"] == "test") & table["target_task"].isin(list(bench.tasks))]
+    seeded, unseeded = rows[rows["seed"].notna()], rows[rows["seed"].isna()]
+    seeds = seeded[MODEL_CELL].drop_duplicates()
+    broadcast = unseeded.drop(columns="seed").merge(seeds, on=MODEL_CELL[:2])
+    alone = unseeded.merge(seeds[MODEL_CELL[:2]].drop_duplicates(), on=MODEL_CELL[:2],
+                           how="left", indicator=True)
+    alone = alone[alone["_merge"] == "left_only"].drop(columns="_merge")
+    rows = pd.concat([seeded, broadcast[rows.columns], alone[rows.columns]], ignore_index=True)
+    records = []
+    for key, model_rows in rows.groupby(MODEL_CELL, dropna=False):
+        scores, missing = {}, {}
+        for task_name, languages in bench.tasks.items():
+            headline = _headline(task_name)
+            task_rows = model_rows[(model_rows["target_task"] == task_name)
+                                   & model_rows["metric"].isin(headline)]
+            values = {score: dict(zip(part["language"], part["value"], strict=True))
+                      for score, part in task_rows.groupby("metric")}
+            present = [lang for lang in languages
+                       if all(lang in values.get(score, {}) for score in headline)]
+            if present:
+                scores[task_name] = {score: {lang: values[score][lang] for lang in present}
+                                     for score in headline}
+                missing[task_name] = [lang for lang in languages if lang not in present]
+        for name, value in summarise_benchmark(bench, scores, missing).items():
+            is_task = isinstance(value, dict)
+            records.append({
+                **dict(zip(MODEL_CELL, key, strict=True)), "benchmark": bench.name,
+                "level": "task" if is_task else ("overall" if name == "all_task" else "group"),
+                "name": name, "value": value["avg_metric"] if is_task else value,
+                "complete": not missing.get(name) if is_task else True,
+            })
+    return pd.DataFrame(records, columns=[*MODEL_CELL, "benchmark", "level", "name", "value",
+                                          "complete"])

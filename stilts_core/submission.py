@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .evaluation import score_language
-from .metrics import MetricInputError, get_metric
+from .evaluation import score_language, summarise_benchmark
+from .metrics import MetricInputError
 from .paths import atomic_write_text
 from .tasks import Benchmark, TaskSpec, get_benchmark, get_task
 
@@ -426,30 +426,14 @@ def score_folders(predictions: Path, labels: Path, benchmark: str | Benchmark,
         if not scores:
             raise SubmissionError(f"{predictions / name}: none of the {bench.name} languages of "
                                   f"{name} has both a prediction and a label file")
-        tasks[name] = _task_summary(task, scores)
+        tasks[name] = scores
         if task_notes:
             notes[name] = task_notes
-    complete = {name for name in tasks if "missing_languages" not in notes.get(name, {})}
-    for group, members in bench.groups.items():
-        if set(members) <= complete:
-            report[group] = sum(tasks[t]["avg_metric"] for t in members) / len(members)
-    if complete == set(bench.tasks):
-        report["all_task"] = sum(tasks[t]["avg_metric"] for t in bench.tasks) / len(bench.tasks)
-    report.update(tasks)
+    missing = {name: notes[name]["missing_languages"] for name in tasks
+               if "missing_languages" in notes.get(name, {})}
+    report.update(summarise_benchmark(bench, tasks, missing))
     report["notes"] = notes
     return report
-
-
-def _task_summary(task: TaskSpec, scores: dict[str, dict[str, float]]) -> dict:
-    """Per-language scores, their averages and the headline, in ``evaluate.py``'s keys."""
-    summary: dict = dict(scores)
-    averages = {f"avg_{score}": sum(values.values()) / len(values)
-                for score, values in scores.items()}
-    summary.update(averages)
-    metric = get_metric(task.metric)
-    summary["avg_metric"] = metric.headline_value(
-        {name: averages[f"avg_{name}"] for name in metric.headline})
-    return summary
 
 
 def format_report(report: dict) -> str:

@@ -3,7 +3,9 @@ import pytest
 
 from stilts_core.results import (
     ResultsError,
+    benchmark_scores,
     collect,
+    headline_scores,
     make_frame,
     paired_gains,
     read_run_results,
@@ -58,3 +60,47 @@ def test_paired_gains_pair_by_seed_and_broadcast_unseeded_baselines():
     ])
     gains = paired_gains(table).sort_values(["target_task", "seed"])
     assert gains["gain"].tolist() == [15.0, -10.0, 5.0, 1.0]
+
+
+def test_headline_of_qa_is_the_mean_of_exact_match_and_f1():
+    table = make_frame([
+        row(target_task="mlqa", language="zh", metric="exact_match", value=40.0),
+        row(target_task="mlqa", language="zh", metric="f1", value=60.0),
+        row(target_task="mlqa", language="de", metric="f1", value=70.0),  # no exact match: none
+        row(target_task="udpos", language="de", metric="f1", value=80.0),
+        row(target_task="udpos", language="de", metric="token_accuracy", value=95.0),
+        row(target_task="xnli", language="de", metric="accuracy", value=70.0),
+    ])
+    headline = headline_scores(table).set_index(["target_task", "language"])["value"]
+    assert headline.to_dict() == {("mlqa", "zh"): 50.0, ("udpos", "de"): 80.0,
+                                  ("xnli", "de"): 70.0}
+
+
+def test_benchmark_scores_follow_the_official_aggregation():
+    from stilts_core.tasks import get_benchmark
+
+    tasks = get_benchmark("xtreme").tasks
+    rows = [row(target_task="mlqa", language=lang, metric=m, value=v)
+            for lang in tasks["mlqa"] for m, v in (("exact_match", 40.0), ("f1", 60.0))]
+    rows += [row(target_task="tydiqa", language=lang, metric=m, value=100.0)
+             for lang in tasks["tydiqa"] for m in ("exact_match", "f1")]
+    rows += [row(target_task="xnli", language="de", value=70.0)]  # one of 15 languages
+    scores = benchmark_scores(make_frame(rows), "xtreme").set_index("name")
+    assert scores.loc["mlqa", "value"] == 50.0 and scores.loc["mlqa", "complete"]
+    assert scores.loc["xnli", "value"] == 70.0 and not scores.loc["xnli", "complete"]
+    assert "qa" not in scores.index and "all_task" not in scores.index  # XQuAD is absent
+    rows += [row(target_task="xquad", language=lang, metric=m, value=80.0)
+             for lang in tasks["xquad"] for m in ("exact_match", "f1")]
+    scores = benchmark_scores(make_frame(rows), "xtreme").set_index("name")
+    assert scores.loc["qa", "value"] == (50.0 + 100.0 + 80.0) / 3
+    assert scores.loc["qa", "level"] == "group" and "classification" not in scores.index
+
+
+def test_benchmark_scores_count_unseeded_retrieval_for_every_seed():
+    rows = [row(seed=seed, language=lang, value=60.0) for seed in (1, 2) for lang in ("de", "fr")]
+    rows += [row(target_task="tatoeba", seed=None, language="de", value=30.0)]
+    scores = benchmark_scores(make_frame(rows), "xtreme")
+    tatoeba = scores[scores["name"] == "tatoeba"]
+    assert sorted(tatoeba["seed"].tolist()) == [1, 2] and set(tatoeba["value"]) == {30.0}
+    only_base = benchmark_scores(make_frame([row(target_task="tatoeba", seed=None)]), "xtreme")
+    assert only_base["seed"].isna().all() and len(only_base) == 1
