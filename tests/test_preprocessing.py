@@ -11,11 +11,11 @@ from stilts_core.features import (
     IGNORE_INDEX,
     Encoding,
     decode_spans,
+    decode_word_tags,
     encode_classification,
     encode_multiple_choice,
     encode_qa_eval,
     encode_qa_train,
-    decode_word_tags,
     encode_tokens,
 )
 from stilts_core.tasks import get_task
