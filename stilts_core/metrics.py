@@ -249,13 +249,13 @@ def mlqa(predictions: Sequence[str | None], references: Sequence[Sequence[str]],
 
 def squad_v2(predictions: Sequence[str], references: Sequence[Sequence[str]],
              language: str | None = None) -> Scores:
-    """SQuAD 2.0 rules: an unanswerable question has the gold ``[""]``; the empty prediction
-    is right there (F1 1) and wrong elsewhere."""
+    """SQuAD 2.0 rules: gold answers that normalise to nothing are dropped, and a question left
+    without one is unanswerable (gold ``""``), where only the empty prediction is right."""
     _check("squad_v2", predictions, references)
     exact = f1 = 0.0
     for prediction, golds in zip(predictions, references, strict=True):
         predicted = normalize_answer(prediction or "")
-        normalised = [normalize_answer(gold) for gold in (golds or [""])]
+        normalised = [normalize_answer(gold) for gold in golds if normalize_answer(gold)] or [""]
         exact += max(float(predicted == gold) for gold in normalised)
         f1 += max(float(predicted == gold) if not predicted or not gold
                   else _token_f1(predicted.split(), gold.split()) for gold in normalised)

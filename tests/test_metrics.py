@@ -106,6 +106,9 @@ def test_empty_and_missing_predictions():
     # SQuAD 2.0 (the intermediate task's dev set): no answer is right only for no answer
     assert score("squad_v2", ["", "Paris", ""], [[], [], ["Rome"]]) == {
         "exact_match": pytest.approx(100 / 3), "f1": pytest.approx(100 / 3)}
+    # as the official v2.0 script, gold answers that normalise to nothing are dropped first
+    assert score("squad_v2", [""], [["the", "Paris"]])["exact_match"] == 0.0
+    assert score("squad_v2", [""], [["the"]])["exact_match"] == 100.0
 
 
 def test_mlqa_removes_unicode_and_cjk_punctuation():
