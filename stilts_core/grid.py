@@ -61,6 +61,10 @@ class GridConfig(BaseModel):
         for name in names:
             if _role(name) != "retrieval":
                 raise ValueError(f"{name!r} is not a retrieval task")
+            if get_task(name).format != "bitext_retrieval":
+                raise ValueError(f"the retrieval phase runs bitext retrieval (tatoeba); {name!r} "
+                                 f"is {get_task(name).format}: score its predictions with "
+                                 f"`stilts score`")
         return names
 
 

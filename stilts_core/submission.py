@@ -394,6 +394,7 @@ def score_folders(predictions: Path, labels: Path, benchmark: str | Benchmark,
     report: dict = {"benchmark": bench.name}
     notes: dict = {}
     tasks: dict[str, dict] = {}
+    incomplete: dict[str, list[str]] = {}
     ignored = sorted(present - set(bench.tasks))
     if ignored:
         notes["ignored_tasks"] = ignored
@@ -403,12 +404,14 @@ def score_folders(predictions: Path, labels: Path, benchmark: str | Benchmark,
         if not (labels / name).is_dir():
             raise SubmissionError(f"{labels / name}: no labels for task {name}, whose "
                                   f"predictions are in {predictions / name}")
-        task, extension = get_task(name), get_layout(get_task(name)).extension
+        task = get_task(name)
+        files = {language: f"test-{language}.{get_layout(task).extension}"
+                 for language in languages}
         scores: dict[str, dict[str, float]] = {}
         missing, task_notes = [], {}
-        for language in languages:
-            prediction_path = predictions / name / f"test-{language}.{extension}"
-            label_path = labels / name / f"test-{language}.{extension}"
+        for language, file_name in files.items():
+            prediction_path = predictions / name / file_name
+            label_path = labels / name / file_name
             if partial and not (prediction_path.is_file() and label_path.is_file()):
                 missing.append(language)
                 continue
@@ -418,20 +421,18 @@ def score_folders(predictions: Path, labels: Path, benchmark: str | Benchmark,
             if language_notes:
                 task_notes[language] = language_notes
         extra = sorted(p.name for p in (predictions / name).iterdir()
-                       if p.name not in {f"test-{lang}.{extension}" for lang in languages})
+                       if p.name not in files.values())
         if extra:
             task_notes["ignored_files"] = extra
         if missing:
-            task_notes["missing_languages"] = missing
+            task_notes["missing_languages"] = incomplete[name] = missing
         if not scores:
             raise SubmissionError(f"{predictions / name}: none of the {bench.name} languages of "
                                   f"{name} has both a prediction and a label file")
         tasks[name] = scores
         if task_notes:
             notes[name] = task_notes
-    missing = {name: notes[name]["missing_languages"] for name in tasks
-               if "missing_languages" in notes.get(name, {})}
-    report.update(summarise_benchmark(bench, tasks, missing))
+    report.update(summarise_benchmark(bench, tasks, incomplete))
     report["notes"] = notes
     return report
 

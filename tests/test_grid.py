@@ -26,6 +26,8 @@ def test_smoke_grid_plan_has_each_run_once_in_dependency_order():
     ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [foo]\n",
      "unknown task 'foo'"),
     ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none]\ncolour: red\n", "colour"),
+    ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none]\nretrieval_tasks: [bucc2018]\n",
+     "is bitext_mining: score its predictions with `stilts score`"),
 ])
 def test_invalid_configs_name_file_and_field(tmp_path, text, message):
     path = tmp_path / "grid.yaml"
