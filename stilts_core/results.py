@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .metrics import get_metric, summarise_benchmark
+from .tasks import get_benchmark, get_task
+
 COLUMNS = (
     "model", "intermediate_task", "target_task", "language", "seed", "split", "metric", "value",
     "provenance", "run_id", "settings",
@@ -106,9 +109,6 @@ MODEL_CELL = ["model", "intermediate_task", "seed"]
 
 
 def _headline(task_name: str) -> tuple[str, ...]:
-    from .metrics import get_metric
-    from .tasks import get_task
-
     return get_metric(get_task(task_name).metric).headline
 
 
@@ -134,9 +134,6 @@ def benchmark_scores(table: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     table has all of them), group scores and the overall score (``all_task``), the last two only
     where every task they need is complete. Unseeded rows (the base encoder's retrieval) count
     for every seed of the same model and intermediate task."""
-    from .evaluation import summarise_benchmark
-    from .tasks import get_benchmark
-
     bench = get_benchmark(benchmark)
     rows = table[(table["split"] == "test") & table["target_task"].isin(list(bench.tasks))]
     seeded, unseeded = rows[rows["seed"].notna()], rows[rows["seed"].isna()]

@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .evaluation import score_language, summarise_benchmark
-from .metrics import MetricInputError
+from .evaluation import score_language
+from .metrics import MetricInputError, summarise_benchmark
 from .paths import atomic_write_text
 from .tasks import Benchmark, TaskSpec, get_benchmark, get_task
 
