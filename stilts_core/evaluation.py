@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .features import Encoding, get_format
+from .metrics import get_metric
 
 
 def run_model(model, collator, features, batch_size: int = 64,
@@ -57,8 +58,6 @@ def references(task, examples) -> list:
 def score_language(task, predictions: list, gold: list, language: str) -> dict[str, float]:
     """Every score of the task in one language: its metric's (e.g. seqeval F1, precision,
     recall) and those of its extra metrics (UD-POS: token accuracy)."""
-    from .metrics import get_metric
-
     scores = {}
     for name in (task.metric, *task.extra_metrics):
         scores.update(get_metric(name).compute(predictions, gold, language))

@@ -38,6 +38,13 @@ def test_official_mock_submission_scores_exactly_as_the_official_scorer():
     assert "qa" not in report and "all_task" not in report  # XQuAD is missing
 
 
+def _task_folders(tmp_path, task: str) -> tuple[Path, Path]:
+    predictions, labels = tmp_path / "p", tmp_path / "l"
+    (labels / task).mkdir(parents=True)
+    (predictions / task).mkdir(parents=True)
+    return predictions, labels
+
+
 def _one_task(task: str, languages) -> Benchmark:
     return Benchmark(name=f"only-{task}", tasks={task: tuple(languages)}, groups={"g": (task,)},
                      source="test")
@@ -105,9 +112,7 @@ def test_a_missing_language_is_an_error_unless_partial(xtreme_folders):
 def test_files_that_cannot_be_scored_are_named_with_their_line(tmp_path):
     task = get_task("xnli")
     benchmark = _one_task("xnli", ["de"])
-    predictions, labels = tmp_path / "p", tmp_path / "l"
-    (labels / "xnli").mkdir(parents=True)
-    (predictions / "xnli").mkdir(parents=True)
+    predictions, labels = _task_folders(tmp_path, "xnli")
     (labels / "xnli" / "test-de.tsv").write_text("entailment\nneutral\n")
     (predictions / "xnli" / "test-de.tsv").write_text("entailment\nmaybe\n")
     with pytest.raises(SubmissionError, match=r"test-de\.tsv, line 2: unknown label 'maybe'"):
@@ -120,9 +125,7 @@ def test_files_that_cannot_be_scored_are_named_with_their_line(tmp_path):
 
 def test_tag_files_are_read_like_the_official_read_tag(tmp_path):
     udpos = _one_task("udpos", ["de"])
-    predictions, labels = tmp_path / "p", tmp_path / "l"
-    (labels / "udpos").mkdir(parents=True)
-    (predictions / "udpos").mkdir(parents=True)
+    predictions, labels = _task_folders(tmp_path, "udpos")
     (labels / "udpos" / "test-de.tsv").write_text("NOUN\nVERB\n\nDET\nNOUN\n\n")
     (predictions / "udpos" / "test-de.tsv").write_text("NOUN\nVERB\n\nDET\n\n")
     with pytest.raises(SubmissionError, match=r"sentence 2 \(line 4\): 1 tags but .* has 2"):
