@@ -17,6 +17,7 @@ match and F1 for QA, else F1, accuracy or mAP@20). The definitions follow, numbe
 from __future__ import annotations
 
 import collections
+import functools
 import re
 import string
 import sys
@@ -54,6 +55,16 @@ def _check(name: str, predictions: Sequence, references: Sequence) -> None:
         raise MetricInputError(f"{name}: no references to score")
 
 
+def _check_sentences(name: str, predictions: Sequence[Sequence],
+                     references: Sequence[Sequence]) -> None:
+    """Tag sequences: as many sentences, and as many tags as words in each."""
+    _check(name, predictions, references)
+    for index, (predicted, gold) in enumerate(zip(predictions, references, strict=True)):
+        if len(predicted) != len(gold):
+            raise MetricInputError(f"{name}: sentence {index + 1} has {len(predicted)} "
+                                   f"predicted tags for {len(gold)} words")
+
+
 # --- accuracy -----------------------------------------------------------------------------------
 
 def accuracy(predictions: Sequence, references: Sequence, language: str | None = None) -> Scores:
@@ -67,12 +78,9 @@ def token_accuracy(predictions: Sequence[Sequence], references: Sequence[Sequenc
                    language: str | None = None) -> Scores:
     """Percentage of words tagged correctly (reported beside seqeval F1 for UD-POS, whose tags
     are not entity chunks); a word without a prediction (``None``) counts as wrong."""
-    _check("token_accuracy", predictions, references)
+    _check_sentences("token_accuracy", predictions, references)
     total = correct = 0
-    for index, (predicted, gold) in enumerate(zip(predictions, references, strict=True)):
-        if len(predicted) != len(gold):
-            raise MetricInputError(f"token_accuracy: sentence {index + 1} has {len(predicted)} "
-                                   f"predicted tags for {len(gold)} words")
+    for predicted, gold in zip(predictions, references, strict=True):
         total += len(gold)
         correct += sum(p == g for p, g in zip(predicted, gold, strict=True))
     if total == 0:
@@ -132,11 +140,8 @@ def _start_of_chunk(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool
 def seqeval(predictions: Sequence[Sequence[str]], references: Sequence[Sequence[str]],
             language: str | None = None, version: str = "0.0.12") -> Scores:
     """Micro entity precision, recall and F1 (seqeval's ``*_score``), 0 where undefined."""
-    _check("seqeval", predictions, references)
-    for index, (predicted, gold) in enumerate(zip(predictions, references, strict=True)):
-        if len(predicted) != len(gold):
-            raise MetricInputError(f"seqeval: sentence {index + 1} has {len(predicted)} "
-                                   f"predicted tags for {len(gold)} words")
+    _check_sentences("seqeval", predictions, references)
+    for index, predicted in enumerate(predictions):
         if any(tag is None for tag in predicted):
             raise MetricInputError(f"seqeval: sentence {index + 1} has words without a tag")
     gold, predicted = entities(references, version), entities(predictions, version)
@@ -161,10 +166,14 @@ def normalize_answer(text: str) -> str:
 
 
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
-# MLQA: every Unicode punctuation character (category P*) plus ASCII punctuation
-_MLQA_PUNCTUATION = frozenset(
-    chr(i) for i in range(sys.maxunicode) if unicodedata.category(chr(i)).startswith("P")
-) | _ASCII_PUNCTUATION
+
+
+@functools.cache
+def _mlqa_punctuation() -> frozenset[str]:
+    """MLQA's punctuation: every Unicode category-P character plus ASCII punctuation (built on
+    first use: scanning all code points takes a quarter of a second)."""
+    return frozenset(chr(i) for i in range(sys.maxunicode)
+                     if unicodedata.category(chr(i)).startswith("P")) | _ASCII_PUNCTUATION
 _MLQA_ARTICLES = {
     "en": r"\b(a|an|the)\b",
     "es": r"\b(un|una|unos|unas|el|la|los|las)\b",
@@ -182,9 +191,9 @@ _CJK = re.compile(r"[\u4e00-\u9fa5]")
 def _mixed_segmentation(text: str) -> list[str]:
     """MLQA's Chinese segmentation: every CJK ideograph (U+4E00–U+9FA5) and punctuation mark is a
     token of its own; runs of other characters are split on whitespace."""
-    tokens, run = [], ""
+    tokens, run, punctuation = [], "", _mlqa_punctuation()
     for char in text:
-        if _CJK.search(char) or char in _MLQA_PUNCTUATION:
+        if _CJK.search(char) or char in punctuation:
             tokens.extend(run.split())
             run = ""
             tokens.append(char)
@@ -200,7 +209,8 @@ def normalize_mlqa(text: str, language: str) -> str:
     if language not in _MLQA_ARTICLES:
         raise MetricInputError(f"mlqa: no normalisation for language {language!r}; MLQA defines "
                                f"{', '.join(_MLQA_ARTICLES)}")
-    text = "".join(ch for ch in text.lower() if ch not in _MLQA_PUNCTUATION)
+    punctuation = _mlqa_punctuation()
+    text = "".join(ch for ch in text.lower() if ch not in punctuation)
     if _MLQA_ARTICLES[language]:
         text = re.sub(_MLQA_ARTICLES[language], " ", text)
     tokens = _mixed_segmentation(text) if language in _MLQA_MIXED else text.split()
