@@ -155,30 +155,30 @@ def _same_count(predictions: list, labels: list, prediction_path: Path, label_pa
                               f"has {len(labels)}")
 
 
-def _pair_labels(task: TaskSpec, prediction_path: Path, label_path: Path) -> Paired:
-    allowed = set(task.label_names)
+def _pair_lines(problem: Callable[[str], str | None], prediction_path: Path,
+                label_path: Path) -> Paired:
+    """One item per line on both sides, each checked by ``problem`` (None when fine)."""
     sides = []
     for path in (prediction_path, label_path):
         lines = _read_lines(path)
         for number, line in enumerate(lines, start=1):
-            if line not in allowed:
-                raise SubmissionError(f"{path}, line {number}: unknown label {line!r}; "
-                                      f"{task.name} labels are {sorted(allowed)}")
+            if (message := problem(line)) is not None:
+                raise SubmissionError(f"{path}, line {number}: {message}")
         sides.append(lines)
     _same_count(*sides, prediction_path, label_path, "lines")
     return Paired(sides[0], sides[1], {})
+
+
+def _pair_labels(task: TaskSpec, prediction_path: Path, label_path: Path) -> Paired:
+    allowed = set(task.label_names)
+    return _pair_lines(lambda line: None if line in allowed else
+                       f"unknown label {line!r}; {task.name} labels are {sorted(allowed)}",
+                       prediction_path, label_path)
 
 
 def _pair_indices(task: TaskSpec, prediction_path: Path, label_path: Path) -> Paired:
-    sides = []
-    for path in (prediction_path, label_path):
-        lines = _read_lines(path)
-        for number, line in enumerate(lines, start=1):
-            if not line.isdigit():
-                raise SubmissionError(f"{path}, line {number}: {line!r} is not a sentence index")
-        sides.append(lines)
-    _same_count(*sides, prediction_path, label_path, "lines")
-    return Paired(sides[0], sides[1], {})
+    return _pair_lines(lambda line: None if line.isdigit() else
+                       f"{line!r} is not a sentence index", prediction_path, label_path)
 
 
 def _read_choices(path: Path) -> list[dict]:
