@@ -267,22 +267,73 @@ def _pair_rankings(task: TaskSpec, prediction_path: Path, label_path: Path) -> P
                   [set(ids) for ids in relevant.values()], {k: v for k, v in notes.items() if v})
 
 
+# --- a run's records (what a zero-shot run keeps) and the items the writers take ---------------
+
+def _label_records(task: TaskSpec, examples, predicted: list) -> list[dict]:
+    names = task.label_names
+    return [{"prediction": names[p], "label": names[g]}
+            for p, g in zip(predicted, examples["label"], strict=True)]
+
+
+def _choice_records(task: TaskSpec, examples, predicted: list) -> list[dict]:
+    return [{"idx": i, "prediction": p, "label": g}
+            for i, (p, g) in enumerate(zip(predicted, examples["label"], strict=True))]
+
+
+def _tag_records(task: TaskSpec, examples, predicted: list) -> list[dict]:
+    return [{"tokens": tokens, "prediction": p, "label": g} for tokens, p, g in
+            zip(examples["tokens"], predicted, examples["tags"], strict=True)]
+
+
+def _answer_records(task: TaskSpec, examples, predicted: list) -> list[dict]:
+    return [{"id": e["id"], "prediction": p, "question": e["question"], "context": e["context"],
+             "answers": e["answers"]} for e, p in zip(examples, predicted, strict=True)]
+
+
+def _side_items(records: list[dict], side: str) -> list:
+    """Prediction (``side='prediction'``) or label items of a run's records."""
+    return [r[side] for r in records]
+
+
+def _choice_items(records: list[dict], side: str) -> list[dict]:
+    return [{"idx": r["idx"], "label": r[side]} for r in records]
+
+
+def _tag_items(records: list[dict], side: str) -> list:
+    if side == "prediction":
+        for number, record in enumerate(records, start=1):
+            if any(tag is None for tag in record["prediction"]):
+                raise SubmissionError(f"sentence {number} has words without a predicted tag")
+    return _side_items(records, side)
+
+
+def _answer_items(records: list[dict], side: str):
+    """Predictions ``{question_id: answer}``; labels the records (the SQuAD writer's input)."""
+    return {r["id"]: r["prediction"] for r in records} if side == "prediction" else records
+
+
 @dataclass(frozen=True)
 class Layout:
-    """How one format's files look: extension, writers for prediction and label items, and the
-    reader that pairs a prediction file with its label file."""
+    """How one format's files look: extension, writers for prediction and label items, the
+    reader that pairs a prediction file with its label file, and how a run's records become
+    those items (``records``: what a zero-shot run keeps; None where no zero-shot run exists)."""
 
     extension: str
     write_predictions: Callable[[Path, list], None]
     write_labels: Callable[[Path, list], None]
     pair: Callable[[TaskSpec, Path, Path], Paired]
+    records: Callable[[TaskSpec, object, list], list[dict]] | None = None
+    items: Callable[[list[dict], str], list] = _side_items
 
 
 LAYOUTS: dict[str, Layout] = {
-    "classification": Layout("tsv", _write_lines, _write_lines, _pair_labels),
-    "multiple_choice": Layout("jsonl", _write_choices, _write_choices, _pair_choices),
-    "token_classification": Layout("tsv", _write_tags, _write_tags, _pair_tags),
-    "extractive_qa": Layout("json", _write_json, _write_squad, _pair_answers),
+    "classification": Layout("tsv", _write_lines, _write_lines, _pair_labels, _label_records),
+    "multiple_choice": Layout("jsonl", _write_choices, _write_choices, _pair_choices,
+                              _choice_records, _choice_items),
+    "token_classification": Layout("tsv", _write_tags, _write_tags, _pair_tags, _tag_records,
+                                   _tag_items),
+    "extractive_qa": Layout("json", _write_json, _write_squad, _pair_answers, _answer_records,
+                            _answer_items),
     "bitext_retrieval": Layout("tsv", _write_lines, _write_lines, _pair_indices),
     "bitext_mining": Layout("tsv", _write_pairs, _write_pairs, _pair_mined),
     "ranking": Layout("json", _write_json, _write_json, _pair_rankings),
@@ -297,46 +348,20 @@ def get_layout(task: TaskSpec) -> Layout:
             from None
 
 
-# --- run prediction records <-> submission items ------------------------------------------------
+# --- export ---------------------------------------------------------------------------------------
 
 def prediction_records(task: TaskSpec, examples, predicted: list) -> list[dict]:
     """What a zero-shot run keeps per example: the prediction, the gold side and what the
     submission files need (question ids and texts, choice indices, words), in file terms."""
-    if task.format == "classification":
-        names = task.label_names
-        return [{"prediction": names[p], "label": names[g]}
-                for p, g in zip(predicted, examples["label"], strict=True)]
-    if task.format == "multiple_choice":
-        return [{"idx": i, "prediction": p, "label": g}
-                for i, (p, g) in enumerate(zip(predicted, examples["label"], strict=True))]
-    if task.format == "token_classification":
-        return [{"tokens": tokens, "prediction": p, "label": g} for tokens, p, g in
-                zip(examples["tokens"], predicted, examples["tags"], strict=True)]
-    if task.format == "extractive_qa":
-        return [{"id": e["id"], "prediction": p, "question": e["question"],
-                 "context": e["context"], "answers": e["answers"]}
-                for e, p in zip(examples, predicted, strict=True)]
-    raise SubmissionError(f"task {task.name!r} ({task.format}): no zero-shot prediction records")
+    records = get_layout(task).records
+    if records is None:
+        raise SubmissionError(f"task {task.name!r} ({task.format}): no zero-shot prediction "
+                              f"records")
+    return records(task, examples, predicted)
 
 
 def retrieval_records(predicted: list[int], gold: list[int]) -> list[dict]:
     return [{"prediction": int(p), "label": int(g)} for p, g in zip(predicted, gold, strict=True)]
-
-
-def _items(task: TaskSpec, records: list[dict], side: str) -> list:
-    """Prediction (``side='prediction'``) or label items of a run's records, as the layout's
-    writers take them."""
-    if task.format == "multiple_choice":
-        return [{"idx": r["idx"], "label": r[side]} for r in records]
-    if task.format == "extractive_qa":
-        if side == "prediction":
-            return {r["id"]: r["prediction"] for r in records}
-        return records
-    if task.format == "token_classification" and side == "prediction":
-        for number, record in enumerate(records, start=1):
-            if any(tag is None for tag in record["prediction"]):
-                raise SubmissionError(f"sentence {number} has words without a predicted tag")
-    return [r[side] for r in records]
 
 
 def export_run(run_dir: Path, output: Path, labels: Path | None = None) -> list[Path]:
@@ -364,7 +389,7 @@ def export_run(run_dir: Path, output: Path, labels: Path | None = None) -> list[
             path = Path(folder) / task.name / name
             if path in written:
                 raise SubmissionError(f"two runs export {task.name} {language}: {path}")
-            write(path, _items(task, records, side))
+            write(path, layout.items(records, side))
             written.append(path)
     return written
 
