@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from .paths import configs_dir, fixtures_dir, results_dir
+from .runs import PHASES
 
 DEFAULT_CONFIG = configs_dir() / "smoke.yaml"
 
@@ -71,7 +72,8 @@ def cmd_export_submission(args) -> int:
     if args.config:
         if args.intermediate is None or args.seed is None:
             raise ValueError("--config needs --intermediate and --seed to pick one model")
-        runs += submission_runs(load_config(args.config), args.intermediate, args.seed)
+        runs += submission_runs(load_config(args.config), args.intermediate, args.seed,
+                                args.protocol)
     if not runs:
         raise ValueError("name the runs to export: --run RUN_ID ... or --config CONFIG "
                          "--intermediate TASK --seed N")
@@ -125,11 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="run one phase notebook with papermill",
-        description="Run one phase: intermediate (phase ii), target (phase iii), zero_shot_eval "
-                    "or retrieval. Parameters not given take the notebook defaults (the "
+        description="Run one phase: intermediate (phase ii), target (phase iii), zero_shot_eval, "
+                    "retrieval or alignment. Parameters not given take the notebook defaults (the "
                     "published setup). A run with the same parameters is reused unless --force.",
     )
-    run.add_argument("phase", choices=["intermediate", "target", "zero_shot_eval", "retrieval"])
+    run.add_argument("phase", choices=list(PHASES))
     run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="a notebook parameter, e.g. -p task mnli -p seed 2")
     run.add_argument("--force", action="store_true", help="rerun even if the run is done")
@@ -163,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--intermediate", help="with --config: the intermediate task ('none' "
                                                "for direct fine-tuning)")
     export.add_argument("--seed", type=int, help="with --config: the seed")
+    export.add_argument("--protocol", choices=["encoder", "dual_encoder"], default="encoder",
+                        help="with --config: the runs of Mewsli-X and LAReQA to export")
     export.add_argument("--output", type=Path, required=True)
     export.add_argument("--labels", type=Path, help="also write the gold labels here")
     export.set_defaults(handler=cmd_export_submission)

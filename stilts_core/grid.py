@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .phases import validate_params
 from .results import NO_INTERMEDIATE, collect
+from .retrieval import get_preset
 from .runs import execute_phase, is_done, run_id, run_path
 from .tasks import TASKS, get_task, intermediate_choices
 
@@ -36,7 +37,12 @@ class GridConfig(BaseModel):
     target_tasks: list[str] = Field(default_factory=list)
     retrieval_tasks: list[str] = Field(default_factory=list)
     hyperparameters: dict = Field(default_factory=dict)
-    retrieval: dict = Field(default_factory=dict)
+    retrieval: dict = Field(default_factory=dict, description="retrieval settings of every "
+                            "task; 'preset' names one of stilts_core.retrieval.PRESETS")
+    retrieval_per_task: dict[str, dict] = Field(default_factory=dict)
+    retrieval_protocols: list[str] = Field(default_factory=lambda: ["encoder"], min_length=1)
+    alignment_tasks: list[str] = Field(default_factory=list)
+    alignment: dict = Field(default_factory=dict)
 
     @field_validator("intermediate_tasks")
     @classmethod
@@ -61,11 +67,39 @@ class GridConfig(BaseModel):
         for name in names:
             if _role(name) != "retrieval":
                 raise ValueError(f"{name!r} is not a retrieval task")
-            if get_task(name).format != "bitext_retrieval":
-                raise ValueError(f"the retrieval phase runs bitext retrieval (tatoeba); {name!r} "
-                                 f"is {get_task(name).format}: score its predictions with "
-                                 f"`stilts score`")
         return names
+
+    @field_validator("alignment_tasks")
+    @classmethod
+    def _alignment(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if _role(name) != "retrieval" or get_task(name).format != "bitext_retrieval":
+                raise ValueError(f"{name!r} has no parallel sentences; alignment needs a bitext "
+                                 f"retrieval task such as tatoeba")
+        return names
+
+    @field_validator("retrieval_protocols")
+    @classmethod
+    def _protocols(cls, names: list[str]) -> list[str]:
+        unknown = sorted(set(names) - {"encoder", "dual_encoder"})
+        if unknown:
+            raise ValueError(f"unknown protocol(s) {unknown}; use encoder and/or dual_encoder")
+        return names
+
+    @field_validator("retrieval")
+    @classmethod
+    def _preset(cls, settings: dict) -> dict:
+        if "preset" in settings:
+            get_preset(settings["preset"])  # a clear error for an unknown name
+        return settings
+
+    def retrieval_settings(self, task: str) -> dict:
+        """The retrieval phase's settings for ``task``: a preset's, then the explicit common
+        settings, then the task's own (each overriding the one before)."""
+        common = dict(self.retrieval)
+        preset = common.pop("preset", None)
+        base = get_preset(preset).settings.model_dump(exclude={"max_length"}) if preset else {}
+        return {**base, **common, **self.retrieval_per_task.get(task, {})}
 
 
 def _role(name: str) -> str:
@@ -109,17 +143,31 @@ def plan(config: GridConfig) -> list[PlannedRun]:
         runs.setdefault(planned.run_id, planned)
         return planned.run_id
 
-    retrieval_common = {**common, **config.retrieval}
-    for task in config.retrieval_tasks:
-        add("retrieval", {**retrieval_common, "task": task}, [])
+    def evaluate_encoder(encoder_run: str, seed: int | None) -> None:
+        """The retrieval and alignment runs of one encoder (``''``: the base encoder). The
+        encoder protocol needs no seed of its own; the dual encoder trains with ``seed``."""
+        depends = [encoder_run] if encoder_run else []
+        for task in config.retrieval_tasks:
+            settings = {**common, **config.retrieval_settings(task), "task": task,
+                        "encoder_run": encoder_run}
+            for protocol in config.retrieval_protocols:
+                if protocol == "dual_encoder" and get_task(task).format != "ranking":
+                    continue
+                if protocol == "encoder":
+                    add("retrieval", {**settings, "protocol": protocol}, depends)
+                elif seed is not None:
+                    add("retrieval", {**settings, "protocol": protocol, "seed": seed}, depends)
+        for task in config.alignment_tasks:
+            add("alignment", {**common, **config.alignment, "task": task,
+                              "encoder_run": encoder_run}, depends)
+
+    evaluate_encoder("", None)
     for seed in config.seeds:
         for intermediate in config.intermediate_tasks:
             upstream = ""
             if intermediate != NO_INTERMEDIATE:
                 upstream = add("intermediate", {**train, "task": intermediate, "seed": seed}, [])
-                for task in config.retrieval_tasks:
-                    add("retrieval", {**retrieval_common, "task": task, "encoder_run": upstream},
-                        [upstream])
+            evaluate_encoder(upstream, seed)
             for task in config.target_tasks:
                 target = add("target", {**train, "task": task, "seed": seed,
                                         "intermediate_run": upstream},
@@ -129,10 +177,12 @@ def plan(config: GridConfig) -> list[PlannedRun]:
     return list(runs.values())
 
 
-def submission_runs(config: GridConfig, intermediate: str, seed: int) -> list[str]:
+def submission_runs(config: GridConfig, intermediate: str, seed: int,
+                    protocol: str = "encoder") -> list[str]:
     """The zero-shot evaluation and retrieval runs of one model of the grid, the one trained
     with ``intermediate`` (``none``: direct fine-tuning and the base encoder) and ``seed``:
-    what one leaderboard submission contains."""
+    what one leaderboard submission contains. Ranking tasks (Mewsli-X, LAReQA) come from the
+    runs of ``protocol``; the other retrieval tasks only have the encoder protocol."""
     planned = {run.run_id: run for run in plan(config)}
 
     def trained_by(upstream: str) -> tuple[str, int | None]:
@@ -148,7 +198,13 @@ def submission_runs(config: GridConfig, intermediate: str, seed: int) -> list[st
                     and target["seed"] == seed):
                 chosen.append(run.run_id)
         elif run.phase == "retrieval":
-            task, encoder_seed = trained_by(run.params["encoder_run"])
+            params = run.params
+            wanted = protocol if get_task(params["task"]).format == "ranking" else "encoder"
+            if params["protocol"] != wanted:
+                continue
+            task, encoder_seed = trained_by(params["encoder_run"])
+            if params["protocol"] == "dual_encoder":
+                encoder_seed = params["seed"]
             if task == intermediate and encoder_seed in (seed, None):
                 chosen.append(run.run_id)
     if not chosen:

@@ -20,9 +20,8 @@ from .evaluation import score_language
 from .modelling import load_tokenizer, provenance_of, resolve_model
 from .paths import REPO_ROOT, atomic_write_text, fixtures_dir
 from .results import NO_INTERMEDIATE, write_run_results
-from .retrieval import RepresentationSettings, bitext_retrieval, encode
+from .retrieval import RepresentationSettings, embed_layers, encode
 from .runs import load_done_run, run_id, run_path
-from .submission import retrieval_records
 from .tasks import (
     MIXTURES,
     TaskSpec,
@@ -148,18 +147,89 @@ class ZeroShotParams(_DataParams):
     batch_size: int = 64
 
 
-class RetrievalParams(_DataParams):
+class _EncoderParams(_DataParams):
+    """Which encoder, and how a sentence vector is made from it: every field is recorded with
+    the results (``settings``). Defaults: XTREME's Tatoeba choice for XLM-R Large, mean pooling
+    (over ``<s>`` and ``</s>`` too, as its script does) at ``hidden_states[14]``."""
+
     model: str = "xlm-roberta-large"
-    task: str = "tatoeba"
     encoder_run: str = Field("", description="phase-(ii) run id; empty: the base encoder")
     languages: list[str] = Field(default_factory=list, description="empty: every language of the task")
+    pooling: str = Field("mean", pattern="^(mean|first)$")
+    include_special_tokens: bool = True
+    batch_size: int = 64
+
+
+class RetrievalParams(_EncoderParams):
+    task: str = "tatoeba"
     layer: int = Field(
         14, description="hidden_states index, 0 is the embeddings; 14 is XTREME's Tatoeba choice"
     )
-    pooling: str = Field("mean", pattern="^(mean|first)$")
-    include_special_tokens: bool = False
-    max_length: int = 128
-    batch_size: int = 64
+    protocol: str = Field(
+        "encoder", pattern="^(encoder|dual_encoder)$",
+        description="encoder: the encoder as it is (Phang et al.); dual_encoder: first fine-tune "
+                    "it on the task's English pairs with in-batch negatives (XTREME-R; ranking "
+                    "tasks)")
+    max_length: int | None = Field(None, description="query side; empty: the task's published length")
+    candidate_max_length: int | None = Field(None, description="empty: the task's published length")
+    margin: str = Field("ratio", pattern="^(ratio|distance|absolute)$", description="BUCC")
+    margin_k: int = Field(4, ge=1, description="BUCC: neighbours in the margin's denominator")
+    mining_mode: str = Field("max", pattern="^(max|forward|backward|intersection)$",
+                             description="BUCC: how candidate pairs are mined")
+    seed: int = Field(1, description="dual_encoder: the training seed")
+    dual_learning_rate: float | None = Field(None, description="empty: the task's published value")
+    dual_batch_size: int | None = Field(None, description="empty: the task's published value")
+    dual_epochs: float | None = Field(None, description="empty: the task's published value")
+    dual_max_steps: int = -1
+
+    @model_validator(mode="after")
+    def _fill_and_check(self) -> RetrievalParams:
+        task = get_task(self.task)
+        if task.role != "retrieval" or task.retrieval is None:
+            raise ValueError(f"task {self.task!r} is not a retrieval task")
+        published = task.retrieval
+        if self.protocol == "dual_encoder" and task.format != "ranking":
+            raise ValueError(f"protocol 'dual_encoder' is for ranking tasks (mewslix, lareqa); "
+                             f"{self.task!r} is {task.format}")
+        self.max_length = self.max_length or published.query_max_length
+        self.candidate_max_length = self.candidate_max_length or published.candidate_max_length
+        if self.protocol == "dual_encoder":
+            self.dual_learning_rate = self.dual_learning_rate or published.learning_rate
+            self.dual_batch_size = self.dual_batch_size or published.batch_size
+            self.dual_epochs = self.dual_epochs or published.epochs
+        return self
+
+    def representation(self) -> RepresentationSettings:
+        return RepresentationSettings(layer=self.layer, pooling=self.pooling,
+                                      include_special_tokens=self.include_special_tokens,
+                                      max_length=self.max_length)
+
+    def settings_record(self) -> dict:
+        """What the results rows carry: everything that changes the numbers, nothing that
+        names the encoder (the pairing of gains matches on it)."""
+        record = {**self.representation().as_record(), "protocol": self.protocol,
+                  "candidate_max_length": self.candidate_max_length}
+        if get_task(self.task).format == "bitext_mining":
+            record.update(margin=self.margin, margin_k=self.margin_k, mining_mode=self.mining_mode)
+        if self.protocol == "dual_encoder":
+            record.update(dual_learning_rate=self.dual_learning_rate,
+                          dual_batch_size=self.dual_batch_size, dual_epochs=self.dual_epochs,
+                          dual_max_steps=self.dual_max_steps)
+        return record
+
+
+class AlignmentParams(_EncoderParams):
+    task: str = Field("tatoeba", description="parallel data: a bitext retrieval task")
+    layers: list[int] = Field(default_factory=list,
+                              description="hidden_states indices; empty: every layer, 0 to the top")
+    max_length: int = 512
+
+    @model_validator(mode="after")
+    def _parallel(self) -> AlignmentParams:
+        if get_task(self.task).format != "bitext_retrieval":
+            raise ValueError(f"alignment needs parallel sentences (a bitext_retrieval task such "
+                             f"as tatoeba); {self.task!r} is {get_task(self.task).format}")
+        return self
 
 
 PARAMS: dict[str, type[_Params]] = {
@@ -167,6 +237,7 @@ PARAMS: dict[str, type[_Params]] = {
     "target": TargetParams,
     "zero_shot_eval": ZeroShotParams,
     "retrieval": RetrievalParams,
+    "alignment": AlignmentParams,
 }
 
 
@@ -394,40 +465,171 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     return metrics
 
 
-def retrieval(params: dict, run_dir: str = "") -> dict:
-    """Bitext retrieval with an encoder as it is: the base model or a phase-(ii) encoder."""
+def _load_encoder(path: str):
     from transformers import AutoModel
 
+    return load_tokenizer(path), AutoModel.from_pretrained(path).to("cuda" if _cuda() else "cpu")
+
+
+def _embedder(model, tokenizer, settings: RepresentationSettings, batch_size: int):
+    def embed(texts, max_length: int):
+        return encode(list(texts), model, tokenizer,
+                      settings.model_copy(update={"max_length": max_length}), batch_size,
+                      log=print)
+    return embed
+
+
+def _dual_encoder(path: Path, p: RetrievalParams, task: TaskSpec, init_path: str,
+                  settings: RepresentationSettings) -> tuple[str, dict]:
+    """Fine-tune the dual encoder once per run (kept under ``dual_encoder/``; a rerun after a
+    crash resumes its checkpoint or reuses the finished encoder)."""
+    from .dual_encoder import DualEncoderHyperparameters, train_dual_encoder
+
+    folder = path / "dual_encoder"
+    summary_path = folder / "summary.json"
+    if summary_path.is_file():
+        return str(folder / "encoder"), json.loads(summary_path.read_text())
+    hyper = DualEncoderHyperparameters(
+        learning_rate=p.dual_learning_rate, batch_size=p.dual_batch_size, epochs=p.dual_epochs,
+        max_steps=p.dual_max_steps, query_max_length=p.max_length,
+        candidate_max_length=p.candidate_max_length)
+    pairs = data_io.load_training_pairs(task, p.sources(), limit=SMOKE_MAX_TRAIN if p.smoke else None)
+    summary = train_dual_encoder(init_path, pairs, load_tokenizer(init_path), folder, settings,
+                                 hyper, p.seed)
+    atomic_write_text(summary_path, json.dumps(summary, indent=1))
+    return str(folder / "encoder"), summary
+
+
+def retrieval(params: dict, run_dir: str = "") -> dict:
+    """A retrieval task with an encoder as it is (the base model or a phase-(ii) encoder), or,
+    with ``protocol='dual_encoder'``, after fine-tuning it on the task's English pairs."""
     path, p = _start("retrieval", params, run_dir)
     task = get_task(p.task)
-    if task.format != "bitext_retrieval":
-        raise ParameterError(f"task {p.task!r} is not a bitext retrieval task")
     model_path, intermediate_task, seed = _encoder_source(p.model, p.encoder_run, "encoder_run")
-    settings = RepresentationSettings(layer=p.layer, pooling=p.pooling,
-                                      include_special_tokens=p.include_special_tokens,
-                                      max_length=p.max_length)
-    tokenizer = load_tokenizer(model_path)
-    model = AutoModel.from_pretrained(model_path).to("cuda" if _cuda() else "cpu")
-    languages = p.languages or _available_languages(task, "test", p)
+    settings = p.representation()
+    record = p.settings_record()
+    metrics = {"task": task.name, "split": task.evaluation_split, "settings": record}
+    if p.protocol == "dual_encoder":
+        model_path, metrics["dual_encoder"] = _dual_encoder(path, p, task, model_path, settings)
+        seed = p.seed
+    tokenizer, model = _load_encoder(model_path)
+    embed = _embedder(model, tokenizer, settings, p.batch_size)
     provenance = _provenance(p.model, p)
-    metrics, rows = {"task": task.name, "split": "test", "settings": settings.as_record()}, []
-    for language in languages:
+
+    def row(language: str, split: str, metric: str, value: float) -> dict:
+        return _row(p.model, intermediate_task, task.name, language, seed, split, metric, value,
+                    provenance, path, record)
+
+    rows = _RETRIEVAL_PROCEDURES[task.format](task, p, embed, path, metrics, row)
+    _write_outputs(path, metrics, rows)
+    return metrics
+
+
+def _bitext(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict, row) -> list:
+    from .evaluation import bitext_scores
+
+    rows = []
+    for language in p.languages or _available_languages(task, "test", p):
         pairs = _load(task, "test", language, p, SMOKE_MAX_EVAL)
-        source = encode(pairs["text"], model, tokenizer, settings, p.batch_size)
-        english = encode(pairs["text_pair"], model, tokenizer, settings, p.batch_size)
-        retrieved = bitext_retrieval(source, english)
-        gold = list(range(len(pairs)))
-        scores = {direction: score_language(task, found.tolist(), gold, language)["accuracy"]
-                  for direction, found in retrieved.items()}
+        scores, records = bitext_scores(task, pairs, embed, p.max_length, p.candidate_max_length,
+                                        language)
         metrics[language] = {**scores, "pairs": len(pairs)}
+        data_io.write_jsonl(path / "predictions" / f"test-{language}.jsonl", records)
+        rows += [row(language, "test", name, value) for name, value in scores.items()]
+        print(f"{task.name} {language}: xx->en {scores['accuracy']:.2f}, "
+              f"en->xx {scores['accuracy_en_to_xx']:.2f} ({len(pairs)} pairs)")
+    return rows
+
+
+def _mining(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict, row) -> list:
+    """BUCC: per language, the threshold tuned on the dev gold is applied to test; the test
+    gold's own best threshold is reported only as ``oracle_f1``."""
+    from .evaluation import mining_scores
+    from .submission import mining_records
+
+    root = _local_root(task, p)
+    rows = []
+    for language in p.languages or list(task.languages):
+        dev = data_io.load_mining_corpus(task, "validation", language, root)
+        test = data_io.load_mining_corpus(task, "test", language, root)
+        result = mining_scores(task, dev, test, embed, p.max_length, p.margin_k, p.margin,
+                               p.mining_mode, language)
+        metrics[language] = {key: value for key, value in result.items() if key != "predicted"}
         data_io.write_jsonl(path / "predictions" / f"test-{language}.jsonl",
-                            retrieval_records(retrieved["xx->en"].tolist(), gold))
-        for direction, metric_name in (("xx->en", "accuracy"), ("en->xx", "accuracy_en_to_xx")):
-            rows.append(_row(p.model, intermediate_task, task.name, language, seed, "test",
-                             metric_name, scores[direction], provenance, path,
-                             settings.as_record()))
-        print(f"{task.name} {language}: xx->en {scores['xx->en']:.2f}, "
-              f"en->xx {scores['en->xx']:.2f} ({len(pairs)} pairs)")
+                            mining_records(result["predicted"], sorted(test.gold)))
+        rows += [row(language, "test", name, value) for name, value in result["test"].items()]
+        rows += [row(language, "validation", name, value)
+                 for name, value in result["validation"].items()]
+        rows.append(row(language, "test", "oracle_f1", result["oracle_f1"]))
+        print(f"{task.name} {language}: test F1 {result['test']['f1']:.2f} at the dev-tuned "
+              f"threshold {result['threshold']:.4f} (dev F1 {result['validation']['f1']:.2f}; "
+              f"oracle test F1 {result['oracle_f1']:.2f})")
+    return rows
+
+
+def _ranking(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict, row) -> list:
+    from .evaluation import ranking_scores
+
+    split = task.evaluation_split
+    ranking_set = data_io.load_ranking_set(task, split, _local_root(task, p))
+    present = sorted(set(ranking_set.query_languages))
+    languages = p.languages or [lang for lang in task.languages if lang in present]
+    results = ranking_scores(task, ranking_set, embed, p.max_length, p.candidate_max_length,
+                             languages)
+    rows = []
+    for language, result in results.items():
+        metrics[language] = {**result["scores"], "queries": len(result["records"]),
+                             "candidates": len(ranking_set.candidate_ids)}
+        data_io.write_jsonl(path / "predictions" / f"{split}-{language}.jsonl", result["records"])
+        rows += [row(language, split, name, value) for name, value in result["scores"].items()]
+        print(f"{task.name} {language}: mAP@20 {result['scores']['map_at_20']:.2f} "
+              f"({len(result['records'])} queries, {len(ranking_set.candidate_ids)} candidates)")
+    return rows
+
+
+_RETRIEVAL_PROCEDURES = {"bitext_retrieval": _bitext, "bitext_mining": _mining, "ranking": _ranking}
+
+
+def _local_root(task: TaskSpec, p: _DataParams) -> Path:
+    root = p.sources().root_for(task)
+    if root is None:
+        raise data_io.DataSourceError(
+            f"task {task.name!r}: {task.local_only_reason} Pass data_root=<root> or "
+            f"data_roots={{'{task.name}': <root>}} with the release files under "
+            f"<root>/{task.name}/.")
+    return root
+
+
+def alignment(params: dict, run_dir: str = "") -> dict:
+    """Layer-wise alignment with English on parallel sentences: every measure of
+    :mod:`stilts_core.alignment` for every layer and language, from one forward pass per batch."""
+    from .alignment import METRIC_PREFIX, alignment_scores
+
+    path, p = _start("alignment", params, run_dir)
+    task = get_task(p.task)
+    model_path, intermediate_task, seed = _encoder_source(p.model, p.encoder_run, "encoder_run")
+    tokenizer, model = _load_encoder(model_path)
+    layers = p.layers or list(range(model.config.num_hidden_layers + 1))
+    provenance = _provenance(p.model, p)
+    metrics, rows = {"task": task.name, "split": "test", "layers": layers}, []
+    for language in p.languages or _available_languages(task, "test", p):
+        pairs = _load(task, "test", language, p, SMOKE_MAX_EVAL)
+        sides = [embed_layers(pairs[column], model, tokenizer, layers, p.pooling,
+                              p.include_special_tokens, p.max_length, p.batch_size)
+                 for column in ("text", "text_pair")]
+        metrics[language] = {}
+        for slot, layer in enumerate(layers):
+            settings = RepresentationSettings(layer=layer, pooling=p.pooling,
+                                              include_special_tokens=p.include_special_tokens,
+                                              max_length=p.max_length).as_record()
+            scores = alignment_scores(sides[0][slot], sides[1][slot])
+            metrics[language][layer] = scores
+            rows += [_row(p.model, intermediate_task, task.name, language, seed, "test",
+                          METRIC_PREFIX + name, value, provenance, path, settings)
+                     for name, value in scores.items()]
+        best = max(layers, key=lambda layer: metrics[language][layer]["retrieval_accuracy"])
+        print(f"alignment {language}: best retrieval at layer {best} "
+              f"({metrics[language][best]['retrieval_accuracy']:.1f}%, {len(pairs)} pairs)")
     _write_outputs(path, metrics, rows)
     return metrics
 

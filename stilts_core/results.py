@@ -7,6 +7,7 @@ Each run writes its own ``results.csv`` (never a shared file appended by many wr
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -19,7 +20,9 @@ COLUMNS = (
     "model", "intermediate_task", "target_task", "language", "seed", "split", "metric", "value",
     "provenance", "run_id", "settings",
 )
-KEY = ("model", "intermediate_task", "target_task", "language", "seed", "split", "metric")
+# ``settings`` is part of a cell's identity: a layer of the alignment curves, a retrieval protocol.
+KEY = ("model", "intermediate_task", "target_task", "language", "seed", "split", "metric",
+       "settings")
 NO_INTERMEDIATE = "none"
 PROVENANCES = ("published", "full-scale run", "smoke run", "simulation")
 
@@ -84,13 +87,14 @@ def collect(run_dirs: list[Path], output: Path) -> pd.DataFrame:
 
 
 def paired_gains(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
-    """STILTs minus direct fine-tuning for the same model, target task, language and seed.
+    """STILTs minus direct fine-tuning for the same model, target task, language, seed and
+    settings (retrieval: the same layer, pooling and protocol).
 
     Baselines are the rows with ``intermediate_task == 'none'``. Retrieval baselines (the base
     encoder, which no seed changes) carry no seed and are paired with every seed.
     """
     frame = table if metric is None else table[table["metric"] == metric]
-    cell = ["model", "target_task", "language", "split", "metric"]
+    cell = ["model", "target_task", "language", "split", "metric", "settings"]
     base = frame[frame["intermediate_task"] == NO_INTERMEDIATE]
     stilts = frame[frame["intermediate_task"] != NO_INTERMEDIATE]
     seeded = base[base["seed"].notna()]
@@ -101,8 +105,8 @@ def paired_gains(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
         stilts.merge(unseeded[[*cell, "value"]], on=cell, suffixes=("", "_baseline")),
     ], ignore_index=True)
     paired["gain"] = paired["value"] - paired["value_baseline"]
-    return paired[[*cell[:4], "intermediate_task", "seed", "metric", "value", "value_baseline",
-                   "gain", "provenance"]]
+    return paired[[*cell[:4], "intermediate_task", "seed", "metric", "settings", "value",
+                   "value_baseline", "gain", "provenance"]]
 
 
 MODEL_CELL = ["model", "intermediate_task", "seed"]
@@ -128,14 +132,32 @@ def headline_scores(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     return make_frame(frame[list(COLUMNS)].to_dict("records")) if len(frame) else frame
 
 
-def benchmark_scores(table: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+def setting(table: pd.DataFrame, name: str) -> pd.Series:
+    """One field of the ``settings`` JSON per row (``None`` where a row does not set it):
+    the layer of an alignment row, the protocol of a retrieval row."""
+    return table["settings"].map(lambda text: json.loads(text or "{}").get(name))
+
+
+def benchmark_scores(table: pd.DataFrame, benchmark: str,
+                     protocol: str = "encoder") -> pd.DataFrame:
     """The official aggregates per model x intermediate task x seed (XTREME's ``evaluate.py``):
     each task's average over the benchmark's languages (``level='task'``, ``complete`` when the
     table has all of them), group scores and the overall score (``all_task``), the last two only
     where every task they need is complete. Unseeded rows (the base encoder's retrieval) count
-    for every seed of the same model and intermediate task."""
+    for every seed of the same model and intermediate task. Retrieval rows count under one
+    ``protocol`` (``encoder``: the encoder as it is; ``dual_encoder``: XTREME-R's)."""
     bench = get_benchmark(benchmark)
     rows = table[(table["split"] == "test") & table["target_task"].isin(list(bench.tasks))]
+    headline = rows["target_task"].map(_headline)
+    rows = rows[[metric in names for metric, names in zip(rows["metric"], headline, strict=True)]]
+    rows = rows[setting(rows, "protocol").isin([None, protocol])]
+    clashes = rows[rows.duplicated([*MODEL_CELL, "target_task", "language", "metric"], keep=False)]
+    if not clashes.empty:
+        raise ResultsError(
+            f"{benchmark}: several settings for the same score; select one per task first "
+            "(e.g. by results.setting(table, 'layer')):\n"
+            + clashes[[*MODEL_CELL, "target_task", "language", "metric", "settings"]]
+            .to_string(index=False))
     seeded, unseeded = rows[rows["seed"].notna()], rows[rows["seed"].isna()]
     seeds = seeded[MODEL_CELL].drop_duplicates()
     broadcast = unseeded.drop(columns="seed").merge(seeds, on=MODEL_CELL[:2])

@@ -1,83 +1,324 @@
-"""Sentence representations from any layer, and bitext retrieval (Tatoeba).
+"""Sentence representations from any layer, and the searches the retrieval tasks run on them.
 
-Every setting (layer, pooling, whether special tokens are pooled) is an explicit argument that
-the caller records with its results: the XTREME scripts hide these, and they disagree.
+Every setting (layer, pooling, whether special tokens are pooled, the margin, k, the search
+chunk) is an explicit argument that the caller records with its results: the XTREME scripts
+hide these in shell defaults, and the papers disagree with them.
+
+* Tatoeba: the nearest neighbour by cosine, in both directions (:func:`bitext_retrieval`).
+* BUCC 2018: ratio-margin scores over the k nearest neighbours of both sides (Artetxe &
+  Schwenk 2019, "Margin-based parallel corpus mining with multilingual sentence embeddings"),
+  candidates mined as LASER's ``mine_bitexts.py`` does in its ``max`` mode, and the decision
+  threshold tuned on gold pairs (:func:`mine_candidates`, :func:`tune_threshold`).
+* Mewsli-X, LAReQA: the 20 best candidates of a pool (:func:`rank_pool`).
+
+Nearest-neighbour search is exact and chunked (:func:`knn`): a block of queries against a
+block of candidates at a time, so memory is bounded by the two chunk sizes, never by
+queries x candidates; on a GPU the same code runs there.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+import time
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 Pooling = Literal["mean", "first"]
 
 
-@dataclass(frozen=True)
-class RepresentationSettings:
-    """How a sentence vector is made. ``layer`` indexes ``hidden_states`` (0 = embeddings;
-    negative counts from the top)."""
+class RepresentationSettings(BaseModel):
+    """How a sentence vector is made. ``layer`` indexes ``hidden_states`` (0 = the embedding
+    output; negative counts from the top). Vectors are always L2-normalised."""
 
-    layer: int = -1
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layer: int = 14
     pooling: Pooling = "mean"
     include_special_tokens: bool = False
-    max_length: int = 128
+    max_length: int = Field(128, ge=2)
 
     def as_record(self) -> dict:
-        return asdict(self)
+        return self.model_dump()
 
 
-def encode(sentences: list[str], model, tokenizer, settings: RepresentationSettings,
-           batch_size: int = 64) -> np.ndarray:
-    """L2-normalised sentence vectors, one row per sentence, in input order."""
+class Preset(BaseModel):
+    """A published choice of representation, with where it comes from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    settings: RepresentationSettings
+    source: str
+
+
+# The choices the XTREME scripts make for XLM-R Large. Ours defaults to the Tatoeba one for every
+# task; the BUCC ones are runnable by name (grid config ``retrieval: {preset: xtreme-bucc}``).
+# Lengths are not part of a preset: they are each task's (``TaskSpec.retrieval``).
+PRESETS: dict[str, Preset] = {
+    "xtreme-tatoeba": Preset(
+        settings=RepresentationSettings(layer=14, pooling="mean", include_special_tokens=True),
+        source="google-research/xtreme scripts/run_tatoeba.sh: mean over every token, <s> and "
+               "</s> included, of hidden_states[14] of XLM-R Large (LAYER=13 of the last 24)"),
+    "xtreme-bucc": Preset(
+        settings=RepresentationSettings(layer=7, pooling="first"),
+        source="google-research/xtreme scripts/run_bucc2018.sh as written: the first token "
+               "(<s>, --pool_type cls) of layer 7"),
+    "xtreme-bucc-xlmr-as-run": Preset(
+        settings=RepresentationSettings(layer=20, pooling="first"),
+        source="what run_bucc2018.sh computes for XLM-R Large: --specific_layer 7 counts from "
+               "the last --num_layers layers, which it leaves at 12, so hidden_states[-12:][7]"),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown representation preset {name!r}; one of {', '.join(PRESETS)}") from None
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+def _device(model) -> str:
+    return str(next(model.parameters()).device)
+
+
+def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[int],
+                 pooling: Pooling = "mean", include_special_tokens: bool = False,
+                 max_length: int = 128, batch_size: int = 64,
+                 log: Callable[[str], None] | None = None) -> np.ndarray:
+    """L2-normalised sentence vectors of several layers from one forward pass per batch:
+    an array ``[len(layers), len(sentences), hidden]`` in input order.
+
+    Sentences are tokenised once, sorted by token length (longest first, so an out-of-memory
+    batch fails at once) and padded per batch; on a GPU the forward pass runs in bf16.
+    """
     import torch
 
-    device = next(model.parameters()).device
-    order = np.argsort([len(s) for s in sentences], kind="stable")
-    vectors = np.empty((len(sentences), model.config.hidden_size), dtype=np.float32)
+    device = _device(model)
+    encoded = tokenizer(list(sentences), truncation=True, max_length=max_length,
+                        return_special_tokens_mask=True)
+    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+    order = np.argsort(-lengths, kind="stable")
+    hidden_size = model.config.hidden_size
+    vectors = np.empty((len(layers), len(sentences), hidden_size), dtype=np.float32)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else None
+    batches = math.ceil(len(order) / batch_size)
+    started, reported = time.time(), 0
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
+        for number, start in enumerate(range(0, len(order), batch_size), start=1):
             index = order[start:start + batch_size]
-            batch = tokenizer([sentences[i] for i in index], padding=True, truncation=True,
-                              max_length=settings.max_length, return_tensors="pt",
-                              return_special_tokens_mask=True)
+            batch = tokenizer.pad({key: [encoded[key][i] for i in index]
+                                   for key in ("input_ids", "attention_mask",
+                                               "special_tokens_mask")},
+                                  return_tensors="pt")
             special = batch.pop("special_tokens_mask").to(device)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            hidden = model(**batch, output_hidden_states=True).hidden_states[settings.layer]
-            vectors[index] = _pool(hidden.float(), batch["attention_mask"], special,
-                                   settings).cpu().numpy()
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.clip(norms, 1e-12, None)
+            batch = {key: value.to(device) for key, value in batch.items()}
+            if autocast is not None:
+                with autocast:
+                    states = model(**batch, output_hidden_states=True).hidden_states
+            else:
+                states = model(**batch, output_hidden_states=True).hidden_states
+            for slot, layer in enumerate(layers):
+                pooled = pool(states[layer].float(), batch["attention_mask"], special, pooling,
+                              include_special_tokens)
+                vectors[slot, index] = pooled.cpu().numpy()
+            if log and (number == batches or time.time() - reported > 30):
+                reported = time.time()
+                log(f"encoded {min(start + batch_size, len(order))}/{len(order)} sentences "
+                    f"({(start + len(index)) / (reported - started):.0f}/s)")
+    return normalise(vectors)
 
 
-def _pool(hidden, attention_mask, special_tokens_mask, settings: RepresentationSettings):
-    if settings.pooling == "first":
+def encode(sentences: Sequence[str], model, tokenizer, settings: RepresentationSettings,
+           batch_size: int = 64, log: Callable[[str], None] | None = None) -> np.ndarray:
+    """L2-normalised sentence vectors of ``settings.layer``, one row per sentence, in order."""
+    return embed_layers(sentences, model, tokenizer, [settings.layer], settings.pooling,
+                        settings.include_special_tokens, settings.max_length, batch_size, log)[0]
+
+
+def pool(hidden, attention_mask, special_tokens_mask, pooling: Pooling,
+         include_special_tokens: bool):
+    """First token, or the mean over real tokens (optionally without ``<s>``/``</s>``)."""
+    if pooling == "first":
         return hidden[:, 0]
     mask = attention_mask.bool()
-    if not settings.include_special_tokens:
+    if not include_special_tokens:
         mask = mask & ~special_tokens_mask.bool()
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
-def nearest_neighbours(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Index of the most cosine-similar candidate for each (normalised) query; ties go to the
-    lowest index, as ``argmax`` does in the XTREME scripts."""
-    return np.argmax(queries @ candidates.T, axis=1)
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.clip(norms, 1e-12, None)
 
 
-def rank_candidates(scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best candidates of each query (rows of ``scores``), best first. Equal scores
-    keep the candidates' order, lowest index first, like :func:`nearest_neighbours`; the XTREME-R
-    scripts' ``argsort()[::-1]`` leaves the order of ties to the sort algorithm."""
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+# --- exact, chunked nearest-neighbour search ----------------------------------------------------
+
+def knn(queries: np.ndarray, candidates: np.ndarray, k: int, query_chunk: int = 2048,
+        candidate_chunk: int = 65536, device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most similar candidates of every query by dot product (cosine for normalised
+    vectors): ``(scores, indices)``, each ``[queries, k]``, best first.
+
+    Exact search in blocks of ``query_chunk x candidate_chunk`` similarities, so memory stays
+    bounded whatever the pool size; ``device`` defaults to the GPU when there is one. For
+    ``k == 1`` equal scores go to the lowest candidate index, as ``argmax`` does in the XTREME
+    scripts; for larger ``k`` results are ordered by score, then index.
+    """
+    import torch
+
+    k = min(k, len(candidates))
+    if k < 1:
+        raise ValueError("knn needs at least one candidate and k >= 1")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pool_t = torch.from_numpy(np.ascontiguousarray(candidates, dtype=np.float32)).to(device)
+    all_scores = np.empty((len(queries), k), dtype=np.float32)
+    all_indices = np.empty((len(queries), k), dtype=np.int64)
+    for q_start in range(0, len(queries), query_chunk):
+        block = torch.from_numpy(np.ascontiguousarray(
+            queries[q_start:q_start + query_chunk], dtype=np.float32)).to(device)
+        best_scores = best_indices = None
+        for c_start in range(0, len(pool_t), candidate_chunk):
+            similarities = block @ pool_t[c_start:c_start + candidate_chunk].T
+            if k == 1:
+                values, positions = similarities.max(dim=1, keepdim=True)
+            else:
+                values, positions = similarities.topk(min(k, similarities.shape[1]), dim=1)
+            positions = positions + c_start
+            if best_scores is None:
+                best_scores, best_indices = values, positions
+            else:  # earlier chunks first: a stable merge keeps the lower index on ties
+                merged_scores = torch.cat([best_scores, values], dim=1)
+                merged_indices = torch.cat([best_indices, positions], dim=1)
+                rank = torch.sort(-merged_scores, dim=1, stable=True).indices[:, :k]
+                best_scores = merged_scores.gather(1, rank)
+                best_indices = merged_indices.gather(1, rank)
+        if k > 1:  # order within the top k by score, then index
+            order = np.lexsort((best_indices.cpu().numpy(), -best_scores.cpu().numpy()), axis=1)
+            best_scores = best_scores.gather(1, torch.from_numpy(order).to(device))
+            best_indices = best_indices.gather(1, torch.from_numpy(order).to(device))
+        all_scores[q_start:q_start + len(block)] = best_scores.cpu().numpy()
+        all_indices[q_start:q_start + len(block)] = best_indices.cpu().numpy()
+    return all_scores, all_indices
 
 
-def bitext_retrieval(source: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+def nearest_neighbours(queries: np.ndarray, candidates: np.ndarray, **search) -> np.ndarray:
+    """Index of the most similar candidate of each query; ties go to the lowest index."""
+    return knn(queries, candidates, 1, **search)[1][:, 0]
+
+
+def bitext_retrieval(source: np.ndarray, target: np.ndarray, **search) -> dict[str, np.ndarray]:
     """Tatoeba: the index of the nearest sentence on the other side, in both directions.
     ``xx->en`` is the direction XTREME reports (non-English queries, English candidates);
     sentence i of one side is the translation of sentence i of the other."""
-    return {"xx->en": nearest_neighbours(source, target),
-            "en->xx": nearest_neighbours(target, source)}
+    return {"xx->en": nearest_neighbours(source, target, **search),
+            "en->xx": nearest_neighbours(target, source, **search)}
+
+
+def rank_pool(queries: np.ndarray, candidates: np.ndarray, k: int = 20, **search) -> np.ndarray:
+    """The ``k`` best candidates of each query, best first (Mewsli-X, LAReQA)."""
+    return knn(queries, candidates, k, **search)[1]
+
+
+# --- margin-based mining (BUCC) -----------------------------------------------------------------
+
+MARGINS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "ratio": lambda similarity, neighbourhood: similarity / neighbourhood,
+    "distance": lambda similarity, neighbourhood: similarity - neighbourhood,
+    "absolute": lambda similarity, neighbourhood: similarity,
+}
+MINING_MODES = ("max", "forward", "backward", "intersection")
+
+
+def margin_scores(source: np.ndarray, target: np.ndarray, k: int = 4, margin: str = "ratio",
+                  **search) -> dict[str, np.ndarray]:
+    """Margin scores of each sentence's ``k`` nearest neighbours on the other side.
+
+    ``score(x, y) = margin(cos(x, y), (mean_k(x) + mean_k(y)) / 2)`` where ``mean_k(x)`` is the
+    mean cosine of ``x`` with its k nearest neighbours on the other side (Artetxe & Schwenk
+    2019, eq. 2 with the ratio margin). Returns the neighbour indices and margin scores of both
+    directions (``forward``: source queries, ``backward``: target queries).
+    """
+    if margin not in MARGINS:
+        raise ValueError(f"unknown margin {margin!r}; one of {', '.join(MARGINS)}")
+    forward_sim, forward_ind = knn(source, target, k, **search)
+    backward_sim, backward_ind = knn(target, source, k, **search)
+    source_mean, target_mean = forward_sim.mean(axis=1), backward_sim.mean(axis=1)
+    score = MARGINS[margin]
+    return {
+        "forward_indices": forward_ind,
+        "forward_scores": score(forward_sim, (source_mean[:, None] + target_mean[forward_ind]) / 2),
+        "backward_indices": backward_ind,
+        "backward_scores": score(backward_sim,
+                                 (target_mean[:, None] + source_mean[backward_ind]) / 2),
+    }
+
+
+def mine_candidates(scored: dict[str, np.ndarray], mode: str = "max") -> list[tuple[int, int, float]]:
+    """Candidate pairs ``(source index, target index, score)``, best first, from
+    :func:`margin_scores`: each sentence's best-scoring neighbour, combined as LASER's
+    ``mine_bitexts.py`` does. ``max``: both directions' best pairs, taken greedily by score so
+    that no sentence is used twice (the XTREME default); ``forward`` / ``backward``: one
+    direction; ``intersection``: pairs that are each other's best."""
+    if mode not in MINING_MODES:
+        raise ValueError(f"unknown mining mode {mode!r}; one of {', '.join(MINING_MODES)}")
+    rows_f = np.arange(len(scored["forward_indices"]))
+    rows_b = np.arange(len(scored["backward_indices"]))
+    best_f = scored["forward_scores"].argmax(axis=1)
+    best_b = scored["backward_scores"].argmax(axis=1)
+    forward = [(int(i), int(scored["forward_indices"][i, best_f[i]]),
+                float(scored["forward_scores"][i, best_f[i]])) for i in rows_f]
+    backward = [(int(scored["backward_indices"][j, best_b[j]]), int(j),
+                 float(scored["backward_scores"][j, best_b[j]])) for j in rows_b]
+    if mode == "forward":
+        pairs = forward
+    elif mode == "backward":
+        pairs = backward
+    elif mode == "intersection":
+        back = {j: i for i, j, _ in backward}
+        pairs = [(i, j, s) for i, j, s in forward if back.get(j) == i]
+    else:
+        pairs, used_source, used_target = [], set(), set()
+        combined = forward + backward
+        for position in np.argsort([-s for _, _, s in combined], kind="stable"):
+            i, j, s = combined[position]
+            if i not in used_source and j not in used_target:
+                used_source.add(i)
+                used_target.add(j)
+                pairs.append((i, j, s))
+    return sorted(pairs, key=lambda pair: -pair[2])
+
+
+def tune_threshold(candidates: Sequence[tuple[object, object, float]],
+                   gold: set[tuple[object, object]]) -> tuple[float, dict]:
+    """The score threshold that maximises F1 of the candidates at or above it against ``gold``:
+    candidates are swept best first and the threshold is the midpoint between the best cut's
+    last score and the next one (XTREME's ``bucc_optimize``). Returns the threshold and the
+    precision, recall and F1 at it (the dev scores; on test gold they are an *oracle*)."""
+    if not gold:
+        raise ValueError("tune_threshold needs gold pairs")
+    ranked = sorted(candidates, key=lambda pair: -pair[2])
+    correct, best_f1, best = 0, 0.0, {"f1": 0.0, "precision": 0.0, "recall": 0.0}
+    threshold = math.inf
+    for position, (source, target, score) in enumerate(ranked, start=1):
+        correct += (source, target) in gold
+        if correct == 0:
+            continue
+        precision, recall = correct / position, correct / len(gold)
+        f1 = 2 * precision * recall / (precision + recall)
+        if f1 > best_f1:
+            best_f1 = f1
+            following = ranked[position][2] if position < len(ranked) else score
+            threshold = (score + following) / 2
+            best = {"f1": 100 * f1, "precision": 100 * precision, "recall": 100 * recall}
+    return threshold, best
+
+
+def apply_threshold(candidates: Sequence[tuple[object, object, float]],
+                    threshold: float) -> list[tuple[object, object]]:
+    """The pairs whose score is at least ``threshold`` (a tuned, not a test-gold, value)."""
+    return [(source, target) for source, target, score in candidates if score >= threshold]

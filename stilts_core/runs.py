@@ -42,7 +42,11 @@ PHASES: dict[str, Phase] = {
         Phase("zero_shot_eval", "03_zero_shot_eval.ipynb",
               "score a target-task model zero-shot on every language of the task"),
         Phase("retrieval", "04_retrieval.ipynb",
-              "sentence retrieval with an encoder as it is (base or phase-(ii)), no target training"),
+              "a retrieval task (Tatoeba, BUCC, Mewsli-X, LAReQA) with an encoder as it is (base "
+              "or phase-(ii)), or after dual-encoder fine-tuning on its English pairs"),
+        Phase("alignment", "04b_alignment.ipynb",
+              "layer-wise alignment with English on parallel sentences (base or phase-(ii) "
+              "encoder)"),
     )
 }
 

@@ -312,6 +312,20 @@ def _answer_items(records: list[dict], side: str):
     return {r["id"]: r["prediction"] for r in records} if side == "prediction" else records
 
 
+def _present_items(records: list[dict], side: str) -> list:
+    """BUCC: predicted and gold pairs are separate records (the two sets differ in size)."""
+    return [tuple(r[side]) for r in records if side in r]
+
+
+def _ranking_items(records: list[dict], side: str) -> dict:
+    return {r["id"]: r[side] for r in records}
+
+
+def mining_records(predicted: list[tuple[str, str]], gold: list[tuple[str, str]]) -> list[dict]:
+    return ([{"prediction": list(pair)} for pair in predicted]
+            + [{"label": list(pair)} for pair in gold])
+
+
 @dataclass(frozen=True)
 class Layout:
     """How one format's files look: extension, writers for prediction and label items, the
@@ -335,8 +349,9 @@ LAYOUTS: dict[str, Layout] = {
     "extractive_qa": Layout("json", _write_json, _write_squad, _pair_answers, _answer_records,
                             _answer_items),
     "bitext_retrieval": Layout("tsv", _write_lines, _write_lines, _pair_indices),
-    "bitext_mining": Layout("tsv", _write_pairs, _write_pairs, _pair_mined),
-    "ranking": Layout("json", _write_json, _write_json, _pair_rankings),
+    "bitext_mining": Layout("tsv", _write_pairs, _write_pairs, _pair_mined,
+                            items=_present_items),
+    "ranking": Layout("json", _write_json, _write_json, _pair_rankings, items=_ranking_items),
 }
 
 

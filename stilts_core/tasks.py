@@ -100,6 +100,18 @@ class TrainingDefaults(_Frozen):
     source: str = JIANT_XTREME
 
 
+class RetrievalDefaults(_Frozen):
+    """Published settings of a retrieval task: the sequence lengths of its two sides and, for
+    ranking tasks, XTREME-R's dual-encoder recipe; ``source`` says where they come from."""
+
+    query_max_length: int = Field(ge=2)
+    candidate_max_length: int = Field(ge=2)
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    epochs: float | None = None
+    source: str
+
+
 class TaskSpec(_Frozen):
     """One task: what it is, where its data comes from, how it is trained and scored."""
 
@@ -125,6 +137,7 @@ class TaskSpec(_Frozen):
     training: tuple[TrainingStage, ...] = ()
     combined_with: tuple[str, ...] = ()
     defaults: TrainingDefaults | None = None
+    retrieval: RetrievalDefaults | None = None
     local_aliases: dict[str, str] = Field(default_factory=dict)
     citation: str
 
@@ -559,6 +572,8 @@ register(TaskSpec(
     },
     hub=HubSource(path="google/xtreme", config="tatoeba.{code}", splits={"test": "validation"}),
     fields=Fields(text=("source_sentence", "target_sentence")),
+    retrieval=RetrievalDefaults(query_max_length=512, candidate_max_length=512,
+                                source="google-research/xtreme scripts/run_tatoeba.sh (MAXL=512)"),
     metric="accuracy", dev_metric="accuracy", citation="artetxe-schwenk-2019-massively",
 ))
 
@@ -571,6 +586,8 @@ register(TaskSpec(
     local_only_reason="The BUCC 2018 shared-task corpora are distributed by the workshop "
                       "(comparable.limsi.fr/bucc2018) under their own terms, not on the hub.",
     fields=Fields(), metric="bucc_f1", dev_metric="bucc_f1", citation="zweigenbaum-etal-2018-bucc",
+    retrieval=RetrievalDefaults(query_max_length=512, candidate_max_length=512,
+                                source="google-research/xtreme scripts/run_bucc2018.sh (MAXL=512)"),
 ))
 register(TaskSpec(
     name="mewslix", role="retrieval", format="ranking",
@@ -581,6 +598,11 @@ register(TaskSpec(
     local_only_reason="Mewsli-X is built from WikiNews and Wikipedia dumps with the "
                       "google-research dense_representations_for_entity_retrieval scripts.",
     fields=Fields(), metric="map_at_20", dev_metric="map_at_20", citation="botha-etal-2020-entity",
+    retrieval=RetrievalDefaults(
+        query_max_length=64, candidate_max_length=64, learning_rate=2e-5, batch_size=32, epochs=2,
+        source="google-research/xtreme scripts/train_mewslix.sh (lengths 64, 2 epochs, 8 x 4 "
+               "accumulated per step; the mBERT learning rate, as the XLM-R one, 1e-4, is "
+               "noted there to score near zero); training data wikipedia_pairs-train.jsonl"),
 ))
 register(TaskSpec(
     name="lareqa", role="retrieval", format="ranking",
@@ -590,6 +612,11 @@ register(TaskSpec(
     hub=None,
     local_only_reason="XQuAD-R is released in the google-research-datasets/lareqa repository.",
     fields=Fields(), metric="map_at_20", dev_metric="map_at_20", citation="roy-etal-2020-lareqa",
+    retrieval=RetrievalDefaults(
+        query_max_length=96, candidate_max_length=256, learning_rate=2e-5, batch_size=16, epochs=3,
+        source="google-research/xtreme scripts/train_lareqa.sh (query 96, answer 256, 3 epochs, "
+               "4 x 4 accumulated per step); training data SQuAD v1.1 train, each question "
+               "paired with its answer sentence"),
 ))
 
 
