@@ -90,7 +90,10 @@ class GridConfig(BaseModel):
     @classmethod
     def _preset(cls, settings: dict) -> dict:
         if "preset" in settings:
-            get_preset(settings["preset"])  # a clear error for an unknown name
+            try:
+                get_preset(settings["preset"])
+            except KeyError as error:
+                raise ValueError(error.args[0]) from None
         return settings
 
     def retrieval_settings(self, task: str) -> dict:

@@ -9,7 +9,7 @@ import html
 
 import pandas as pd
 
-from .results import NO_INTERMEDIATE, headline_scores, paired_gains
+from .results import NO_INTERMEDIATE, headline_scores, paired_gains, setting
 
 BADGES = {
     "published": ("#1f6feb", "Published figures", "copied from the cited papers"),
@@ -64,5 +64,32 @@ def score_figure(table: pd.DataFrame, split: str = "test"):
     grid = sns.catplot(data=rows, x="language", y="value", hue="setting", col="target_task",
                        kind="bar", errorbar="sd", height=3.2, aspect=1.3, sharex=False)
     grid.set_axis_labels("language", "headline score (%)")
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+def alignment_curves(table: pd.DataFrame) -> pd.DataFrame:
+    """The alignment rows in long form with their layer: model, intermediate task, seed,
+    language, layer, measure, value (``stilts_core.alignment`` defines the measures)."""
+    from .alignment import METRIC_PREFIX
+
+    rows = table[table["metric"].str.startswith(METRIC_PREFIX)].copy()
+    rows["layer"] = setting(rows, "layer").astype("Int64")
+    rows["measure"] = rows["metric"].str.removeprefix(METRIC_PREFIX)
+    rows["encoder"] = rows["intermediate_task"].where(
+        rows["intermediate_task"] != NO_INTERMEDIATE, "none (base encoder)")
+    return rows[["model", "encoder", "intermediate_task", "seed", "target_task", "language",
+                 "layer", "measure", "value"]].reset_index(drop=True)
+
+
+def alignment_figure(table: pd.DataFrame):
+    """Each alignment measure against the layer, the base and each phase-(ii) encoder; lines
+    are means over languages (and seeds), bands one standard deviation."""
+    import seaborn as sns
+
+    curves = alignment_curves(table)
+    grid = sns.relplot(data=curves, x="layer", y="value", hue="encoder", col="measure",
+                       kind="line", errorbar="sd", marker="o", height=2.8, aspect=1.1,
+                       facet_kws={"sharey": False})
     grid.set_titles("{col_name}")
     return grid.figure

@@ -1,0 +1,109 @@
+"""Retrieval throughput: sentences per second for encoding and queries per second for exact
+k-nearest-neighbour search at BUCC size. Prints figures; asserts nothing about speed.
+
+    python benchmarks/retrieval_speed.py                       # CPU: tiny model, BUCC-size pool
+    python benchmarks/retrieval_speed.py --model large         # GPU: XLM-R-Large-shaped encoder
+
+Encoding uses :func:`stilts_core.retrieval.encode` (length-sorted batches, bf16 on GPU) on real
+Tatoeba sentences when the shared data pack is present (else fixture sentences), repeated to
+``--sentences``. ``large`` is a random-init model with XLM-R Large's shape (24 layers, hidden
+1024, vocabulary 250,002): the arithmetic of the real weights. Search uses
+:func:`stilts_core.retrieval.knn` with k=4 (the BUCC margin's neighbourhood) of ``--queries``
+random unit vectors against ``--candidates`` (BUCC de-en has about 400k sentences a side); the
+time of the full all-pairs search is extrapolated from the queries measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+import transformers
+
+from stilts_core.modelling import load_tokenizer, resolve_model
+from stilts_core.paths import fixtures_dir, shared_data_dir
+from stilts_core.retrieval import RepresentationSettings, encode, knn, normalise
+
+transformers.logging.set_verbosity_error()
+
+
+def sentences(count: int) -> list[str]:
+    folder = shared_data_dir() / "tatoeba"
+    if folder.is_dir():
+        pool = [line for path in sorted(folder.glob("tatoeba.*-eng.*"))
+                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        import json
+        pool = [json.loads(line)["source_sentence"] for path in (fixtures_dir() / "tatoeba").glob("*")
+                for line in path.read_text(encoding="utf-8").splitlines()]
+    return [pool[i % len(pool)] for i in range(count)]
+
+
+def load_model(name: str, device: str):
+    from transformers import AutoModel, XLMRobertaConfig
+
+    tokenizer = load_tokenizer(resolve_model("tiny-xlmr"))
+    if name == "large":
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(resolve_model("xlm-roberta-large"))
+        except Exception:  # offline: the tiny tokenizer's lengths, the large model's arithmetic
+            pass
+        config = XLMRobertaConfig(vocab_size=250002, hidden_size=1024, num_hidden_layers=24,
+                                  num_attention_heads=16, intermediate_size=4096,
+                                  max_position_embeddings=514, type_vocab_size=1)
+        return AutoModel.from_config(config).to(device), tokenizer
+    return AutoModel.from_pretrained(resolve_model(name)).to(device), tokenizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny-xlmr", help="tiny-xlmr, large, or a model name")
+    parser.add_argument("--sentences", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--candidates", type=int, default=400_000)
+    parser.add_argument("--queries", type=int, default=2048)
+    parser.add_argument("--dimensions", type=int, default=1024)
+    parser.add_argument("--candidate-chunk", type=int, default=65536)
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu"
+    print(f"device: {device} ({name}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads")
+
+    model, tokenizer = load_model(args.model, device)
+    texts = sentences(args.sentences)
+    settings = RepresentationSettings(layer=-1, pooling="mean", max_length=128)
+    encode(texts[:args.batch_size], model, tokenizer, settings, args.batch_size)  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    encode(texts, model, tokenizer, settings, args.batch_size)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    print(f"encoding: {args.model}, {len(texts)} sentences, batch {args.batch_size}: "
+          f"{len(texts) / elapsed:.1f} sentences/s")
+
+    rng = np.random.default_rng(0)
+    candidates = normalise(rng.standard_normal((args.candidates, args.dimensions),
+                                               dtype=np.float32))
+    queries = normalise(rng.standard_normal((args.queries, args.dimensions), dtype=np.float32))
+    knn(queries[:64], candidates, 4, candidate_chunk=args.candidate_chunk)  # warm-up
+    started = time.perf_counter()
+    knn(queries, candidates, 4, candidate_chunk=args.candidate_chunk)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    rate = args.queries / elapsed
+    print(f"search: k=4, {args.queries} queries x {args.candidates} candidates x "
+          f"{args.dimensions} dims: {rate:.1f} queries/s; one direction of a "
+          f"{args.candidates} x {args.candidates} BUCC search: {args.candidates / rate / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
