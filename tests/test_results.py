@@ -104,3 +104,25 @@ def test_benchmark_scores_count_unseeded_retrieval_for_every_seed():
     assert sorted(tatoeba["seed"].tolist()) == [1, 2] and set(tatoeba["value"]) == {30.0}
     only_base = benchmark_scores(make_frame([row(target_task="tatoeba", seed=None)]), "xtreme")
     assert only_base["seed"].isna().all() and len(only_base) == 1
+
+
+def test_settings_separate_cells_protocols_and_layers():
+    import json
+
+    def ranked(protocol: str, value: float, intermediate: str = "none") -> dict:
+        return row(target_task="lareqa", metric="map_at_20", value=value,
+                   intermediate_task=intermediate, settings=json.dumps({"protocol": protocol}))
+
+    table = make_frame([ranked("encoder", 10.0), ranked("dual_encoder", 20.0),
+                        ranked("encoder", 13.0, "mnli"), ranked("dual_encoder", 21.0, "mnli")])
+    scores = benchmark_scores(table, "xtreme-r")
+    assert scores.set_index(["intermediate_task", "name"]).loc[("none", "lareqa"), "value"] == 10.0
+    dual = benchmark_scores(table, "xtreme-r", protocol="dual_encoder")
+    assert dual.set_index(["intermediate_task", "name"]).loc[("mnli", "lareqa"), "value"] == 21.0
+    gains = paired_gains(table).set_index("settings")["gain"]  # each protocol with its own base
+    assert gains[json.dumps({"protocol": "encoder"})] == 3.0
+    assert gains[json.dumps({"protocol": "dual_encoder"})] == 1.0
+    twice = make_frame([ranked("encoder", 10.0),
+                        {**ranked("encoder", 11.0), "settings": '{"protocol": "encoder", "layer": 7}'}])
+    with pytest.raises(ResultsError, match="several settings for the same score"):
+        benchmark_scores(twice, "xtreme-r")
