@@ -86,10 +86,13 @@ def alignment_figure(table: pd.DataFrame):
     """Each alignment measure against the layer, the base and each phase-(ii) encoder; lines
     are means over languages (and seeds), bands one standard deviation."""
     import seaborn as sns
+    from matplotlib.ticker import MaxNLocator
 
     curves = alignment_curves(table)
     grid = sns.relplot(data=curves, x="layer", y="value", hue="encoder", col="measure",
                        kind="line", errorbar="sd", marker="o", height=2.8, aspect=1.1,
                        facet_kws={"sharey": False})
     grid.set_titles("{col_name}")
+    for axis in grid.axes.flat:  # layers are whole numbers
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     return grid.figure
