@@ -699,12 +699,19 @@ def _lareqa_training(task: TaskSpec, sources: DataSources) -> TrainingPairs:
     return squad_training_pairs(load_split(get_task("squad_v1"), "train", "en", sources))
 
 
-def _mewslix_training(task: TaskSpec, sources: DataSources) -> TrainingPairs:
+def local_root(task: TaskSpec, sources: DataSources) -> Path:
+    """The local root of a task whose release files only a local copy can supply."""
     root = sources.root_for(task)
     if root is None:
-        raise DataSourceError(f"task {task.name!r}: {task.local_only_reason} Pass data_root "
-                              f"with {task.name}/wikipedia_pairs-train.jsonl under it.")
-    return load_mewslix_training(task, root)
+        raise DataSourceError(
+            f"task {task.name!r}: {task.local_only_reason} Pass data_root=<root> or "
+            f"data_roots={{'{task.name}': <root>}} with the release files under "
+            f"<root>/{task.name}/.")
+    return root
+
+
+def _mewslix_training(task: TaskSpec, sources: DataSources) -> TrainingPairs:
+    return load_mewslix_training(task, local_root(task, sources))
 
 
 TRAINING_PAIR_READERS = {"mewslix": _mewslix_training, "lareqa": _lareqa_training}

@@ -547,7 +547,7 @@ def _mining(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
     from .evaluation import mining_scores
     from .submission import mining_records
 
-    root = _local_root(task, p)
+    root = data_io.local_root(task, p.sources())
     rows = []
     for language in p.languages or list(task.languages):
         dev = data_io.load_mining_corpus(task, "validation", language, root)
@@ -571,7 +571,7 @@ def _ranking(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dic
     from .evaluation import ranking_scores
 
     split = task.evaluation_split
-    ranking_set = data_io.load_ranking_set(task, split, _local_root(task, p))
+    ranking_set = data_io.load_ranking_set(task, split, data_io.local_root(task, p.sources()))
     present = sorted(set(ranking_set.query_languages))
     languages = p.languages or [lang for lang in task.languages if lang in present]
     results = ranking_scores(task, ranking_set, embed, p.max_length, p.candidate_max_length,
@@ -588,16 +588,6 @@ def _ranking(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dic
 
 
 _RETRIEVAL_PROCEDURES = {"bitext_retrieval": _bitext, "bitext_mining": _mining, "ranking": _ranking}
-
-
-def _local_root(task: TaskSpec, p: _DataParams) -> Path:
-    root = p.sources().root_for(task)
-    if root is None:
-        raise data_io.DataSourceError(
-            f"task {task.name!r}: {task.local_only_reason} Pass data_root=<root> or "
-            f"data_roots={{'{task.name}': <root>}} with the release files under "
-            f"<root>/{task.name}/.")
-    return root
 
 
 def alignment(params: dict, run_dir: str = "") -> dict:

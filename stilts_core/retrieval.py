@@ -104,7 +104,7 @@ def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[in
     order = np.argsort(-lengths, kind="stable")
     hidden_size = model.config.hidden_size
     vectors = np.empty((len(layers), len(sentences), hidden_size), dtype=np.float32)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
     batches = math.ceil(len(order) / batch_size)
     started, reported = time.time(), 0
     model.eval()
@@ -117,10 +117,7 @@ def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[in
                                   return_tensors="pt")
             special = batch.pop("special_tokens_mask").to(device)
             batch = {key: value.to(device) for key, value in batch.items()}
-            if autocast is not None:
-                with autocast:
-                    states = model(**batch, output_hidden_states=True).hidden_states
-            else:
+            with autocast:
                 states = model(**batch, output_hidden_states=True).hidden_states
             for slot, layer in enumerate(layers):
                 pooled = pool(states[layer].float(), batch["attention_mask"], special, pooling,

@@ -43,6 +43,8 @@ def test_mewslix_reader_builds_marked_mentions_and_one_pool(tmp_path):
     assert all(len(r) == 1 for r in ranking_set.relevant)
     pairs = data_io.load_training_pairs(get_task("mewslix"), data_io.DataSources(tmp_path))
     assert len(pairs.queries) == 24 and pairs.candidates[0].endswith("likes books.")
+    with pytest.raises(data_io.DataSourceError, match=r"Mewsli-X is built from.*data_roots="):
+        data_io.load_training_pairs(get_task("mewslix"), data_io.DataSources())
 
 
 def test_mewslix_mention_text_follows_xtreme_r():
