@@ -601,8 +601,9 @@ register(TaskSpec(
     retrieval=RetrievalDefaults(
         query_max_length=64, candidate_max_length=64, learning_rate=2e-5, batch_size=32, epochs=2,
         source="google-research/xtreme scripts/train_mewslix.sh (lengths 64, 2 epochs, 8 x 4 "
-               "accumulated per step; the mBERT learning rate, as the XLM-R one, 1e-4, is "
-               "noted there to score near zero); training data wikipedia_pairs-train.jsonl"),
+               "accumulated per step; learning rate 2e-5 is its mBERT value: its XLM-R value, "
+               "1e-4, is noted there to score near zero); training data "
+               "wikipedia_pairs-train.jsonl"),
 ))
 register(TaskSpec(
     name="lareqa", role="retrieval", format="ranking",
