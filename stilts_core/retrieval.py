@@ -81,10 +81,6 @@ def get_preset(name: str) -> Preset:
 
 # --- encoding -----------------------------------------------------------------------------------
 
-def _device(model) -> str:
-    return str(next(model.parameters()).device)
-
-
 def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[int],
                  pooling: Pooling = "mean", include_special_tokens: bool = False,
                  max_length: int = 128, batch_size: int = 64,
@@ -97,7 +93,7 @@ def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[in
     """
     import torch
 
-    device = _device(model)
+    device = str(next(model.parameters()).device)
     encoded = tokenizer(list(sentences), truncation=True, max_length=max_length,
                         return_special_tokens_mask=True)
     lengths = np.array([len(ids) for ids in encoded["input_ids"]])
@@ -194,12 +190,10 @@ def knn(queries: np.ndarray, candidates: np.ndarray, k: int, query_chunk: int = 
                 rank = torch.sort(-merged_scores, dim=1, stable=True).indices[:, :k]
                 best_scores = merged_scores.gather(1, rank)
                 best_indices = merged_indices.gather(1, rank)
-        if k > 1:  # order within the top k by score, then index
-            order = np.lexsort((best_indices.cpu().numpy(), -best_scores.cpu().numpy()), axis=1)
-            best_scores = best_scores.gather(1, torch.from_numpy(order).to(device))
-            best_indices = best_indices.gather(1, torch.from_numpy(order).to(device))
-        all_scores[q_start:q_start + len(block)] = best_scores.cpu().numpy()
-        all_indices[q_start:q_start + len(block)] = best_indices.cpu().numpy()
+        scores, indices = best_scores.cpu().numpy(), best_indices.cpu().numpy()
+        order = np.lexsort((indices, -scores), axis=1)  # within the top k: score, then index
+        all_scores[q_start:q_start + len(block)] = np.take_along_axis(scores, order, axis=1)
+        all_indices[q_start:q_start + len(block)] = np.take_along_axis(indices, order, axis=1)
     return all_scores, all_indices
 
 
@@ -210,8 +204,9 @@ def nearest_neighbours(queries: np.ndarray, candidates: np.ndarray, **search) ->
 
 def bitext_retrieval(source: np.ndarray, target: np.ndarray, **search) -> dict[str, np.ndarray]:
     """Tatoeba: the index of the nearest sentence on the other side, in both directions.
-    ``xx->en`` is the direction XTREME reports (non-English queries, English candidates);
-    sentence i of one side is the translation of sentence i of the other."""
+    ``xx->en``: non-English queries, English candidates (the direction LASER reports);
+    ``en->xx``: the reverse, which XTREME's ``evaluate_retrieval.py`` computes. Sentence i of
+    one side is the translation of sentence i of the other."""
     return {"xx->en": nearest_neighbours(source, target, **search),
             "en->xx": nearest_neighbours(target, source, **search)}
 
