@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .paths import configs_dir, fixtures_dir, results_dir
+from .paths import configs_dir, data_dir, fixtures_dir, results_dir
 from .runs import PHASES
 
 DEFAULT_CONFIG = configs_dir() / "smoke.yaml"
@@ -115,6 +115,26 @@ def cmd_fixtures(args) -> int:
     return 0
 
 
+def cmd_morphology(args) -> int:
+    from .morphology import MorphologySettings, build, download_sources
+    from .paths import cache_dir, shared_data_dir
+
+    sources = args.sources
+    if args.download:
+        sources = download_sources(sources or cache_dir() / "morphology_sources")
+    elif sources is None:
+        sources = shared_data_dir()
+        if not sources.exists():
+            raise ValueError(f"no local sources at {sources}: pass --sources DIR (with wals/, "
+                             "tatoeba/, ud/) or --download")
+    settings = MorphologySettings(**{name: value for name, value in (
+        ("ud_sample_size", args.ud_sample_size), ("ud_samples", args.ud_samples),
+        ("mattr_window", args.mattr_window)) if value is not None})
+    for path in build(sources, args.output, tokenizer_name=args.tokenizer, settings=settings):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .tasks import BENCHMARKS
 
@@ -194,6 +214,28 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     book.add_argument("--no-html", action="store_true", help="stop before jupyter-book build")
     book.set_defaults(handler=cmd_book)
+
+    morphology = sub.add_parser(
+        "morphology", help="compute the morphological complexity indices",
+        description="build: compute every measure (WALS, Tatoeba corpus, UD treebank and, with "
+                    "--tokenizer, tokenizer measures) for every XTREME-R language from local "
+                    "sources (default: the shared data pack beside the checkout) or from the "
+                    "public sources (--download), and write data/languages.csv and "
+                    "data/morphology/{indices,indices_wide,coverage}.csv.",
+    )
+    morphology.add_argument("action", choices=["build"])
+    morphology.add_argument("--sources", type=Path,
+                            help="folder with wals/, tatoeba/ and ud/ (and MANIFEST.tsv)")
+    morphology.add_argument("--download", action="store_true",
+                            help="download the public sources first (into --sources, default "
+                                 "data/cache/morphology_sources)")
+    morphology.add_argument("--tokenizer", help="a model name or tokenizer directory for the "
+                                                "tokenizer measures, e.g. xlm-roberta-large")
+    morphology.add_argument("--output", type=Path, default=data_dir() / "morphology")
+    morphology.add_argument("--ud-sample-size", type=int, help="words per UD sample (5000)")
+    morphology.add_argument("--ud-samples", type=int, help="samples per treebank (20)")
+    morphology.add_argument("--mattr-window", type=int, help="MATTR window in words (500)")
+    morphology.set_defaults(handler=cmd_morphology)
 
     fixtures = sub.add_parser("fixtures", help="regenerate the bundled fixture data sets",
                               description="Write the deterministic MNLI/XNLI/Tatoeba fixtures.")
