@@ -557,8 +557,9 @@ def read_treebank(path: Path) -> TreebankWords:
                         and t["upos"] not in NON_WORD_UPOS]
                 if kept:
                     sentences.append(kept)
-        except conllu.exceptions.ParseException as error:
-            raise MorphologyError(f"{path}: not valid CoNLL-U ({error})") from None
+        except (conllu.exceptions.ParseException, KeyError) as error:
+            raise MorphologyError(f"{path}: not valid CoNLL-U (sentence {len(sentences) + 1}: "
+                                  f"{error}); a word line needs the ten CoNLL-U columns") from None
     if not sentences:
         raise MorphologyError(f"{path}: no words found; is it a CoNLL-U treebank?")
     return TreebankWords(source=path.name, sentences=sentences)
@@ -757,6 +758,8 @@ def read_indices(path: Path = OUTPUT_DIR / "indices.csv") -> pd.DataFrame:
         raise MorphologyError(f"{path}: missing column(s) {sorted(missing)}; rebuild it with "
                               "`stilts morphology build`")
     table["n_tokens"] = table["n_tokens"].astype("Int64")
+    text = ["source", "source_version", "note"]
+    table[text] = table[text].fillna("")
     return table
 
 

@@ -1,0 +1,348 @@
+"""Morphological complexity measures: each on hand-made data with known answers, WALS coding on
+a small CLDF dataset, the download path on local copies, and sanity on the real data pack."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import unicodedata
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stilts_core import morphology as m
+from stilts_core.languages import (
+    LANGUAGES,
+    get_language,
+    languages_table,
+    read_cc100,
+    xtreme_r_languages,
+)
+from stilts_core.paths import data_dir
+from stilts_core.tasks import get_task
+
+# --- corpus measures by hand ------------------------------------------------------------------
+
+
+def test_type_token_ratio_entropy_and_word_length_by_hand():
+    tokens = ["a", "bb", "a", "ccc"]
+    assert m.type_token_ratio(tokens) == 3 / 4
+    # p = 1/2, 1/4, 1/4 -> H = 1/2 * 1 + 2 * 1/4 * 2 = 1.5 bits
+    assert m.unigram_entropy(tokens) == pytest.approx(1.5)
+    assert m.unigram_entropy(["x"] * 5) == 0
+    assert m.mean_word_length(tokens) == pytest.approx((1 + 2 + 1 + 3) / 4)
+
+
+def test_moving_average_ttr_by_hand_and_against_brute_force():
+    # windows of 2 over a a b b: {a a} 1/2, {a b} 1, {b b} 1/2 -> 2/3
+    assert m.moving_average_ttr(list("aabb"), 2) == pytest.approx(2 / 3)
+    assert m.moving_average_ttr(list("ab"), 3) is None
+    rng = np.random.default_rng(0)
+    tokens = list(rng.choice(list("abcdefg"), size=200))
+    brute = np.mean([len(set(tokens[i:i + 17])) / 17 for i in range(200 - 17 + 1)])
+    assert m.moving_average_ttr(tokens, 17) == pytest.approx(brute)
+
+
+def test_words_drop_punctuation_keep_combining_marks_and_case_fold():
+    assert m.words("The cat, THE dog!", "en") == ["the", "cat", "the", "dog"]
+    # Devanagari vowel signs are combining marks: a word must not break at them
+    assert m.words("नमस्ते दुनिया।", "hi") == ["नमस्ते", "दुनिया"]
+    assert m.words("Ça va ?", "fr") == ["ça", "va"]
+
+
+@pytest.mark.parametrize("language, text", [("zh", "我喜欢学习自然语言处理。"),
+                                            ("ja", "私は日本語を勉強しています。"),
+                                            ("th", "ฉันชอบกินข้าวมาก")])
+def test_languages_without_word_spaces_are_segmented(language, text):
+    segmented = m.words(text, language)
+    assert len(segmented) >= 3
+    assert "".join(segmented) == "".join(m.WORD.findall(unicodedata.normalize("NFC", text)))
+
+
+def test_a_script_without_spaces_and_without_a_segmenter_is_an_error():
+    assert not get_language("my").spaces_between_words
+    with pytest.raises(m.MorphologyError, match="no segmenter.*SEGMENTERS"):
+        m.words("မင်္ဂလာပါ", "my")
+
+
+# --- treebank measures by hand ----------------------------------------------------------------
+
+CONLLU = """\
+# sent_id = 1
+1\twalk\twalk\tVERB\t_\tVerbForm=Inf\t0\troot\t_\t_
+2\twalks\twalk\tVERB\t_\tNumber=Sing|Person=3\t1\tdep\t_\t_
+3\t.\t.\tPUNCT\t_\t_\t1\tpunct\t_\t_
+
+# sent_id = 2
+1-2\tdel\t_\t_\t_\t_\t_\t_\t_\t_
+1\twalked\twalk\tVERB\t_\tTense=Past\t0\troot\t_\t_
+2\trun\trun\tVERB\t_\t_\t1\tdep\t_\t_
+3\truns\trun\tVERB\t_\tNumber=Sing|Person=3\t1\tdep\t_\t_
+3.1\tghost\tghost\tNOUN\t_\t_\t_\t_\t_\t_
+
+"""
+
+
+@pytest.fixture()
+def tiny_treebank(tmp_path) -> m.TreebankWords:
+    path = tmp_path / "xx_tiny-ud-test.conllu"
+    path.write_text(CONLLU, encoding="utf-8")
+    return m.read_treebank(path)
+
+
+def test_treebank_reader_keeps_syntactic_words_only(tiny_treebank):
+    forms = [w[0] for s in tiny_treebank.sentences for w in s]
+    assert forms == ["walk", "walks", "walked", "run", "runs"]  # no punct, range or empty node
+    assert tiny_treebank.coverage() == (1.0, 0.8)
+
+
+def test_treebank_measures_by_hand(tiny_treebank):
+    flat = [w for s in tiny_treebank.sentences for w in s]
+    forms, lemmas, bundles = zip(*flat, strict=True)
+    assert m.mean_size_of_paradigm(forms, lemmas) == 5 / 2
+    assert m.inflectional_synthesis(bundles) == pytest.approx((1 + 2 + 1 + 0 + 2) / 5)
+    # bundles: {Inf}, {Sg3} x2, {Past}, {} -> p = .2, .4, .2, .2
+    expected = -(3 * 0.2 * math.log2(0.2) + 0.4 * math.log2(0.4))
+    assert m.feature_entropy(bundles) == pytest.approx(expected)
+    # 5 distinct forms (log2 5) minus lemmas walk 3/5, run 2/5
+    lemma_entropy = -(0.6 * math.log2(0.6) + 0.4 * math.log2(0.4))
+    assert m.form_lemma_entropy_difference(forms, lemmas) == pytest.approx(
+        math.log2(5) - lemma_entropy)
+
+
+def test_equal_sized_samples_and_missing_annotation_are_said_not_zeroed(tmp_path):
+    words_ = m.TreebankWords(source="t", sentences=[[(f"w{i}", None, None), (f"v{i}", None, None)]
+                                                     for i in range(60)])
+    samples = m.word_samples(words_, 101, 3, seed=1)
+    assert [len(s) for s in samples] == [101, 101, 101]
+    with pytest.raises(ValueError, match="fewer than"):
+        m.word_samples(words_, 121, 1, seed=1)
+    treebank = m.Treebank(language="vi", repository="UD_X-Y", file="x.conllu", kind="main")
+    settings = m.MorphologySettings(ud_sample_size=100, ud_samples=2)
+    rows = {r["measure"]: r for r in m.treebank_rows(treebank, words_, "v1", settings, True)}
+    assert all(r["value"] is None for r in rows.values())
+    assert "not lemmatised" in rows["mean_size_of_paradigm"]["note"]
+    assert "no morphological features" in rows["inflectional_synthesis"]["note"]
+    small = m.treebank_rows(treebank, words_, "v1", m.MorphologySettings(ud_sample_size=500),
+                            True)
+    assert all(r["value"] is None and "fewer than the sample size" in r["note"] for r in small)
+
+
+def test_invalid_treebank_names_the_file(tmp_path):
+    path = tmp_path / "bad.conllu"
+    path.write_text("1\tonly\tthree\n\n", encoding="utf-8")
+    with pytest.raises(m.MorphologyError, match="bad.conllu"):
+        m.read_treebank(path)
+    with pytest.raises(m.MorphologyError, match="missing.conllu is missing"):
+        m.read_treebank(tmp_path / "missing.conllu")
+
+
+# --- tokenizer measures -----------------------------------------------------------------------
+
+def test_subword_fertility_by_hand():
+    def by_pairs(word):  # a word of n letters -> ceil(n / 2) pieces
+        return [word[i:i + 2] for i in range(0, len(word), 2)]
+
+    assert m.subword_fertility(by_pairs, ["ab", "abc", "abcde", "a"]) == (
+        pytest.approx((1 + 2 + 3 + 1) / 4), pytest.approx(2 / 4))
+
+
+# --- WALS coding on a small CLDF dataset ------------------------------------------------------
+
+def _write_cldf(folder: Path, values: dict[str, dict[str, int]]) -> Path:
+    from pycldf import StructureDataset
+
+    dataset = StructureDataset.in_dir(folder)
+    dataset.add_component("LanguageTable")
+    dataset.add_component("ParameterTable")
+    dataset.add_component("CodeTable")
+    dataset.write(
+        LanguageTable=[{"ID": code, "Name": code} for code in values],
+        ParameterTable=[{"ID": f, "Name": m.WALS_FEATURES[f].name} for f in m.WALS_FEATURES],
+        CodeTable=[{"ID": f"{f}-{n}", "Parameter_ID": f, "Name": str(n)}
+                   for f in m.WALS_FEATURES for n in m.WALS_FEATURES[f].coding],
+        ValueTable=[{"ID": f"{f}-{code}", "Language_ID": code, "Parameter_ID": f,
+                     "Code_ID": f"{f}-{v}", "Value": str(v)}
+                    for code, features in values.items() for f, v in features.items()],
+    )
+    return folder / "StructureDataset-metadata.json"
+
+
+def test_wals_coding_composite_and_missing_values(tmp_path):
+    metadata = _write_cldf(tmp_path, {
+        "fin": {"49A": 8, "22A": 2, "26A": 2, "20A": 1, "23A": 5},
+        "eng": {"49A": 2, "26A": 2},
+    })
+    _, values = m.read_wals(metadata)
+    rows = {(r["language"], r["measure"]): r
+            for r in m.wals_rows(values, "sample", m.MorphologySettings())}
+    assert rows[("fi", "wals_49A")]["value"] == 10.0
+    assert rows[("fi", "wals_22A")]["value"] == 2.5
+    assert rows[("fi", "wals_23A")]["value"] is None
+    assert "off the scale" in rows[("fi", "wals_23A")]["note"]
+    assert rows[("en", "wals_22A")]["value"] is None
+    assert rows[("en", "wals_22A")]["note"] == "not coded in WALS for this language"
+    # 49A 10 -> 1; 22A 2.5 -> (2.5 - .5) / 12; 26A -> 1; 20A -> 1
+    assert rows[("fi", m.COMPOSITE)]["value"] == pytest.approx((1 + 2 / 12 + 1 + 1) / 4)
+    assert "4/7" in rows[("fi", m.COMPOSITE)]["note"]
+    assert rows[("en", m.COMPOSITE)]["value"] is None  # two composite features < three
+    assert "(< 3)" in rows[("en", m.COMPOSITE)]["note"]
+
+
+def test_every_wals_coding_covers_the_features_values(shared_data):
+    codes = pd.read_csv(shared_data / "wals" / "codes.csv")
+    for feature in m.WALS_FEATURES.values():
+        numbers = set(codes.loc[codes["Parameter_ID"] == feature.id, "Number"])
+        assert numbers == set(feature.coding), feature.id
+
+
+# --- languages --------------------------------------------------------------------------------
+
+def test_the_registry_declares_exactly_the_xtreme_r_languages():
+    assert set(LANGUAGES) == set(xtreme_r_languages())
+    assert len(xtreme_r_languages()) == 50
+
+
+def test_languages_table_from_real_wals(shared_data):
+    wals_languages, _ = m.read_wals(shared_data / "wals" / "StructureDataset-metadata.json")
+    table = languages_table(wals_languages, read_cc100()).set_index("iso639_1")
+    assert table.loc["fi", "family"] == "Uralic" and table.loc["en", "genus"] == "Germanic"
+    assert table.loc["zh", "cc100_tokens_m"] == 259 + 176  # Simplified + Traditional
+    assert pd.isna(table.loc["qu", "cc100_tokens_m"])  # not one of XLM-R's languages
+    assert table["glottocode"].notna().all()
+    # each declared ISO 639-3 code is one of the chosen WALS entry's ISO codes
+    wals = wals_languages.set_index("ID")
+    for code, row in table.iterrows():
+        assert row["iso639_3"] in wals.loc[row["wals_code"], "ISO_codes"], code
+
+
+def test_committed_languages_table_matches_the_code(shared_data):
+    wals_languages, _ = m.read_wals(shared_data / "wals" / "StructureDataset-metadata.json")
+    built = languages_table(wals_languages, read_cc100())
+    committed = pd.read_csv(data_dir() / "languages.csv", keep_default_na=False, na_values=[""])
+    pd.testing.assert_frame_equal(committed, built, check_dtype=False)
+
+
+_SCRIPT_NAMES = {"LATIN": "Latn", "CYRILLIC": "Cyrl", "ARABIC": "Arab", "GREEK": "Grek",
+                 "HEBREW": "Hebr", "DEVANAGARI": "Deva", "BENGALI": "Beng", "TAMIL": "Taml",
+                 "TELUGU": "Telu", "MALAYALAM": "Mlym", "GEORGIAN": "Geor", "THAI": "Thai",
+                 "HANGUL": "Kore", "CJK": "Hans", "HIRAGANA": "Jpan", "KATAKANA": "Jpan"}
+
+
+def _dominant_script(text: str) -> str:
+    counts = Counter(_SCRIPT_NAMES.get(unicodedata.name(c, "?").split()[0], "other")
+                     for c in text if c.isalpha())
+    if counts["Jpan"] > 0.1 * sum(counts.values()):
+        return "Jpan"
+    return counts.most_common(1)[0][0]
+
+
+def test_declared_scripts_match_the_real_text(shared_data):
+    tatoeba = get_task("tatoeba")
+    for language in tatoeba.languages:
+        own = shared_data / m.tatoeba_files(language)[0]
+        text = own.read_text(encoding="utf-8")
+        assert _dominant_script(text) == get_language(language).script, language
+
+
+# --- download path, on local copies -----------------------------------------------------------
+
+def test_download_fetches_every_source_into_the_build_layout(shared_data, tmp_path, monkeypatch):
+    wals_zip = tmp_path / "upstream" / "wals.zip"
+    wals_zip.parent.mkdir()
+    with zipfile.ZipFile(wals_zip, "w") as archive:
+        for path in (shared_data / "wals").glob("*.csv"):
+            archive.write(path, f"wals-2020.4/cldf/{path.name}")
+        archive.write(shared_data / "wals" / "StructureDataset-metadata.json",
+                      "wals-2020.4/cldf/StructureDataset-metadata.json")
+        archive.write(shared_data / "wals" / "sources.bib", "wals-2020.4/cldf/sources.bib")
+    ud_files = {t.file: t.path(shared_data) for t in m.TREEBANKS}
+    upstream_ud = tmp_path / "upstream" / "ud"
+    upstream_ud.mkdir()
+    for name, path in ud_files.items():
+        shutil.copy(path, upstream_ud / name)
+    monkeypatch.setitem(m.SOURCE_URLS, "wals", wals_zip.as_uri())
+    monkeypatch.setitem(m.SOURCE_URLS, "tatoeba", (shared_data / "tatoeba").as_uri() + "/{name}")
+    monkeypatch.setitem(m.SOURCE_URLS, "ud", upstream_ud.as_uri() + "/{file}")
+    target = m.download_sources(tmp_path / "sources", log=lambda _: None)
+    assert (target / "wals" / "StructureDataset-metadata.json").exists()
+    assert (target / "ud" / "pud" / "fi_pud-ud-test.conllu").exists()
+    versions = m.SourceVersions(target)
+    assert versions("tatoeba/tatoeba.fin-eng.fin") == "facebookresearch/LASER@main"
+    assert versions("ud/fi_tdt-ud-test.conllu") == f"UniversalDependencies/UD_Finnish-TDT@{m.UD_RELEASE}"
+    assert m.read_wals(target / "wals" / "StructureDataset-metadata.json")[1].shape[0] > 0
+
+
+def test_misaligned_tatoeba_pairs_name_both_files(tmp_path):
+    folder = tmp_path / "tatoeba"
+    folder.mkdir()
+    (folder / "tatoeba.fin-eng.fin").write_text("yksi\nkaksi\n", encoding="utf-8")
+    (folder / "tatoeba.fin-eng.eng").write_text("one\n", encoding="utf-8")
+    with pytest.raises(m.MorphologyError, match="tatoeba.fin-eng.fin has 2 lines.*line-aligned"):
+        m.tatoeba_words(tmp_path, "fi")
+    with pytest.raises(m.MorphologyError, match="tatoeba.deu-eng.deu is missing"):
+        m.tatoeba_words(tmp_path, "de")
+
+
+# --- the real data ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_indices(shared_data) -> pd.DataFrame:
+    return m.build_indices(shared_data, log=lambda _: None)
+
+
+def test_the_committed_indices_are_what_the_command_computes(real_indices):
+    committed = m.read_indices(data_dir() / "morphology" / "indices.csv")
+    committed = committed[committed["family"] != "tokenizer"].reset_index(drop=True)
+    built = real_indices.reset_index(drop=True)
+    pd.testing.assert_frame_equal(committed.drop(columns="value"), built.drop(columns="value"),
+                                  check_dtype=False)
+    assert np.allclose(committed["value"].astype(float), built["value"].astype(float),
+                       rtol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("measure", ["ttr", "mattr", "word_entropy", "mean_word_length",
+                                     "mean_size_of_paradigm", "form_lemma_entropy_difference",
+                                     "wals_synthesis"])
+def test_finnish_turkish_hungarian_are_more_complex_than_english_and_vietnamese(
+        real_indices, measure):
+    wide = m.wide_view(real_indices)[measure]
+    for complex_ in ("fi", "tr", "hu"):
+        for simple in ("en", "vi"):
+            assert wide[complex_] > wide[simple], (measure, complex_, simple)
+
+
+@pytest.mark.parametrize("measure", ["inflectional_synthesis", "feature_entropy"])
+def test_feature_measures_rank_against_english_and_leave_vietnamese_empty(real_indices, measure):
+    wide = m.wide_view(real_indices)[measure]
+    assert all(wide[lang] > wide["en"] for lang in ("fi", "tr", "hu"))
+    assert pd.isna(wide["vi"])  # VTB has no FEATS: an empty cell, not a zero
+    note = real_indices.query("language == 'vi' and measure == @measure")["note"].item()
+    assert "no morphological features" in note
+
+
+def test_every_language_and_measure_has_one_primary_row(real_indices):
+    primary = real_indices[real_indices["primary"]]
+    per_language = primary.groupby("measure")["language"].nunique()
+    assert (per_language == 50).all()
+    assert not primary.duplicated(["language", "measure"]).any()
+    missing = primary[primary["value"].isna()]
+    assert (missing["note"].str.len() > 0).all()
+
+
+def test_tokenizer_measures_with_the_tiny_tokenizer(shared_data, tiny_model_path):
+    from stilts_core.modelling import load_tokenizer
+
+    rows = m.tokenizer_rows(shared_data, load_tokenizer(tiny_model_path), "tiny-xlmr",
+                            m.SourceVersions(shared_data), log=lambda _: None)
+    table = pd.DataFrame(rows).pivot(index="language", columns="measure", values="value")
+    assert set(table.index) == set(xtreme_r_languages())
+    measured = table.dropna()
+    assert (measured["subword_fertility"] >= 1).all()
+    assert measured["proportion_split"].between(0, 1).all()
+    # a 400-piece vocabulary learnt on English fixtures splits Finnish more than English
+    assert measured.loc["fi", "subword_fertility"] > measured.loc["en", "subword_fertility"]
