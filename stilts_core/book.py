@@ -10,8 +10,13 @@ from pathlib import Path
 from .grid import collect_grid, load_config, run_local
 from .paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
 
-# Analysis notebooks executed into the book: source notebook -> page under book/generated/.
-BOOK_NOTEBOOKS = {"05_results.ipynb": "results.ipynb"}
+# Analysis notebooks executed into the book: source notebook -> (page under book/generated/,
+# the parameters it takes from the build). The morphology chapter reads the committed tables.
+BOOK_NOTEBOOKS = {
+    "00_morphology.ipynb": ("morphology.ipynb", lambda results_path: {}),
+    "05_results.ipynb": ("results.ipynb",
+                         lambda results_path: {"results_path": _display_path(results_path)}),
+}
 
 
 class BookError(RuntimeError):
@@ -22,14 +27,14 @@ def execute_analysis_notebooks(results_path: Path, log=print) -> list[Path]:
     import papermill
 
     written = []
-    for source, page in BOOK_NOTEBOOKS.items():
+    for source, (page, parameters) in BOOK_NOTEBOOKS.items():
         output = book_dir() / "generated" / page
         output.parent.mkdir(parents=True, exist_ok=True)
         log(f"[stilts] executing {source} -> {output.relative_to(REPO_ROOT)}")
         try:
             papermill.execute_notebook(
                 str(notebooks_dir() / source), str(output),
-                parameters={"results_path": _display_path(results_path)}, cwd=str(REPO_ROOT),
+                parameters=parameters(results_path), cwd=str(REPO_ROOT),
                 kernel_name="python3", progress_bar=False,
             )
         except papermill.PapermillExecutionError as error:
