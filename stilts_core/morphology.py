@@ -712,7 +712,10 @@ def _row(language: str, family: str, measure: str, value: float | None, source: 
             "note": note, "primary": primary}
 
 
-def build_indices(root: Path, settings: MorphologySettings = MorphologySettings(),
+DEFAULT_SETTINGS = MorphologySettings()
+
+
+def build_indices(root: Path, settings: MorphologySettings = DEFAULT_SETTINGS,
                   tokenizer=None, tokenizer_name: str | None = None,
                   log=print) -> pd.DataFrame:
     """Every measure of every family for every XTREME-R language, as one long table."""
@@ -764,7 +767,7 @@ def read_indices(path: Path = OUTPUT_DIR / "indices.csv") -> pd.DataFrame:
 
 
 def build(root: Path, output_dir: Path = OUTPUT_DIR, languages_csv: Path | None = None,
-          tokenizer_name: str | None = None, settings: MorphologySettings = MorphologySettings(),
+          tokenizer_name: str | None = None, settings: MorphologySettings = DEFAULT_SETTINGS,
           log=print) -> list[Path]:
     """Compute everything from the sources under ``root`` and write the tables atomically."""
     from .languages import LANGUAGES_CSV
