@@ -23,6 +23,7 @@ import urllib.request
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -340,27 +341,6 @@ def wals_rows(values: pd.DataFrame, source_version: str,
 WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
 
 
-class Segmenter(_Frozen):
-    package: str
-    function: str  # dotted path to a callable str -> iterable of segments
-    citation: str
-
-    def version(self) -> str:
-        return f"{self.package} {package_version(self.package)}"
-
-
-# Orthographies without spaces between words are segmented by a dictionary segmenter, keyed by
-# ISO 15924 script; a script without one is an error, never unsegmented strings.
-SEGMENTERS: dict[str, Segmenter] = {
-    "Hans": Segmenter(package="jieba", function="stilts_core.morphology._jieba",
-                      citation="jieba (precise mode)"),
-    "Jpan": Segmenter(package="janome", function="stilts_core.morphology._janome",
-                      citation="Janome with its bundled IPADIC (MeCab's dictionary)"),
-    "Thai": Segmenter(package="pythainlp", function="stilts_core.morphology._pythainlp",
-                      citation="PyThaiNLP newmm (dictionary maximal matching)"),
-}
-
-
 def _jieba(text: str) -> Iterable[str]:
     import jieba
 
@@ -385,15 +365,33 @@ def _pythainlp(text: str) -> Iterable[str]:
     return word_tokenize(text, engine="newmm")
 
 
-def _segmenter(spec: LanguageSpec) -> Callable[[str], Iterable[str]] | None:
+@dataclass(frozen=True)
+class Segmenter:
+    package: str
+    segment: Callable[[str], Iterable[str]]
+    description: str
+
+    def version(self) -> str:
+        return f"{self.package} {package_version(self.package)}"
+
+
+# Orthographies without spaces between words are segmented by a dictionary segmenter, keyed by
+# ISO 15924 script; a script without one is an error, never unsegmented strings.
+SEGMENTERS: dict[str, Segmenter] = {
+    "Hans": Segmenter("jieba", _jieba, "jieba, precise mode"),
+    "Jpan": Segmenter("janome", _janome, "Janome with its bundled IPADIC (MeCab's dictionary)"),
+    "Thai": Segmenter("pythainlp", _pythainlp, "PyThaiNLP newmm (dictionary maximal matching)"),
+}
+
+
+def _segmenter(spec: LanguageSpec) -> Segmenter | None:
     if spec.spaces_between_words:
         return None
     if spec.script not in SEGMENTERS:
         raise MorphologyError(f"{spec.iso639_1} is written without spaces between words "
                               f"(script {spec.script}) and has no segmenter: add one to "
                               "stilts_core.morphology.SEGMENTERS")
-    module, name = SEGMENTERS[spec.script].function.rsplit(".", 1)
-    return getattr(__import__(module, fromlist=[name]), name)
+    return SEGMENTERS[spec.script]
 
 
 def words(text: str, language: str) -> list[str]:
@@ -402,8 +400,8 @@ def words(text: str, language: str) -> list[str]:
     import unicodedata
 
     text = unicodedata.normalize("NFC", text)
-    segment = _segmenter(get_language(language))
-    pieces = segment(text) if segment else [text]
+    segmenter = _segmenter(get_language(language))
+    pieces = segmenter.segment(text) if segmenter else [text]
     return [w.casefold() for piece in pieces for w in WORD.findall(piece)]
 
 
@@ -472,7 +470,7 @@ def corpus_rows(root: Path, versions: SourceVersions, settings: MorphologySettin
     """The measures on each language's side, and relative to the English side of the same
     pairs. English's own value is the mean over the English sides of all pair files."""
     rows, english = [], {name: [] for name in CORPUS_MEASURES}
-    english_tokens = []
+    english_tokens, english_versions = [], set()
     covered = get_task("tatoeba").languages
     for language in xtreme_r_languages():
         if language == "en":
@@ -486,16 +484,17 @@ def corpus_rows(root: Path, versions: SourceVersions, settings: MorphologySettin
         own_file = tatoeba_files(language)[0]
         source, version = f"Tatoeba {Path(own_file).name}", versions(own_file)
         segmenter = _segmenter(get_language(language))
-        note = (f"segmented with {SEGMENTERS[get_language(language).script].version()}"
-                if segmenter else "")
+        note = f"segmented with {segmenter.version()}" if segmenter else ""
         english_tokens.append(len(eng))
+        english_versions.add(versions(tatoeba_files(language)[1]))
         log(f"[morphology] corpus {language}: {len(own)} words ({len(eng)} on the English side)")
         for name, measure in CORPUS_MEASURES.items():
             value, reference = measure(own, settings), measure(eng, settings)
             english[name].append(reference)
+            short = "" if value is not None else (
+                f"fewer words than the window ({settings.mattr_window})")
             rows.append(_row(language, "corpus", name, value, source, version, len(own),
-                             note or ("" if value is not None else
-                                      f"fewer words than the window ({settings.mattr_window})")))
+                             "; ".join(filter(None, (note, short)))))
             relative = None if value is None or reference is None else value / reference
             rows.append(_row(language, "corpus", f"{name}_over_english", relative, source,
                              version, len(own), "divided by the same measure on the English "
@@ -503,7 +502,7 @@ def corpus_rows(root: Path, versions: SourceVersions, settings: MorphologySettin
     for name, values in english.items():
         present = [v for v in values if v is not None]
         rows.append(_row("en", "corpus", name, float(np.mean(present)) if present else None,
-                         "Tatoeba, English sides", "mean over the pair files",
+                         "Tatoeba, English sides", ", ".join(sorted(english_versions)),
                          int(np.mean(english_tokens)),
                          f"mean over the English sides of {len(present)} pair files"))
     rows += [_row("en", "corpus", name, None, "Tatoeba", "", note="English is the reference")
@@ -520,7 +519,8 @@ def _relative_names() -> list[str]:
 NON_WORD_UPOS = {"PUNCT", "SYM"}
 
 
-class TreebankWords(_Frozen):
+@dataclass(frozen=True)
+class TreebankWords:
     """The syntactic words of a treebank, sentence by sentence: (form, lemma, feature bundle)."""
 
     source: str
@@ -675,7 +675,7 @@ def tokenizer_rows(root: Path, tokenizer, name: str, versions: SourceVersions,
     def tokenize(word: str) -> list[int]:
         return tokenizer(word, add_special_tokens=False)["input_ids"]
 
-    rows, english = [], []
+    rows, english, english_versions = [], [], set()
     covered = get_task("tatoeba").languages
     for language in xtreme_r_languages():
         if language == "en":
@@ -689,13 +689,14 @@ def tokenizer_rows(root: Path, tokenizer, name: str, versions: SourceVersions,
         own_file = tatoeba_files(language)[0]
         fertility, split = subword_fertility(tokenize, own)
         english.append(subword_fertility(tokenize, eng))
+        english_versions.add(versions(tatoeba_files(language)[1]))
         log(f"[morphology] tokenizer {language}: fertility {fertility:.2f}")
         for measure, value in (("subword_fertility", fertility), ("proportion_split", split)):
             rows.append(_row(language, "tokenizer", measure, value, f"{name} on Tatoeba",
                              versions(own_file), len(own)))
     for index, measure in enumerate(("subword_fertility", "proportion_split")):
         rows.append(_row("en", "tokenizer", measure, float(np.mean([e[index] for e in english])),
-                         f"{name} on Tatoeba, English sides", "mean over the pair files",
+                         f"{name} on Tatoeba, English sides", ", ".join(sorted(english_versions)),
                          note=f"mean over the English sides of {len(english)} pair files"))
     return rows
 
@@ -791,7 +792,8 @@ def build(root: Path, output_dir: Path = OUTPUT_DIR, languages_csv: Path | None 
     details = {
         "settings": settings.model_dump(),
         "tokenizer": tokenizer_name,
-        "segmenters": {script: s.version() for script, s in SEGMENTERS.items()},
+        "segmenters": {script: f"{s.version()} ({s.description})"
+                       for script, s in SEGMENTERS.items()},
         "wals_features": {f.id: {"name": f.name, "reading": f.reading,
                                  "in_composite": f.in_composite, "coding": f.coding}
                           for f in WALS_FEATURES.values()},

@@ -356,3 +356,12 @@ def test_tokenizer_measures_with_the_tiny_tokenizer(shared_data, tiny_model_path
     assert measured["proportion_split"].between(0, 1).all()
     # a 400-piece vocabulary learnt on English fixtures splits Finnish more than English
     assert measured.loc["fi", "subword_fertility"] > measured.loc["en", "subword_fertility"]
+
+
+def test_the_command_without_sources_says_what_to_pass(tmp_path, monkeypatch, capsys):
+    from stilts_core.cli import main
+
+    monkeypatch.setenv("STILTS_SHARED_DATA", str(tmp_path / "absent"))
+    assert main(["morphology", "build", "--output", str(tmp_path / "out")]) == 2
+    assert "pass --sources DIR" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
