@@ -11,11 +11,13 @@ from .grid import collect_grid, load_config, run_local
 from .paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
 
 # Analysis notebooks executed into the book: source notebook -> (page under book/generated/,
-# the parameters it takes from the build). The morphology chapter reads the committed tables.
+# its parameters from the build's paths). The morphology chapter reads the committed tables;
+# the mixed-effects chapter analyses the collected results, or a simulation without a full run.
 BOOK_NOTEBOOKS = {
-    "00_morphology.ipynb": ("morphology.ipynb", lambda results_path: {}),
-    "05_results.ipynb": ("results.ipynb",
-                         lambda results_path: {"results_path": _display_path(results_path)}),
+    "00_morphology.ipynb": ("morphology.ipynb", lambda paths: {}),
+    "05_results.ipynb": ("results.ipynb", lambda paths: {"results_path": paths["results"]}),
+    "06_mixed_effects.ipynb": ("mixed_effects.ipynb",
+                               lambda paths: {"results_path": paths["analysis"]}),
 }
 
 
@@ -23,9 +25,30 @@ class BookError(RuntimeError):
     """The book could not be built; the message says which step and where its log is."""
 
 
+def analysis_results(results_path: Path, log=print) -> Path:
+    """What the mixed-effects chapter analyses: the collected results when they contain a
+    full-scale run; otherwise (a smoke run has a handful of languages) a simulated result set
+    from the power analysis's generating model, written beside them and labelled as such."""
+    import pandas as pd
+
+    from .languages import read_languages_table
+    from .morphology import read_indices, wide_view
+    from .statistics import BOOK_SIMULATION, write_simulation
+
+    if "full-scale run" in set(pd.read_parquet(results_path)["provenance"]):
+        return results_path
+    path = results_path.with_name("simulation.parquet")
+    log(f"[stilts] no full-scale run in {results_path.name}: the statistics chapter analyses a "
+        f"simulated result set ({path.name})")
+    write_simulation(path, read_languages_table(), wide_view(read_indices()), **BOOK_SIMULATION)
+    return path
+
+
 def execute_analysis_notebooks(results_path: Path, log=print) -> list[Path]:
     import papermill
 
+    paths = {"results": _display_path(results_path),
+             "analysis": _display_path(analysis_results(results_path, log))}
     written = []
     for source, (page, parameters) in BOOK_NOTEBOOKS.items():
         output = book_dir() / "generated" / page
@@ -34,7 +57,7 @@ def execute_analysis_notebooks(results_path: Path, log=print) -> list[Path]:
         try:
             papermill.execute_notebook(
                 str(notebooks_dir() / source), str(output),
-                parameters=parameters(results_path), cwd=str(REPO_ROOT),
+                parameters=parameters(paths), cwd=str(REPO_ROOT),
                 kernel_name="python3", progress_bar=False,
             )
         except papermill.PapermillExecutionError as error:

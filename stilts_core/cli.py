@@ -135,6 +135,21 @@ def cmd_morphology(args) -> int:
     return 0
 
 
+def cmd_stats(args) -> int:
+    import pandas as pd
+
+    from .languages import read_languages_table
+    from .morphology import read_indices, wide_view
+    from .statistics import MAIN_FORMULA, analysis_frame, export_analysis, gains_table
+
+    gains = gains_table(pd.read_parquet(args.results), split=args.split)
+    frame = analysis_frame(gains, wide_view(read_indices(args.indices)),
+                           read_languages_table(args.languages), args.index, missing=args.missing)
+    for path in export_analysis(frame, args.output, args.formula or MAIN_FORMULA):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .tasks import BENCHMARKS
 
@@ -236,6 +251,26 @@ def build_parser() -> argparse.ArgumentParser:
     morphology.add_argument("--ud-samples", type=int, help="samples per treebank (20)")
     morphology.add_argument("--mattr-window", type=int, help="MATTR window in words (500)")
     morphology.set_defaults(handler=cmd_morphology)
+
+    stats = sub.add_parser(
+        "stats", help="export the mixed-effects analysis data and fits",
+        description="export: build the analysis data (paired gains joined with one "
+                    "morphological index and the language covariates) from a collected results "
+                    "table, fit the main model by REML and ML, and write analysis_<index>.csv "
+                    "and fit_<index>.json (with the equivalent lme4 formula) to --output.",
+    )
+    stats.add_argument("action", choices=["export"])
+    stats.add_argument("--results", type=Path, required=True, help="a collected results parquet")
+    stats.add_argument("--index", required=True, help="a measure of data/morphology/indices.csv")
+    stats.add_argument("--indices", type=Path, default=data_dir() / "morphology" / "indices.csv")
+    stats.add_argument("--languages", type=Path, default=data_dir() / "languages.csv")
+    stats.add_argument("--formula", default=None, help="statsmodels formula (default: the main "
+                                                       "model)")
+    stats.add_argument("--missing", choices=["error", "exclude"], default="error",
+                       help="languages without the index: stop (default) or drop and list them")
+    stats.add_argument("--split", default="test")
+    stats.add_argument("--output", type=Path, required=True)
+    stats.set_defaults(handler=cmd_stats)
 
     fixtures = sub.add_parser("fixtures", help="regenerate the bundled fixture data sets",
                               description="Write the deterministic MNLI/XNLI/Tatoeba fixtures.")
