@@ -281,6 +281,10 @@ def compare_indices(gains: pd.DataFrame, indices_wide: pd.DataFrame, languages: 
     common = sorted(lang for lang in frame_languages
                     if all(pd.notna(indices_wide.get(i, pd.Series(dtype=float)).get(lang))
                            for i in indices))
+    unknown = [i for i in indices if i not in indices_wide.columns]
+    if unknown:
+        raise AnalysisError(f"no index {unknown} in the morphology table; one of "
+                            f"{sorted(indices_wide.columns)}")
     if len(common) < 3:
         raise AnalysisError(f"only {len(common)} language(s) have all of {indices}; compare "
                             "fewer indices or more languages")
@@ -368,6 +372,11 @@ def parametric_bootstrap(result, frame: pd.DataFrame, formula: str = MAIN_FORMUL
 
 # --- simulation: power and parameter recovery -------------------------------------------------------
 
+# The nine English intermediate tasks of Phang et al. (2020) and their multi-task mixture.
+PHANG_INTERMEDIATE = ("anli_plus", "ccg", "commonsense_qa", "cosmos_qa", "hellaswag", "mnli", "qqp",
+                      "squad", "sst2", "multi")
+
+
 @dataclass(frozen=True)
 class Design:
     """Which cells a result set has: target tasks with their languages, intermediate tasks,
@@ -381,8 +390,7 @@ class Design:
 def xtreme_r_design(languages: list[str] | None = None, seeds: int = 3) -> Design:
     from .tasks import get_benchmark
 
-    intermediate = ("anli", "ccg", "commonsenseqa", "cosmosqa", "hellaswag", "mnli", "qqp",
-                    "squad_v2", "sst2", "multi")
+    intermediate = PHANG_INTERMEDIATE
     tasks = {task: tuple(lang for lang in langs if lang != "en"
                          and (languages is None or lang in languages))
              for task, langs in get_benchmark("xtreme-r").tasks.items()}
