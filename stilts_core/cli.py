@@ -130,7 +130,11 @@ def cmd_morphology(args) -> int:
     settings = MorphologySettings(**{name: value for name, value in (
         ("ud_sample_size", args.ud_sample_size), ("ud_samples", args.ud_samples),
         ("mattr_window", args.mattr_window)) if value is not None})
-    for path in build(sources, args.output, tokenizer_name=args.tokenizer, settings=settings):
+    # the default output refreshes the committed tables; any other keeps everything together
+    default = args.output.resolve() == (data_dir() / "morphology").resolve()
+    languages_csv = None if default else args.output / "languages.csv"
+    for path in build(sources, args.output, languages_csv=languages_csv,
+                      tokenizer_name=args.tokenizer, settings=settings):
         print(path)
     return 0
 
@@ -236,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "--tokenizer, tokenizer measures) for every XTREME-R language from local "
                     "sources (default: the shared data pack beside the checkout) or from the "
                     "public sources (--download), and write data/languages.csv and "
-                    "data/morphology/{indices,indices_wide,coverage}.csv.",
+                    "data/morphology/{indices,indices_wide,coverage}.csv (with another --output, "
+                    "all of them go there).",
     )
     morphology.add_argument("action", choices=["build"])
     morphology.add_argument("--sources", type=Path,
