@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -309,6 +309,30 @@ def compare_indices(gains: pd.DataFrame, indices_wide: pd.DataFrame, languages: 
 
 # --- parametric bootstrap -------------------------------------------------------------------------
 
+def _in_chunks(function, arguments, items: list, n_jobs: int, what: str, log) -> list:
+    """``function(arguments(chunk))`` over small chunks of ``items`` in ``n_jobs`` processes,
+    telling ``log`` how many items are done; every item's outputs, in completion order (each
+    item carries its own seed, so the results do not depend on the order)."""
+    workers = max(n_jobs, 1)
+    size = max(1, math.ceil(len(items) / (4 * workers)))
+    chunks = [items[start:start + size] for start in range(0, len(items), size)]
+    outputs = []
+
+    def record(part: list) -> None:
+        outputs.extend(part)
+        if log:
+            log(f"[stats] {what}: {len(outputs)}/{len(items)}")
+
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for future in as_completed([pool.submit(function, arguments(c)) for c in chunks]):
+                record(future.result())
+    else:
+        for chunk in chunks:
+            record(function(arguments(chunk)))
+    return outputs
+
+
 def simulate_response(result, rng: np.random.Generator) -> np.ndarray:
     """A new response from a fitted model: fixed part + a draw of every random intercept from
     its estimated variance + residual noise."""
@@ -349,19 +373,16 @@ class _Fitted:
 
 def parametric_bootstrap(result, frame: pd.DataFrame, formula: str = MAIN_FORMULA,
                          reps: int = 200, n_jobs: int = 1, seed: int = 0,
-                         reml: bool = True, level: float = 0.95) -> pd.DataFrame:
+                         reml: bool = True, level: float = 0.95, log=None) -> pd.DataFrame:
     """Percentile intervals for the morphology terms from ``reps`` refits to responses
-    simulated from ``result``; ``n_jobs`` worker processes share the replicates."""
+    simulated from ``result``; ``n_jobs`` worker processes share the replicates and ``log``
+    (e.g. ``print``) hears how many are done."""
     seeds = np.random.SeedSequence(seed).generate_state(reps).tolist()
-    chunks = [seeds[i::max(n_jobs, 1)] for i in range(max(n_jobs, 1))]
-    payload = [(frame, formula, reml, result.fe_params, np.asarray(result.vcomp),
-                float(result.scale), chunk) for chunk in chunks if chunk]
-    if n_jobs > 1:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            parts = list(pool.map(_bootstrap_chunk, payload))
-    else:
-        parts = [_bootstrap_chunk(p) for p in payload]
-    draws = pd.DataFrame([d for part in parts for d in part], columns=result.fe_params.index)
+    fitted = (frame, formula, reml, result.fe_params, np.asarray(result.vcomp),
+              float(result.scale))
+    draws = _in_chunks(_bootstrap_chunk, lambda chunk: (*fitted, chunk), seeds, n_jobs,
+                       "bootstrap replicates", log)
+    draws = pd.DataFrame(draws, columns=result.fe_params.index)
     tail = (1 - level) / 2
     terms = [name for name in draws.columns if MORPH in name.split(":")]
     return pd.DataFrame({"estimate": result.fe_params[terms],
@@ -451,20 +472,16 @@ def _power_chunk(args) -> list[tuple[float, bool]]:
 def power_curve(design: Design, covariates: pd.DataFrame, slopes: list[float],
                 variances: dict[str, float], reps: int = 100, formula: str = MAIN_FORMULA,
                 alpha: float = 0.05, test: str = "lrt", n_jobs: int = 1,
-                seed: int = 0) -> pd.DataFrame:
+                seed: int = 0, log=None) -> pd.DataFrame:
     """For each true slope (gain points per standard deviation of the index), the share of
     ``reps`` simulated result sets in which the test of the morphology terms rejects at
-    ``alpha``, with a Wilson 95% interval. ``test``: ``lrt`` (the main test) or ``wald``."""
+    ``alpha``, with a Wilson 95% interval. ``test``: ``lrt`` (the main test) or ``wald``;
+    ``log`` (e.g. ``print``) hears how many sets are done."""
     seeds = np.random.SeedSequence(seed).generate_state(len(slopes) * reps).tolist()
     jobs = [(slope, seeds[k * reps + r]) for k, slope in enumerate(slopes) for r in range(reps)]
-    workers = max(n_jobs, 1)
-    payload = [(design, covariates, variances, formula, alpha, test, jobs[i::workers])
-               for i in range(workers) if jobs[i::workers]]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            outcomes = [o for part in pool.map(_power_chunk, payload) for o in part]
-    else:
-        outcomes = [o for p in payload for o in _power_chunk(p)]
+    setting = (design, covariates, variances, formula, alpha, test)
+    outcomes = _in_chunks(_power_chunk, lambda chunk: (*setting, chunk), jobs, n_jobs,
+                          "simulated result sets", log)
     table = pd.DataFrame(outcomes, columns=["slope", "rejected"]).groupby("slope")["rejected"]
     curve = table.agg(["mean", "count"]).rename(columns={"mean": "power", "count": "reps"})
     low, high = _wilson(curve["power"] * curve["reps"], curve["reps"])
