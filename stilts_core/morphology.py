@@ -465,22 +465,28 @@ def tatoeba_words(root: Path, language: str) -> tuple[list[str], list[str]]:
             [w for line in english_lines for w in words(line, "en")])
 
 
-def corpus_rows(root: Path, versions: SourceVersions, settings: MorphologySettings,
-                log=print) -> list[dict]:
+def tatoeba_pairs(root: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """:func:`tatoeba_words` of every Tatoeba language, read and segmented once for the corpus
+    and the tokenizer measures."""
+    return {language: tatoeba_words(root, language) for language in get_task("tatoeba").languages
+            if language in xtreme_r_languages()}
+
+
+def corpus_rows(pairs: dict[str, tuple[list[str], list[str]]], versions: SourceVersions,
+                settings: MorphologySettings, log=print) -> list[dict]:
     """The measures on each language's side, and relative to the English side of the same
     pairs. English's own value is the mean over the English sides of all pair files."""
     rows, english = [], {name: [] for name in CORPUS_MEASURES}
     english_tokens, english_versions = [], set()
-    covered = get_task("tatoeba").languages
     for language in xtreme_r_languages():
         if language == "en":
             continue
-        if language not in covered:
+        if language not in pairs:
             rows += [_row(language, "corpus", name, None, "Tatoeba", "",
                           note="no Tatoeba test pairs for this language")
                      for name in (*CORPUS_MEASURES, *_relative_names())]
             continue
-        own, eng = tatoeba_words(root, language)
+        own, eng = pairs[language]
         own_file = tatoeba_files(language)[0]
         source, version = f"Tatoeba {Path(own_file).name}", versions(own_file)
         segmenter = _segmenter(get_language(language))
@@ -670,22 +676,21 @@ def subword_fertility(tokenize: Callable[[str], Sequence], tokens: Sequence[str]
     return float(pieces.mean()), float((pieces >= 2).mean())
 
 
-def tokenizer_rows(root: Path, tokenizer, name: str, versions: SourceVersions,
-                   log=print) -> list[dict]:
+def tokenizer_rows(pairs: dict[str, tuple[list[str], list[str]]], tokenizer, name: str,
+                   versions: SourceVersions, log=print) -> list[dict]:
     def tokenize(word: str) -> list[int]:
         return tokenizer(word, add_special_tokens=False)["input_ids"]
 
     rows, english, english_versions = [], [], set()
-    covered = get_task("tatoeba").languages
     for language in xtreme_r_languages():
         if language == "en":
             continue
-        if language not in covered:
+        if language not in pairs:
             rows += [_row(language, "tokenizer", m, None, name, "",
                           note="no Tatoeba test pairs for this language")
                      for m in ("subword_fertility", "proportion_split")]
             continue
-        own, eng = tatoeba_words(root, language)
+        own, eng = pairs[language]
         own_file = tatoeba_files(language)[0]
         fertility, split = subword_fertility(tokenize, own)
         english.append(subword_fertility(tokenize, eng))
@@ -716,17 +721,18 @@ def _row(language: str, family: str, measure: str, value: float | None, source: 
 DEFAULT_SETTINGS = MorphologySettings()
 
 
-def build_indices(root: Path, settings: MorphologySettings = DEFAULT_SETTINGS,
-                  tokenizer=None, tokenizer_name: str | None = None,
-                  log=print) -> pd.DataFrame:
-    """Every measure of every family for every XTREME-R language, as one long table."""
+def build_indices(root: Path, wals_values: pd.DataFrame,
+                  settings: MorphologySettings = DEFAULT_SETTINGS, tokenizer=None,
+                  tokenizer_name: str | None = None, log=print) -> pd.DataFrame:
+    """Every measure of every family for every XTREME-R language, as one long table;
+    ``wals_values`` is the ValueTable :func:`read_wals` returns."""
     versions = SourceVersions(root)
-    _, values = read_wals(root / "wals" / "StructureDataset-metadata.json")
-    rows = wals_rows(values, versions("wals/values.csv"), settings)
-    rows += corpus_rows(root, versions, settings, log)
+    pairs = tatoeba_pairs(root)
+    rows = wals_rows(wals_values, versions("wals/values.csv"), settings)
+    rows += corpus_rows(pairs, versions, settings, log)
     rows += all_treebank_rows(root, versions, settings, log)
     if tokenizer is not None:
-        rows += tokenizer_rows(root, tokenizer, tokenizer_name, versions, log)
+        rows += tokenizer_rows(pairs, tokenizer, tokenizer_name, versions, log)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["n_tokens"] = table["n_tokens"].astype("Int64")
     return table.sort_values(["family", "measure", "language", "source"], ignore_index=True)
@@ -778,10 +784,10 @@ def build(root: Path, output_dir: Path = OUTPUT_DIR, languages_csv: Path | None 
         from .modelling import load_tokenizer, resolve_model
 
         tokenizer = load_tokenizer(resolve_model(tokenizer_name))
-    wals_languages, _ = read_wals(root / "wals" / "StructureDataset-metadata.json")
+    wals_languages, wals_values = read_wals(root / "wals" / "StructureDataset-metadata.json")
     written = [write_languages_table(languages_table(wals_languages, read_cc100()),
                                      languages_csv or LANGUAGES_CSV)]
-    indices = build_indices(root, settings, tokenizer, tokenizer_name, log)
+    indices = build_indices(root, wals_values, settings, tokenizer, tokenizer_name, log)
     outputs = {"indices.csv": indices, "indices_wide.csv": wide_view(indices).reset_index(),
                "coverage.csv": coverage(indices).reset_index()}
     for name, table in outputs.items():

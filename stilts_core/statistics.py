@@ -60,13 +60,12 @@ def gains_table(results: pd.DataFrame, split: str = "test",
                             + duplicated[[*cell, "run_id", "value"]].to_string(index=False))
     gains = paired_gains(scores)
     stilts = scores[scores["intermediate_task"] != NO_INTERMEDIATE]
-    keys = ["model", "intermediate_task", "target_task", "language", "seed", "settings"]
-    unpaired = stilts.merge(gains[keys], on=keys, how="left", indicator=True)
+    unpaired = stilts.merge(gains[cell], on=cell, how="left", indicator=True)
     unpaired = unpaired[unpaired["_merge"] == "left_only"]
     if not unpaired.empty:
         raise AnalysisError("STILTs cells without a direct fine-tuning baseline (same model, "
                             "target task, language and seed):\n"
-                            + unpaired[[*keys, "run_id"]].to_string(index=False))
+                            + unpaired[[*cell, "run_id"]].to_string(index=False))
     gains["task_group"] = gains["target_task"].map(task_group)
     return gains.reset_index(drop=True)
 

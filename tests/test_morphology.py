@@ -347,7 +347,8 @@ def test_every_language_and_measure_has_one_primary_row(real_indices):
 def test_tokenizer_measures_with_the_tiny_tokenizer(shared_data, tiny_model_path):
     from stilts_core.modelling import load_tokenizer
 
-    rows = m.tokenizer_rows(shared_data, load_tokenizer(tiny_model_path), "tiny-xlmr",
+    rows = m.tokenizer_rows(m.tatoeba_pairs(shared_data), load_tokenizer(tiny_model_path),
+                            "tiny-xlmr",
                             m.SourceVersions(shared_data), log=lambda _: None)
     table = pd.DataFrame(rows).pivot(index="language", columns="measure", values="value")
     assert set(table.index) == set(xtreme_r_languages())
