@@ -418,7 +418,22 @@ def _encoder_source(model: str, intermediate_run: str, field: str) -> tuple[str,
             f"{field} {intermediate_run!r} trained {upstream_params['model']!r}, "
             f"but this run's model is {model!r}"
         )
-    return str(upstream / "encoder"), upstream_params["task"], upstream_params["seed"]
+    return str(upstream / "encoder"), intermediate_label(upstream_params), upstream_params["seed"]
+
+
+VARIANT_SUFFIXES = {"mlm": "+mlm", "translated": "+translated"}
+
+
+def intermediate_label(params: dict) -> str:
+    """The ``intermediate_task`` of results downstream of a phase-(ii) run: the task, marked
+    with Phang et al.'s variants so that they never pool with plain English training
+    (``mnli+mlm``: continued multilingual MLM; ``mnli+translated``: machine-translated data)."""
+    label = params["task"]
+    if params.get("mlm_languages"):
+        label += VARIANT_SUFFIXES["mlm"]
+    if [language for language in params.get("train_languages", ["en"]) if language != "en"]:
+        label += VARIANT_SUFFIXES["translated"]
+    return label
 
 
 def zero_shot_eval(params: dict, run_dir: str = "") -> dict:

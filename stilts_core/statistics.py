@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from .results import NO_INTERMEDIATE, headline_scores, paired_gains, setting
-from .tasks import TASK_GROUPS, get_task
+from .tasks import TASK_GROUPS, get_mixture, get_task
 
 MAIN_FORMULA = ("gain ~ morph + morph:task_group + log_pretraining_size + latin_script "
                 "+ indo_european")
@@ -393,8 +393,7 @@ def parametric_bootstrap(result, frame: pd.DataFrame, formula: str = MAIN_FORMUL
 # --- simulation: power and parameter recovery -------------------------------------------------------
 
 # The nine English intermediate tasks of Phang et al. (2020) and their multi-task mixture.
-PHANG_INTERMEDIATE = ("anli_plus", "ccg", "commonsense_qa", "cosmos_qa", "hellaswag", "mnli", "qqp",
-                      "squad", "sst2", "multi")
+PHANG_INTERMEDIATE = (*get_mixture("multi").tasks, "multi")
 
 
 @dataclass(frozen=True)
