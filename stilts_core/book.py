@@ -7,17 +7,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .claims import FULL_SCALE_CONFIG
 from .grid import collect_grid, load_config, run_local
 from .paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
 
-# Analysis notebooks executed into the book: source notebook -> (page under book/generated/,
-# its parameters from the build's paths). The morphology chapter reads the committed tables;
-# the mixed-effects chapter analyses the collected results, or a simulation without a full run.
+# Notebooks executed into the book, in chapter order: source notebook -> (page under
+# book/generated/, its parameters from the build's paths). "results" is the collected results
+# table; "analysis" is what the statistics chapters analyse (the results, or a simulation when
+# they contain no full-scale run); "simulation" is that simulation, or "" with a full-scale run.
 BOOK_NOTEBOOKS = {
+    "00_tasks_languages.ipynb": ("tasks_languages.ipynb", lambda paths: {}),
     "00_morphology.ipynb": ("morphology.ipynb", lambda paths: {}),
-    "05_results.ipynb": ("results.ipynb", lambda paths: {"results_path": paths["results"]}),
+    "00_setup.ipynb": ("setup.ipynb", lambda paths: {"configs": paths["configs"]}),
+    "05_results.ipynb": ("results.ipynb", lambda paths: {"results_path": paths["results"],
+                                                         "simulation_path": paths["simulation"]}),
     "06_mixed_effects.ipynb": ("mixed_effects.ipynb",
                                lambda paths: {"results_path": paths["analysis"]}),
+    "07_power.ipynb": ("power.ipynb", lambda paths: {"results_path": paths["analysis"]}),
+    "08_claims.ipynb": ("claims.ipynb", lambda paths: {"results_path": paths["results"]}),
+    "09_published.ipynb": ("published.ipynb", lambda paths: {}),
+    "10_reproduce.ipynb": ("reproduce.ipynb", lambda paths: {"configs": paths["configs"]}),
 }
 
 
@@ -44,11 +53,15 @@ def analysis_results(results_path: Path, log=print) -> Path:
     return path
 
 
-def execute_analysis_notebooks(results_path: Path, log=print) -> list[Path]:
+def execute_analysis_notebooks(results_path: Path, config_path: Path = FULL_SCALE_CONFIG,
+                               log=print) -> list[Path]:
     import papermill
 
-    paths = {"results": _display_path(results_path),
-             "analysis": _display_path(analysis_results(results_path, log))}
+    analysis = _display_path(analysis_results(results_path, log))
+    results = _display_path(results_path)
+    configs = list(dict.fromkeys([_display_path(config_path), _display_path(FULL_SCALE_CONFIG)]))
+    paths = {"results": results, "analysis": analysis,
+             "simulation": "" if analysis == results else analysis, "configs": configs}
     written = []
     for source, (page, parameters) in BOOK_NOTEBOOKS.items():
         output = book_dir() / "generated" / page
@@ -90,7 +103,7 @@ def build(config_path: Path, html: bool = True, log=print) -> Path:
     results_path = results_dir() / f"{config.name}.parquet"
     table = collect_grid(config, results_path)
     log(f"[stilts] collected {len(table)} result rows into {results_path}")
-    execute_analysis_notebooks(results_path, log=log)
+    execute_analysis_notebooks(results_path, Path(config_path), log=log)
     if not html:
         return results_path
     output = build_html(log=log)

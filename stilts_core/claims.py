@@ -114,7 +114,8 @@ class Evidence:
 
     def not_run(self, settings) -> str:
         """Why a claim cannot be checked yet: which settings lack a full-scale run."""
-        missing = self.missing([NO_INTERMEDIATE, *settings])
+        missing = [f"{name} (direct fine-tuning)" if name == NO_INTERMEDIATE else name
+                   for name in self.missing([NO_INTERMEDIATE, *settings])]
         found = (f"{self.full_rows} full-scale rows of {CLAIM_MODEL}" if self.full_rows
                  else f"no full-scale rows of {CLAIM_MODEL}")
         others = ", ".join(f"{n} {p} rows" for p, n in

@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .phases import validate_params
 from .results import NO_INTERMEDIATE, collect
 from .retrieval import get_preset
-from .runs import execute_phase, is_done, run_id, run_path
+from .runs import execute_phase, is_done, read_compute, run_id, run_path
 from .tasks import TASKS, get_task, intermediate_choices
 
 
@@ -241,3 +242,27 @@ def collect_grid(config: GridConfig, output: Path):
     if unfinished:
         raise GridError(f"grid {config.name}: unfinished runs {unfinished}; run the grid first")
     return collect([run_path(r.run_id) for r in planned], output)
+
+
+def compute_table(config: GridConfig) -> pd.DataFrame:
+    """The grid's planned runs per phase with their status and measured cost: wall hours,
+    GPU-hours and the devices, from each finished run's ``compute.json``."""
+    rows = []
+    for run in plan(config):
+        record = read_compute(run_path(run.run_id)) or {}
+        seconds = record.get("seconds")
+        rows.append({"phase": run.phase, "status": status(run),
+                     "measured": seconds is not None,
+                     "wall_hours": seconds / 3600 if seconds is not None else 0.0,
+                     "gpu_hours": seconds * record.get("gpus", 0) / 3600 if seconds else 0.0,
+                     "device": record.get("device", "")})
+    frame = pd.DataFrame(rows)
+    summary = frame.groupby("phase", sort=False).agg(
+        runs=("status", "size"), done=("status", lambda s: int((s == "done").sum())),
+        measured=("measured", "sum"), wall_hours=("wall_hours", "sum"),
+        gpu_hours=("gpu_hours", "sum"),
+        devices=("device", lambda d: ", ".join(sorted(set(d) - {""}))))
+    summary.loc["all"] = [summary["runs"].sum(), summary["done"].sum(), summary["measured"].sum(),
+                          summary["wall_hours"].sum(), summary["gpu_hours"].sum(),
+                          ", ".join(sorted(set(frame["device"]) - {""}))]
+    return summary.round({"wall_hours": 3, "gpu_hours": 3})

@@ -330,3 +330,225 @@ def power_figure(curve: pd.DataFrame, target: float = 0.8):
              ylim=(0, 1.02))
     figure.tight_layout()
     return figure
+
+
+# --- tasks, languages and set-up (chapters 2 and 4) ------------------------------------------------
+
+def task_table(role: str) -> pd.DataFrame:
+    """The registry's tasks of one role: format, XTREME-R group, metric, languages, data source."""
+    from .tasks import TASKS
+
+    rows = []
+    for task in TASKS.values():
+        if task.role != role:
+            continue
+        source = (f"{task.hub.path}" + (f" ({task.hub.config})" if task.hub.config else "")
+                  if task.hub else f"local files: {task.local_only_reason}")
+        rows.append({"task": task.name, "format": task.format, "group": task.group or "",
+                     "metric": task.metric, "languages": len(task.languages),
+                     "language codes": " ".join(task.languages), "data source": source,
+                     "description": task.description})
+    return pd.DataFrame(rows).set_index("task")
+
+
+def language_coverage(languages: pd.DataFrame, benchmark: str = "xtreme-r") -> pd.DataFrame:
+    """Each language of ``data/languages.csv`` with the benchmark's tasks that score it."""
+    from .tasks import get_benchmark
+
+    tasks = get_benchmark(benchmark).tasks
+    table = languages.set_index("iso639_1")[["name", "family", "genus", "script",
+                                              "cc100_tokens_m"]].copy()
+    table["tasks"] = [", ".join(t for t, langs in tasks.items() if code in langs)
+                      for code in table.index]
+    table["n_tasks"] = [sum(code in langs for langs in tasks.values()) for code in table.index]
+    return table.rename(columns={"cc100_tokens_m": "CC-100 tokens (M)"})
+
+
+def coverage_matrix_figure(languages: pd.DataFrame, benchmark: str = "xtreme-r"):
+    """Languages x tasks: which task scores which language."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from .tasks import get_benchmark
+
+    tasks = get_benchmark(benchmark).tasks
+    codes = list(languages.sort_values(["family", "iso639_1"])["iso639_1"])
+    matrix = pd.DataFrame({task: [code in langs for code in codes] for task, langs in tasks.items()},
+                          index=codes).T.astype(int)
+    figure, axis = plt.subplots(figsize=(13, 3.4))
+    sns.heatmap(matrix, cmap="Greens", cbar=False, linewidths=0.3, linecolor="white", ax=axis)
+    axis.set_xlabel("language (ISO 639-1, grouped by family)")
+    axis.set_ylabel(f"{benchmark} task")
+    figure.tight_layout()
+    return figure
+
+
+TRAINING_FIELDS = ("learning_rate", "batch_size", "per_device_batch_size", "epochs", "max_length",
+                   "doc_stride", "warmup_ratio", "weight_decay", "max_grad_norm", "eval_steps",
+                   "early_stopping_patience", "max_steps")
+
+
+def hyperparameter_table(config) -> pd.DataFrame:
+    """The effective training settings of every phase-(ii) and phase-(iii) run a grid config
+    plans (the task's published defaults with the config's overrides), one row per task."""
+    from .grid import plan
+
+    rows = {}
+    for run in plan(config):
+        if run.phase in ("intermediate", "target"):
+            rows.setdefault((run.phase, run.params["task"]),
+                            {field: run.params.get(field) for field in TRAINING_FIELDS})
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["phase", "task"])
+    table["accumulation"] = table["batch_size"] // table["per_device_batch_size"]
+    return table
+
+
+def retrieval_table(config) -> pd.DataFrame:
+    """The representation and protocol of every retrieval task a grid config plans."""
+    from .retrieval import RepresentationSettings
+    from .tasks import get_task
+
+    rows = []
+    for name in config.retrieval_tasks:
+        task = get_task(name)
+        settings = RepresentationSettings(**{k: v for k, v in config.retrieval_settings(name).items()
+                                             if k in RepresentationSettings.model_fields})
+        defaults = task.retrieval
+        rows.append({"task": name, "format": task.format, "metric": task.metric,
+                     "layer": settings.layer, "pooling": settings.pooling,
+                     "special tokens": settings.include_special_tokens,
+                     "query length": defaults.query_max_length,
+                     "candidate length": defaults.candidate_max_length,
+                     "protocols": ", ".join(p for p in config.retrieval_protocols
+                                            if p == "encoder" or task.format == "ranking"),
+                     "dual encoder (lr, batch, epochs)":
+                         (f"{defaults.learning_rate}, {defaults.batch_size}, {defaults.epochs}"
+                          if defaults.learning_rate else ""),
+                     "source": defaults.source})
+    return pd.DataFrame(rows).set_index("task") if rows else pd.DataFrame()
+
+
+# --- gains at a glance (chapter 5) -----------------------------------------------------------------
+
+def gain_heatmaps(table: pd.DataFrame, split: str = "test"):
+    """Mean paired gain (points) of target task x language, over intermediate settings and
+    seeds, and of intermediate setting x target task, over languages and seeds; English is
+    marked apart (its gains are not zero-shot)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    gains = paired_gains(headline_scores(table, split))
+    by_language = gains.pivot_table(index="target_task", columns="language", values="gain",
+                                    aggfunc="mean")
+    by_language = by_language[["en", *[c for c in by_language.columns if c != "en"]]
+                              if "en" in by_language.columns else list(by_language.columns)]
+    by_setting = gains.pivot_table(index="intermediate_task", columns="target_task", values="gain",
+                                   aggfunc="mean")
+    limit = max(abs(gains["gain"]).quantile(0.98), 1e-6)
+    width = max(6.0, 0.32 * by_language.shape[1] + 3)
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(width + 0.9 * by_setting.shape[1] + 3, max(3.0, 0.45 * len(by_setting) + 2)),
+        gridspec_kw={"width_ratios": [width, 0.9 * by_setting.shape[1] + 1.5]})
+    options = {"cmap": "RdBu", "center": 0, "vmin": -limit, "vmax": limit}
+    sns.heatmap(by_language, ax=left, cbar=False, **options)
+    left.set_title("mean gain per target task and language (en: not zero-shot)")
+    left.set_xlabel("language")
+    left.set_ylabel("target task")
+    sns.heatmap(by_setting, ax=right, annot=by_setting.shape[1] <= 10, fmt=".1f",
+                cbar_kws={"label": "gain (points)"}, **options)
+    right.set_title("mean gain per intermediate setting")
+    right.set_xlabel("target task")
+    right.set_ylabel("intermediate task")
+    figure.tight_layout()
+    return figure
+
+
+# --- claims check (chapter 8) ---------------------------------------------------------------------
+
+STATUS_COLOURS = {"supported": "#1a7f37", "contradicted": "#cf222e",
+                  "not yet run at full scale": "#6e7781"}
+
+
+def claims_html(checks: pd.DataFrame) -> str:
+    """The claims check as an HTML table narrow enough for a book page: one row per checked
+    quantity with a coloured status, and under it the criterion and the evidence."""
+    head = ("<tr><th>claim</th><th>quantity</th><th>published</th><th>computed</th>"
+            "<th>status</th></tr>")
+    body = []
+    for row in checks.itertuples():
+        colour = STATUS_COLOURS[row.status]
+        body.append(
+            f"<tr><td><strong>{row.claim_id}</strong><br><small>{row.kind}</small></td>"
+            f"<td>{html.escape(row.quantity)}</td><td>{html.escape(row.published)}</td>"
+            f"<td>{html.escape(row.computed) or '&mdash;'}</td>"
+            f'<td><span style="color:{colour};font-weight:bold">{html.escape(row.status)}'
+            f"</span></td></tr>"
+            f'<tr><td></td><td colspan="4" style="font-size:0.85em;color:#57606a">'
+            f"<em>Criterion:</em> {html.escape(row.criterion)}. "
+            f"<em>Evidence:</em> {html.escape(row.evidence)}.</td></tr>")
+    return (f'<table class="table" style="width:100%;font-size:0.9em">{head}{"".join(body)}'
+            "</table>")
+
+
+# --- published reference figures (chapter 9) ------------------------------------------------------
+
+def published_table(name: str) -> pd.DataFrame:
+    """A committed copy under ``data/published/`` (sources in its README)."""
+    from .paths import data_dir
+
+    return pd.read_csv(data_dir() / "published" / name, sep="\t")
+
+
+def published_gains(averages: pd.DataFrame, stilts: str = "X-STILTs",
+                    baseline: str = "XLM-R") -> pd.DataFrame:
+    """Per task, the published X-STILTs average minus the published XLM-R Large average."""
+    wide = averages.pivot_table(index="task", columns="model", values="score", aggfunc="first")
+    wide["X-STILTs minus XLM-R"] = (wide[stilts] - wide[baseline]).round(1)
+    return wide
+
+
+def published_figure(averages: pd.DataFrame):
+    import seaborn as sns
+
+    grid = sns.catplot(data=averages, x="task", y="score", hue="model", kind="bar", height=3.4,
+                       aspect=2.0)
+    grid.set_axis_labels("XTREME task", "published test average")
+    return grid.figure
+
+
+def wals_coding_table() -> pd.DataFrame:
+    """The numeric coding of each WALS feature (``stilts_core.morphology.WALS_FEATURES``)."""
+    from .morphology import WALS_FEATURES
+
+    return pd.DataFrame([{"feature": f.id, "name": f.name, "coding": f.reading,
+                          "WALS value -> score": "; ".join(f"{k}: {'off the scale' if v is None else v}"
+                                                           for k, v in f.coding.items()),
+                          "in wals_synthesis": f.in_composite}
+                         for f in WALS_FEATURES.values()]).set_index("feature")
+
+
+def phase_table() -> pd.DataFrame:
+    """The phase registry (``stilts_core.runs.PHASES``): notebook and what each phase does."""
+    from .runs import PHASES
+
+    return pd.DataFrame([{"phase": p.name, "notebook": f"notebooks/{p.notebook}",
+                          "what it does": p.description} for p in PHASES.values()]).set_index("phase")
+
+
+def leave_one_out_figure(table: pd.DataFrame, factor: str = "language"):
+    """Each leave-one-out estimate with a 95% Wald interval; the line is the full fit."""
+    import matplotlib.pyplot as plt
+
+    ordered = table.sort_values("estimate")
+    figure, axis = plt.subplots(figsize=(6.5, max(3.0, 0.2 * len(ordered) + 1)))
+    axis.errorbar(ordered["estimate"], range(len(ordered)), xerr=1.96 * ordered["se"], fmt="o",
+                  markersize=3, color="#444", ecolor="#bbb")
+    axis.axvline(table.attrs["full_estimate"], color="#1f6feb", label="all languages")
+    axis.axvline(0, color="black", linewidth=0.6)
+    axis.set_yticks(range(len(ordered)), [f"without {level}" for level in ordered[factor]],
+                    fontsize=7)
+    axis.set_xlabel("slope of the index (gain points per SD)")
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -3,13 +3,15 @@
 A run's id is derived from its validated parameters, so running the same phase with the same
 parameters finds its outputs instead of redoing them. Layout of ``runs/<run_id>/``:
 ``params.json``, ``notebook.ipynb`` (executed, with the injected parameters), ``metrics.json``,
-``results.csv`` (tidy rows), ``predictions/``, model folders, and ``DONE``, written last.
+``results.csv`` (tidy rows), ``compute.json`` (wall time and device), ``predictions/``, model
+folders, and ``DONE``, written last.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pathlib import Path
 from .paths import REPO_ROOT, atomic_write_text, notebooks_dir, runs_dir
 
 DONE = "DONE"
+COMPUTE = "compute.json"
 
 
 class RunError(RuntimeError):
@@ -91,6 +94,27 @@ def load_done_run(identifier: str) -> tuple[Path, dict]:
     return path, json.loads((path / "params.json").read_text())
 
 
+def compute_record(started: float, finished: float) -> dict:
+    """What a run cost: wall seconds and the accelerators it could see (GPU-hours are the
+    seconds times the GPU count over 3600; a CPU run counts no GPU-hours)."""
+    import platform
+
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return {"seconds": round(finished - started, 1), "gpus": gpus,
+            "device": torch.cuda.get_device_name(0) if gpus else f"CPU ({platform.machine()}, "
+                                                                f"{os.cpu_count()} cores)",
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
+            "torch": torch.__version__}
+
+
+def read_compute(path: Path) -> dict | None:
+    """A run's compute record, or ``None`` for runs made before runs recorded it."""
+    record = Path(path) / COMPUTE
+    return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+
+
 def execute_phase(phase: str, params: dict, force: bool = False, log=print) -> Path:
     """Run a phase notebook with papermill unless an identical run is already done.
 
@@ -126,6 +150,7 @@ def execute_phase(phase: str, params: dict, force: bool = False, log=print) -> P
     for required in ("metrics.json", "results.csv"):
         if not (path / required).is_file():
             raise RunError(f"run {identifier} finished without writing {path / required}")
+    atomic_write_text(path / COMPUTE, json.dumps(compute_record(started, time.time()), indent=1))
     mark_done(path)
     for checkpoints in list(path.rglob("checkpoints")):  # the final models are saved
         shutil.rmtree(checkpoints, ignore_errors=True)

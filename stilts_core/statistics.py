@@ -261,6 +261,23 @@ def likelihood_ratio_test(frame: pd.DataFrame, formula: str = MAIN_FORMULA) -> d
             "aic": full_report.aic, "reports": (full_report, reduced_report)}
 
 
+def leave_one_out(frame: pd.DataFrame, formula: str = MAIN_FORMULA, factor: str = "language",
+                  term: str = MORPH, reml: bool = True) -> pd.DataFrame:
+    """The ``term`` estimate with each level of ``factor`` left out in turn, beside the full
+    fit: whether one language (or task) carries the slope. The index keeps the standardisation
+    of the full frame, so the estimates are on one scale."""
+    full, _ = fit(frame, formula, reml=reml)
+    rows = []
+    for level in sorted(frame[factor].unique()):
+        result, report = fit(frame[frame[factor] != level], formula, reml=reml)
+        rows.append({factor: level, "estimate": float(result.fe_params[term]),
+                     "se": float(result.bse_fe[term]), "converged": report.converged})
+    table = pd.DataFrame(rows)
+    table["shift"] = table["estimate"] - float(full.fe_params[term])
+    table.attrs["full_estimate"] = float(full.fe_params[term])
+    return table.sort_values("shift", key=abs, ascending=False, ignore_index=True)
+
+
 def holm(p_values: pd.Series) -> pd.Series:
     """Holm's step-down adjustment (family-wise error over the indices compared)."""
     from statsmodels.stats.multitest import multipletests

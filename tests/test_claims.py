@@ -123,7 +123,7 @@ def test_another_model_or_a_missing_task_is_not_yet_run():
     assert (other.query("kind == 'result'")["status"] == cl.NOT_RUN).all()
     partial = cl.check_claims(xtreme_results(GAINS, drop_task="tydiqa"))
     assert (partial.query("kind == 'result'")["status"] == cl.NOT_RUN).all()
-    assert "none" in partial.iloc[0]["evidence"]
+    assert "none (direct fine-tuning)" in partial.iloc[0]["evidence"]
 
 
 def test_setup_claims_come_from_the_registry_and_the_full_scale_config(full):

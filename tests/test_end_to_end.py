@@ -103,3 +103,19 @@ def test_exported_submission_rescores_to_the_numbers_the_runs_recorded(grid, tmp
     assert len(recorded) == 4 + 3  # XNLI en/de/fr/es, Tatoeba de/fr/es
     for row in recorded.itertuples():
         assert scored[row.target_task]["accuracy"][row.language] == row.value, row
+
+
+def test_every_run_records_its_compute_and_the_grid_sums_it(grid):
+    from stilts_core.grid import compute_table
+    from stilts_core.runs import read_compute
+
+    _, config = grid
+    runs = plan(config)
+    records = [read_compute(run_path(run.run_id)) for run in runs]
+    assert all(r["seconds"] > 0 and r["gpus"] == 0 and r["device"].startswith("CPU")
+               for r in records)
+    table = compute_table(config)
+    assert table.loc["all", "runs"] == table.loc["all", "done"] == len(runs)
+    assert table.loc["all", "wall_hours"] == pytest.approx(
+        sum(r["seconds"] for r in records) / 3600, abs=1e-3)
+    assert table.loc["all", "gpu_hours"] == 0  # no GPU-hours on a CPU

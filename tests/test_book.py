@@ -1,0 +1,176 @@
+"""The book as a reader gets it: the README's main command from a fresh clone in a new
+directory, then every page opened in headless Chromium. Screenshots of the landing page and the
+claims chapter are saved under ``tests/output/book/`` for a person to look at.
+
+(`make test`, the other README command, is what CI itself runs on a fresh clone.)
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from stilts_core.paths import REPO_ROOT
+from stilts_core.statistics import MAIN_FORMULA
+
+SCREENSHOTS = REPO_ROOT / "tests" / "output" / "book"
+# As the machine's probe starts it: no sandbox as root, and no background connections, which a
+# closed network refuses many at a time.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+LOCAL_HOST = "127.0.0.1"
+
+
+def test_the_plan_states_the_model_the_code_fits():
+    question = (REPO_ROOT / "book" / "question.md").read_text(encoding="utf-8")
+    assert f"`{MAIN_FORMULA}`" in question
+
+
+@pytest.fixture(scope="module")
+def fresh_book(tmp_path_factory) -> Path:
+    """``make book`` in a fresh clone; the HTML folder. ``STILTS_TEST_BOOK_HTML`` points the
+    tests at a book already built instead (a quicker loop while editing chapters)."""
+    if os.environ.get("STILTS_TEST_BOOK_HTML"):
+        return Path(os.environ["STILTS_TEST_BOOK_HTML"])
+    if shutil.which("git") is None or shutil.which("make") is None:
+        pytest.skip("git and make are needed to clone and build")
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout: nothing to clone")
+    clone = tmp_path_factory.mktemp("book") / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STILTS_", "VIRTUAL_ENV"))}
+    finished = subprocess.run(["make", "book"], cwd=clone, env=env, capture_output=True,
+                              text=True, timeout=1800)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    assert (clone / "data" / "results" / "smoke.parquet").is_file()
+    return clone / "book" / "_build" / "html"
+
+
+@pytest.mark.slow
+def test_make_book_from_a_fresh_clone_labels_every_result_set(fresh_book):
+    intro = (fresh_book / "intro.html").read_text()
+    assert "This build shows a smoke run" in intro
+    results = (fresh_book / "generated" / "results.html").read_text()
+    assert "Smoke run" in results and "pipeline check, not a finding" in results
+    assert "<img" in results  # the seaborn figures are rendered from the results table
+    for page in ("mixed_effects", "power"):
+        text = (fresh_book / "generated" / f"{page}.html").read_text()
+        assert "Simulation" in text and "not a finding" in text
+    claims = (fresh_book / "generated" / "claims.html").read_text()
+    assert claims.count("not yet run at full scale") >= 12  # every result quantity of C1-C6
+    assert "never compared" in claims
+    published = (fresh_book / "generated" / "published.html").read_text()
+    assert "Published figures" in published and "xtreme_zero_shot_task_averages.tsv" in published
+
+
+# --- headless Chromium ---------------------------------------------------------------------------
+
+def chromium() -> str:
+    """Debian's Chromium: found, or installed with apt-get where this test runs as root."""
+    for name in CHROMIUM_NAMES:
+        if shutil.which(name):
+            return shutil.which(name)
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        pytest.skip("no Chromium on PATH, and no root apt-get to install Debian's chromium "
+                    "package; install it (apt-get install chromium) to run the browser test")
+    for command in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                                  env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        assert finished.returncode == 0, f"{' '.join(command)} failed:\n{finished.stderr[-2000:]}"
+    found = shutil.which("chromium")
+    assert found, "apt-get installed chromium but it is not on PATH"
+    return found
+
+
+@pytest.fixture(scope="module")
+def served(fresh_book):
+    """The built HTML over HTTP on localhost, as a reader's browser would load it."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        (LOCAL_HOST, 0), functools.partial(Quiet, directory=str(fresh_book)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://{LOCAL_HOST}:{server.server_port}/"
+    server.shutdown()
+
+
+def is_local(url: str) -> bool:
+    return urllib.parse.urlsplit(url).hostname in (LOCAL_HOST, None)
+
+
+def link_problem(url: str, cache: dict) -> str | None:
+    """Why an internal link does not resolve: the page is missing, or its anchor is."""
+    page, _, anchor = url.partition("#")
+    if page not in cache:
+        try:
+            with urllib.request.urlopen(page) as response:
+                cache[page] = response.read().decode("utf-8", "replace")
+        except OSError as error:
+            cache[page] = None
+            return f"{page}: {error}"
+    if cache[page] is None:
+        return f"{page}: not found"
+    anchor = urllib.parse.unquote(anchor)
+    if anchor and f'id="{anchor}"' not in cache[page] and f'name="{anchor}"' not in cache[page]:
+        return f"{url}: no element with id {anchor!r}"
+    return None
+
+
+@pytest.mark.slow
+def test_every_page_renders_in_headless_chromium(fresh_book, served):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a test extra")
+    executable = chromium()
+    pages = sorted(path.relative_to(fresh_book).as_posix() for path in fresh_book.rglob("*.html")
+                   if not path.relative_to(fresh_book).parts[0].startswith("_"))
+    for chapter in ("intro.html", "question.html", "generated/claims.html",
+                    "generated/reproduce.html", "bibliography.html"):
+        assert chapter in pages
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    problems, pages_cache = [], {}
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        for name in pages:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors = []
+            page.on("pageerror", lambda error, errors=errors: errors.append(f"{error}"))
+            page.on("console", lambda message, errors=errors: errors.append(
+                f"console: {message.text}") if message.type == "error"
+                and is_local(message.location.get("url", "")) else None)
+            page.on("requestfailed", lambda request, errors=errors: errors.append(
+                f"request failed: {request.url}") if is_local(request.url) else None)
+            page.goto(served + name, wait_until="networkidle")
+            # the first h1 a reader sees (the theme keeps an empty print-only header before it)
+            title = page.evaluate("(Array.from(document.querySelectorAll('main h1')).find(h => "
+                                  "h.getBoundingClientRect().height > 0) || {innerText: ''})"
+                                  ".innerText").strip().rstrip("#").strip()
+            if not title or title not in page.title():
+                problems.append(f"{name}: no visible title (h1 {title!r}, <title> {page.title()!r})")
+            broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || "
+                                   "i.naturalWidth === 0).map(i => i.src)")
+            problems += [f"{name}: image does not load: {src}" for src in broken]
+            links = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+            for link in sorted({link for link in links if link.startswith(served)}):
+                problem = link_problem(link, pages_cache)
+                if problem:
+                    problems.append(f"{name}: link {problem}")
+            problems += [f"{name}: {error}" for error in errors]
+            if name in ("intro.html", "generated/claims.html"):
+                page.screenshot(path=str(SCREENSHOTS / f"{Path(name).stem}.png"), full_page=True)
+            page.close()
+        browser.close()
+    assert not problems, "\n".join(problems)
+    for shot in ("intro.png", "claims.png"):
+        assert (SCREENSHOTS / shot).stat().st_size > 10_000
