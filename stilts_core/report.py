@@ -446,20 +446,20 @@ def gain_heatmaps(table: pd.DataFrame, split: str = "test"):
     by_setting = gains.pivot_table(index="intermediate_task", columns="target_task", values="gain",
                                    aggfunc="mean")
     limit = max(abs(gains["gain"]).quantile(0.98), 1e-6)
-    width = max(6.0, 0.32 * by_language.shape[1] + 3)
-    figure, (left, right) = plt.subplots(
-        1, 2, figsize=(width + 0.9 * by_setting.shape[1] + 3, max(3.0, 0.45 * len(by_setting) + 2)),
-        gridspec_kw={"width_ratios": [width, 0.9 * by_setting.shape[1] + 1.5]})
-    options = {"cmap": "RdBu", "center": 0, "vmin": -limit, "vmax": limit}
-    sns.heatmap(by_language, ax=left, cbar=False, **options)
-    left.set_title("mean gain per target task and language (en: not zero-shot)")
-    left.set_xlabel("language")
-    left.set_ylabel("target task")
-    sns.heatmap(by_setting, ax=right, annot=by_setting.shape[1] <= 10, fmt=".1f",
-                cbar_kws={"label": "gain (points)"}, **options)
-    right.set_title("mean gain per intermediate setting")
-    right.set_xlabel("target task")
-    right.set_ylabel("intermediate task")
+    heights = [0.4 * len(by_language) + 1.2, 0.4 * len(by_setting) + 1.2]
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(max(7.0, 0.24 * by_language.shape[1] + 2.5), sum(heights) + 0.6),
+        gridspec_kw={"height_ratios": heights})
+    options = {"cmap": "RdBu", "center": 0, "vmin": -limit, "vmax": limit,
+               "cbar_kws": {"label": "gain (points)"}}
+    sns.heatmap(by_language, ax=top, **options)
+    top.set_title("mean gain per target task and language (en: not zero-shot)")
+    top.set_xlabel("language")
+    top.set_ylabel("target task")
+    sns.heatmap(by_setting, ax=bottom, annot=by_setting.shape[1] <= 12, fmt=".1f", **options)
+    bottom.set_title("mean gain per intermediate setting and target task")
+    bottom.set_xlabel("target task")
+    bottom.set_ylabel("intermediate task")
     figure.tight_layout()
     return figure
 
