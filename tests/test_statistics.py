@@ -193,6 +193,22 @@ def test_compare_indices_fits_each_on_the_common_languages(results, languages, i
     assert table["delta_aic"].min() == 0
 
 
+def test_leave_one_out_finds_the_language_that_carries_the_slope(results, languages,
+                                                                indices_wide):
+    frame = st.analysis_frame(st.gains_table(results), indices_wide, languages, INDEX)
+    top = frame.groupby("language")["morph"].first().idxmax()
+    # the most complex language gains 15 points more everywhere: it alone steepens the slope
+    leveraged = frame.assign(gain=frame["gain"] + 15 * (frame["language"] == top))
+    table = st.leave_one_out(leveraged)
+    assert sorted(table["language"]) == sorted(frame["language"].unique())
+    assert table.loc[0, "language"] == top  # sorted by the size of the shift
+    assert table.loc[0, "shift"] < 0 and table["converged"].all()
+    assert table.attrs["full_estimate"] == pytest.approx(
+        st.fit(leveraged)[0].fe_params[st.MORPH])
+    others = table.iloc[1:]
+    assert others["shift"].abs().max() < abs(table.loc[0, "shift"])
+
+
 # --- power ----------------------------------------------------------------------------------------
 
 def test_detectable_slope_interpolates_between_simulated_slopes():
