@@ -19,6 +19,7 @@ import pandas as pd
 
 from .paths import configs_dir, data_dir
 from .results import NO_INTERMEDIATE, benchmark_scores
+from .tasks import get_benchmark
 
 SUPPORTED, CONTRADICTED, NOT_RUN = "supported", "contradicted", "not yet run at full scale"
 CLAIMS_PATH = data_dir() / "published" / "seed_claims.tsv"
@@ -75,8 +76,6 @@ class Evidence:
                        & (results["model"] == CLAIM_MODEL)]
         self.other_rows = results[results["provenance"] != "full-scale run"]
         self.full_rows = len(full)
-        from .tasks import get_benchmark
-
         self.tasks = tuple(get_benchmark(BENCHMARK).tasks)
         scores = benchmark_scores(full, BENCHMARK) if len(full) else pd.DataFrame(
             columns=["intermediate_task", "seed", "level", "name", "value", "complete"])
@@ -139,7 +138,7 @@ def _status(holds: bool) -> str:
     return SUPPORTED if holds else CONTRADICTED
 
 
-def _large_gains(evidence: Evidence) -> list[Check]:
+def _c3(evidence: Evidence) -> list[Check]:
     checks = []
     settings = [*PHANG_INTERMEDIATE, MULTI]
     criterion = ("mean gain over the intermediate settings is positive and larger than their "
@@ -242,10 +241,10 @@ def _c7(evidence):
     from .grid import load_config
 
     config = load_config(evidence.config_path)
-    models = sorted(set(evidence.other_rows["model"])) if evidence.full_rows == 0 else [CLAIM_MODEL]
+    models = sorted(set(evidence.other_rows["model"]))
     return [Check("model of the full-scale grid config", "xlm-roberta-large", config.model,
                   _status(config.model == CLAIM_MODEL), "the config starts from xlm-roberta-large",
-                  f"{evidence.config_path.name}; models in the other result sets: "
+                  f"{evidence.config_path.name}; models of the rows that are not full-scale runs: "
                   f"{', '.join(models) or 'none'}")]
 
 
@@ -288,7 +287,7 @@ def _c10(evidence):
 
 
 CHECKS: dict[str, Callable[[Evidence], list[Check]]] = {
-    "C1": _c1, "C2": _c2, "C3": _large_gains, "C4": _c4, "C5": _c5, "C6": _c6, "C7": _c7,
+    "C1": _c1, "C2": _c2, "C3": _c3, "C4": _c4, "C5": _c5, "C6": _c6, "C7": _c7,
     "C8": _c8, "C9": _c9, "C10": _c10,
 }
 
