@@ -57,7 +57,7 @@ def full() -> pd.DataFrame:
     return xtreme_results(GAINS)
 
 
-def by_quantity(table: pd.DataFrame) -> dict[str, pd.Series]:
+def by_quantity(table: pd.DataFrame) -> dict:
     return {row.quantity: row for row in table.itertuples()}
 
 
