@@ -99,7 +99,9 @@ def build_html(log=print) -> Path:
 
 def build(config_path: Path, html: bool = True, log=print) -> Path:
     config = load_config(config_path)
-    run_local(config, log=log)
+    report = run_local(config, log=log)
+    if not report.ok:
+        raise BookError(f"grid {config.name} did not finish:\n{report.summary()}")
     results_path = results_dir() / f"{config.name}.parquet"
     table = collect_grid(config, results_path)
     log(f"[stilts] collected {len(table)} result rows into {results_path}")

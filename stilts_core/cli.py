@@ -39,18 +39,40 @@ def cmd_run(args) -> int:
 
 
 def cmd_grid(args) -> int:
-    from .grid import load_config, plan, run_local, status
+    from .grid import EXECUTORS, load_config, plan_table
 
     config = load_config(args.config)
     if args.action == "plan":
-        runs = plan(config)
-        width = max(len(r.run_id) for r in runs)
-        print(f"grid {config.name}: {len(runs)} runs")
-        for run in runs:
-            print(f"  {run.run_id:<{width}}  {status(run):<8} {run.phase}")
+        table = plan_table(config)
+        print(format_plan(config.name, table))
+        if args.output:
+            from .paths import atomic_write_text
+
+            atomic_write_text(args.output, table.to_csv(index=False))
+            print(f"plan -> {args.output}")
         return 0
-    run_local(config)
-    return 0
+    options = {"workers": args.workers} if args.executor == "local" else {"wait": args.wait}
+    report = EXECUTORS[args.executor](config, **options)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def format_plan(name: str, table) -> str:
+    """The plan as text: one line per run, then runs and GPU-hours per phase and status."""
+    shown = table[["run_id", "status", "phase", "model", "seed", "upstream", "gpus",
+                   "time_limit_h", "gpu_hours"]]
+    per_phase = table.groupby("phase", sort=False).agg(
+        runs=("run_id", "size"), done=("status", lambda s: int((s == "done").sum())),
+        partial=("status", lambda s: int(s.isin(["partial", "running"]).sum())),
+        requested_gpu_hours=("requested_gpu_hours", "sum"), measured_gpu_hours=("gpu_hours", "sum"))
+    per_phase.loc["all"] = per_phase.sum()
+    return "\n".join([
+        f"grid {name}: {len(table)} runs (done {int((table['status'] == 'done').sum())}, "
+        f"partial {int(table['status'].isin(['partial', 'running']).sum())}, "
+        f"to do {int((table['status'] == 'to do').sum())})",
+        shown.to_string(index=False), "",
+        "per phase (requested: GPUs x time limit, an upper bound; measured: finished runs)",
+        per_phase.round(2).to_string()])
 
 
 def cmd_collect(args) -> int:
@@ -58,8 +80,8 @@ def cmd_collect(args) -> int:
 
     config = load_config(args.config)
     output = args.output or results_dir() / f"{config.name}.parquet"
-    table = collect_grid(config, output)
-    print(f"{len(table)} rows -> {output}")
+    table = collect_grid(config, output, partial=args.partial)
+    print(f"{len(table)} rows from {table['run_id'].nunique()} runs -> {output}")
     return 0
 
 
@@ -73,7 +95,7 @@ def cmd_export_submission(args) -> int:
         if args.intermediate is None or args.seed is None:
             raise ValueError("--config needs --intermediate and --seed to pick one model")
         runs += submission_runs(load_config(args.config), args.intermediate, args.seed,
-                                args.protocol)
+                                args.protocol, args.model)
     if not runs:
         raise ValueError("name the runs to export: --run RUN_ID ... or --config CONFIG "
                          "--intermediate TASK --seed N")
@@ -176,19 +198,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="rerun even if the run is done")
     run.set_defaults(handler=cmd_run)
 
-    grid = sub.add_parser("grid", help="plan or run a grid of phase runs from a YAML config",
-                          description="plan: list the runs and their status (done, partial, to "
-                                      "do). run: execute them in dependency order, reusing "
-                                      "finished runs.")
+    grid = sub.add_parser(
+        "grid", help="plan or run a grid of phase runs from a YAML config",
+        description="plan: list every run (id = phase, task and content hash) with its status "
+                    "(done, running, partial, to do), its upstream run and the GPU-hours it asks "
+                    "for and, once done, used. run: execute the runs that are not done, resuming "
+                    "partial ones; local runs them on this machine (--workers N processes; "
+                    "workers started separately on the same grid share it safely), slurm submits "
+                    "one job per run through submitit with afterok dependencies.")
     grid.add_argument("action", choices=["plan", "run"])
     grid.add_argument("config", type=Path)
+    grid.add_argument("--executor", choices=["local", "slurm"], default="local")
+    grid.add_argument("--workers", type=int, default=1, help="local: parallel worker processes")
+    grid.add_argument("--wait", action="store_true",
+                      help="slurm: wait for every job and report failures")
+    grid.add_argument("--output", type=Path, help="plan: also write the table as CSV here")
     grid.set_defaults(handler=cmd_grid)
 
     collect = sub.add_parser("collect", help="merge a grid's run results into one parquet table",
-                             description="Merge the results.csv of every finished run of the "
-                                         "grid into data/results/<grid>.parquet (atomically).")
+                             description="Merge the result files (one per run, task and "
+                                         "language) of every run of the grid into "
+                                         "data/results/<grid>.parquet, atomically; conflicting "
+                                         "duplicates are refused.")
     collect.add_argument("config", type=Path)
     collect.add_argument("--output", type=Path)
+    collect.add_argument("--partial", action="store_true",
+                         help="merge the finished runs even if some are not done yet")
     collect.set_defaults(handler=cmd_collect)
 
     export = sub.add_parser(
@@ -204,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--intermediate", help="with --config: the intermediate task ('none' "
                                                "for direct fine-tuning)")
     export.add_argument("--seed", type=int, help="with --config: the seed")
+    export.add_argument("--model", help="with --config: the model, if the grid has several")
     export.add_argument("--protocol", choices=["encoder", "dual_encoder"], default="encoder",
                         help="with --config: the runs of Mewsli-X and LAReQA to export")
     export.add_argument("--output", type=Path, required=True)

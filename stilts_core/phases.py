@@ -19,7 +19,7 @@ from . import data as data_io
 from .evaluation import score_language
 from .modelling import load_tokenizer, provenance_of, resolve_model
 from .paths import REPO_ROOT, atomic_write_text, fixtures_dir
-from .results import NO_INTERMEDIATE, write_run_results
+from .results import NO_INTERMEDIATE, read_result_file, result_file, write_run_results
 from .retrieval import RepresentationSettings, embed_layers, encode
 from .runs import load_done_run, run_id, run_path
 from .tasks import (
@@ -309,6 +309,26 @@ def _write_outputs(path: Path, metrics: dict, rows: list[dict]) -> None:
     write_run_results(path, rows)
 
 
+def _each_language(path: Path, task: str, languages: list[str], score) -> tuple[dict, list]:
+    """``score(language) -> (metrics entry, rows)`` for each language, keeping each language's
+    results as soon as it is scored; a rerun after a crash reads finished languages back instead
+    of scoring them again (the rows file, written last, marks a language finished)."""
+    metrics, rows = {}, []
+    for language in languages:
+        finished = result_file(path, task, language)
+        entry_file = finished.with_suffix(".json")
+        if finished.is_file() and entry_file.is_file():
+            metrics[language] = json.loads(entry_file.read_text())
+            rows += read_result_file(finished).to_dict("records")
+            print(f"{task} {language}: scored before the run was interrupted, read back")
+            continue
+        metrics[language], language_rows = score(language)
+        atomic_write_text(entry_file, json.dumps(metrics[language], default=str))
+        write_run_results(path, language_rows)
+        rows += language_rows
+    return metrics, rows
+
+
 def _row(model: str, intermediate: str, target: str, language: str, seed, split: str,
          metric: str, value: float, provenance: str, path: Path, settings: dict | None = None):
     return {"model": model, "intermediate_task": intermediate, "target_task": target,
@@ -450,9 +470,8 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     if not p.target_run:
         raise ParameterError("zero_shot_eval needs target_run (the run id of a target run)")
     target_dir, tp = load_done_run(p.target_run)
-    intermediate_task = NO_INTERMEDIATE
-    if tp["intermediate_run"]:
-        intermediate_task = load_done_run(tp["intermediate_run"])[1]["task"]
+    _, intermediate_task, _ = _encoder_source(tp["model"], tp["intermediate_run"],
+                                              "intermediate_run")
     task = get_task(tp["task"])
     model_dir = str(target_dir / "model")
     tokenizer = load_tokenizer(model_dir)
@@ -464,18 +483,21 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     split = task.evaluation_split
     languages = p.languages or _available_languages(task, split, p)
     provenance = _provenance(tp["model"], p)
-    metrics, rows = {"task": task.name, "split": split}, []
-    for language in languages:
+
+    def score(language: str) -> tuple[dict, list]:
         examples = _load(task, split, language, p, SMOKE_MAX_EVAL)
         predicted = predict(task, model, tokenizer, examples, encoding, p.batch_size)
         scores = score_language(task, predicted, references(task, examples), language)
-        metrics[language] = {**scores, "examples": len(examples)}
         data_io.write_jsonl(path / "predictions" / f"{split}-{language}.jsonl",
                             prediction_records(task, examples, predicted))
-        rows.extend(_row(tp["model"], intermediate_task, task.name, language, tp["seed"], split,
-                         name, value, provenance, path) for name, value in scores.items())
         shown = ", ".join(f"{name} {value:.2f}" for name, value in scores.items())
         print(f"{task.name} {language}: {shown} ({len(examples)} examples)")
+        return {**scores, "examples": len(examples)}, [
+            _row(tp["model"], intermediate_task, task.name, language, tp["seed"], split, name,
+                 value, provenance, path) for name, value in scores.items()]
+
+    scored, rows = _each_language(path, task.name, languages, score)
+    metrics = {"task": task.name, "split": split, **scored}
     _write_outputs(path, metrics, rows)
     return metrics
 
@@ -616,25 +638,29 @@ def alignment(params: dict, run_dir: str = "") -> dict:
     tokenizer, model = _load_encoder(model_path)
     layers = p.layers or list(range(model.config.num_hidden_layers + 1))
     provenance = _provenance(p.model, p)
-    metrics, rows = {"task": task.name, "split": "test", "layers": layers}, []
-    for language in p.languages or _available_languages(task, "test", p):
+
+    def score(language: str) -> tuple[dict, list]:
         pairs = _load(task, "test", language, p, SMOKE_MAX_EVAL)
         sides = [embed_layers(pairs[column], model, tokenizer, layers, p.pooling,
                               p.include_special_tokens, p.max_length, p.batch_size)
                  for column in ("text", "text_pair")]
-        metrics[language] = {}
+        by_layer, rows = {}, []
         for slot, layer in enumerate(layers):
             settings = RepresentationSettings(layer=layer, pooling=p.pooling,
                                               include_special_tokens=p.include_special_tokens,
                                               max_length=p.max_length).as_record()
-            scores = alignment_scores(sides[0][slot], sides[1][slot])
-            metrics[language][layer] = scores
+            by_layer[layer] = alignment_scores(sides[0][slot], sides[1][slot])
             rows += [_row(p.model, intermediate_task, task.name, language, seed, "test",
                           METRIC_PREFIX + name, value, provenance, path, settings)
-                     for name, value in scores.items()]
-        best = max(layers, key=lambda layer: metrics[language][layer]["retrieval_accuracy"])
+                     for name, value in by_layer[layer].items()]
+        best = max(layers, key=lambda layer: by_layer[layer]["retrieval_accuracy"])
         print(f"alignment {language}: best retrieval at layer {best} "
-              f"({metrics[language][best]['retrieval_accuracy']:.1f}%, {len(pairs)} pairs)")
+              f"({by_layer[best]['retrieval_accuracy']:.1f}%, {len(pairs)} pairs)")
+        return by_layer, rows
+
+    scored, rows = _each_language(path, task.name, p.languages or
+                                  _available_languages(task, "test", p), score)
+    metrics = {"task": task.name, "split": "test", "layers": layers, **scored}
     _write_outputs(path, metrics, rows)
     return metrics
 

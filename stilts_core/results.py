@@ -1,8 +1,9 @@
 """The tidy results table: one row per model x intermediate task x target task x language x seed
 x metric, with the provenance and the run that produced it.
 
-Each run writes its own ``results.csv`` (never a shared file appended by many writers);
-:func:`collect` merges them atomically into ``data/results/<name>.parquet``.
+Each run writes one file per task and language, ``results/<task>/<language>.csv`` in its folder,
+atomically (never a shared file appended by many writers, and a crash leaves no half-written
+rows); :func:`collect` merges them atomically into ``data/results/<name>.parquet``.
 """
 
 from __future__ import annotations
@@ -46,19 +47,44 @@ def make_frame(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def write_run_results(run_dir: Path, rows: list[dict]) -> Path:
+RESULTS_FOLDER = "results"
+
+
+def result_file(run_dir: Path, task: str, language: str) -> Path:
+    """Where a run keeps its rows of one task and language."""
+    return Path(run_dir) / RESULTS_FOLDER / task / f"{language}.csv"
+
+
+def write_run_results(run_dir: Path, rows: list[dict]) -> list[Path]:
+    """One file per task x language, each written to a temporary name and renamed."""
     frame = make_frame(rows)
-    path = Path(run_dir) / "results.csv"
-    tmp = path.with_name(f".results.csv.tmp-{os.getpid()}")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    written = []
+    for (task, language), part in frame.groupby(["target_task", "language"], sort=True):
+        path = result_file(run_dir, task, language)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        part.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
 
 
-def read_run_results(path: Path) -> pd.DataFrame:
+def read_result_file(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"language": str, "settings": str},
                         keep_default_na=False, na_values={"seed": [""]})
-    return make_frame(frame.to_dict("records"))
+    try:
+        return make_frame(frame.to_dict("records"))
+    except (ResultsError, ValueError) as error:
+        raise ResultsError(f"{path}: {error}") from None
+
+
+def read_run_results(run_dir: Path) -> pd.DataFrame:
+    """Every result row of one run (all its task x language files)."""
+    files = sorted((Path(run_dir) / RESULTS_FOLDER).glob("*/*.csv"))
+    if not files:
+        raise ResultsError(f"{run_dir}: no result files ({RESULTS_FOLDER}/<task>/<language>.csv); "
+                           "is the run finished?")
+    return pd.concat([read_result_file(path) for path in files], ignore_index=True)
 
 
 def collect(run_dirs: list[Path], output: Path) -> pd.DataFrame:
@@ -67,7 +93,7 @@ def collect(run_dirs: list[Path], output: Path) -> pd.DataFrame:
     Identical duplicate rows (the same run listed twice) are merged; rows with the same key but
     different values are a conflict and refused, naming both runs.
     """
-    frames = [read_run_results(Path(d) / "results.csv") for d in run_dirs]
+    frames = [read_run_results(d) for d in run_dirs]
     if not frames:
         raise ResultsError("no finished runs to collect")
     table = pd.concat(frames, ignore_index=True).drop_duplicates()

@@ -3,16 +3,25 @@
 A run's id is derived from its validated parameters, so running the same phase with the same
 parameters finds its outputs instead of redoing them. Layout of ``runs/<run_id>/``:
 ``params.json``, ``notebook.ipynb`` (executed, with the injected parameters), ``metrics.json``,
-``results.csv`` (tidy rows), ``compute.json`` (wall time and device), ``predictions/``, model
-folders, and ``DONE``, written last.
+``results/<task>/<language>.csv`` (tidy rows), ``compute.json`` (wall time and device),
+``predictions/``, model folders, checkpoints while it trains, ``.lock`` and ``DONE``.
+
+Crash safety: ``DONE`` is written last and atomically, so a run without it is partial and is
+resumed (training from its latest checkpoint, evaluation from its finished languages). A run is
+executed only under an exclusive lock on its ``.lock`` file (``flock``), which the kernel drops
+when the holder dies for any reason, SIGKILL included: two workers never run the same run at
+once, and a crash never leaves a stale lock behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +30,15 @@ from .paths import REPO_ROOT, atomic_write_text, notebooks_dir, runs_dir
 
 DONE = "DONE"
 COMPUTE = "compute.json"
+LOCK = ".lock"
 
 
 class RunError(RuntimeError):
     """A phase run failed or its inputs are missing; the message names the run and notebook."""
+
+
+class RunBusy(RunError):
+    """Another process holds the run's lock: it is running the run right now."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,37 @@ def is_done(path: Path) -> bool:
     return (Path(path) / DONE).is_file()
 
 
+@contextlib.contextmanager
+def run_lock(path: Path, wait: bool = True):
+    """Hold the run's exclusive lock; with ``wait=False`` raise :class:`RunBusy` at once if
+    another process holds it. The holder's host and pid are written into the lock file."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = (path / LOCK).read_text().strip() or "another process"
+            raise RunBusy(f"run {path.name} is being executed by {holder}") from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{socket.gethostname()} pid {os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def is_running(path: Path) -> bool:
+    """Whether some process holds the run's lock now."""
+    if not (Path(path) / LOCK).is_file():
+        return False
+    try:
+        with run_lock(path, wait=False):
+            return False
+    except RunBusy:
+        return True
+
+
 def mark_done(path: Path) -> None:
     atomic_write_text(Path(path) / DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
 
@@ -115,26 +160,42 @@ def read_compute(path: Path) -> dict | None:
     return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
 
 
-def execute_phase(phase: str, params: dict, force: bool = False, log=print) -> Path:
+def execute_phase(phase: str, params: dict, force: bool = False, log=print,
+                  wait: bool = True) -> Path:
     """Run a phase notebook with papermill unless an identical run is already done.
 
     ``params`` must already be validated (see :func:`stilts_core.phases.validate_params`).
-    The kernel works in the repository root whoever calls, so relative paths mean the same
-    thing from the CLI, from papermill and from the book.
+    The run holds its lock throughout; ``wait=False`` raises :class:`RunBusy` instead of waiting
+    for another process that is running it. A partial run resumes where it stopped. The kernel
+    works in the repository root whoever calls, so relative paths mean the same thing from the
+    CLI, from papermill and from the book.
     """
-    import papermill
-
-    spec = get_phase(phase)
     identifier = run_id(phase, params)
     path = run_path(identifier)
     if is_done(path) and not force:
         log(f"[stilts] {identifier}: done, reusing {path}")
         return path
-    path.mkdir(parents=True, exist_ok=True)
-    (path / DONE).unlink(missing_ok=True)
+    with run_lock(path, wait=wait):
+        if is_done(path) and not force:  # finished by the process we waited for
+            log(f"[stilts] {identifier}: done, reusing {path}")
+            return path
+        (path / DONE).unlink(missing_ok=True)
+        _execute(phase, params, path, log)
+    return path
+
+
+def _execute(phase: str, params: dict, path: Path, log) -> None:
+    import papermill
+
+    from .results import ResultsError, read_run_results
+
+    spec = get_phase(phase)
+    identifier = path.name
+    resumed = (path / "params.json").is_file()
     atomic_write_text(path / "params.json", json.dumps({"phase": phase, **params}, indent=1))
     executed = path / "notebook.ipynb"
-    log(f"[stilts] {identifier}: running {spec.notebook} ({spec.description})")
+    log(f"[stilts] {identifier}: {'resuming' if resumed else 'running'} {spec.notebook} "
+        f"({spec.description})")
     started = time.time()
     try:
         papermill.execute_notebook(
@@ -143,16 +204,20 @@ def execute_phase(phase: str, params: dict, force: bool = False, log=print) -> P
             kernel_name="python3", progress_bar=False,
         )
     except papermill.PapermillExecutionError as error:
+        first_line = next((line for line in error.source.splitlines() if line.strip()), "")
         raise RunError(
-            f"run {identifier} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
+            f"run {identifier} failed in cell {error.cell_index} (execution count "
+            f"{error.exec_count}: {first_line.strip()[:80]}): {error.ename}: {error.evalue}\n"
             f"executed notebook: {executed}"
         ) from None
-    for required in ("metrics.json", "results.csv"):
-        if not (path / required).is_file():
-            raise RunError(f"run {identifier} finished without writing {path / required}")
+    if not (path / "metrics.json").is_file():
+        raise RunError(f"run {identifier} finished without writing {path / 'metrics.json'}")
+    try:
+        read_run_results(path)  # every run leaves readable result rows
+    except ResultsError as error:
+        raise RunError(f"run {identifier} finished without usable results: {error}") from None
     atomic_write_text(path / COMPUTE, json.dumps(compute_record(started, time.time()), indent=1))
     mark_done(path)
     for checkpoints in list(path.rglob("checkpoints")):  # the final models are saved
         shutil.rmtree(checkpoints, ignore_errors=True)
     log(f"[stilts] {identifier}: done in {time.time() - started:.0f}s")
-    return path

@@ -4,8 +4,9 @@ A run trains one shared encoder with one head per task: a single task is the one
 multi-task intermediate training and the continued-MLM variant add heads. The recipe follows
 jiant's XTREME pipeline as used by Phang et al. 2020 (AdamW, linear warm-up and decay, clipping,
 evaluation on English dev sets with early stopping). ``Trainer`` gives checkpoints with
-optimiser, scheduler and RNG state, exact resume, gradient accumulation, bf16 and multi-GPU
-through ``accelerate``/``torchrun`` without code changes.
+optimiser, scheduler and RNG state, exact resume, gradient accumulation, bf16 and data-parallel
+training: with several GPUs visible (a multi-GPU Slurm job), :func:`train` relaunches itself
+under ``torchrun``, one process per GPU, and the effective batch size stays the same.
 
 Batches come from a *schedule* fixed by the seed before training (which task, which examples):
 examples-proportional task sampling with an optional temperature and cap, and length-grouped
@@ -17,7 +18,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import pickle
 import random
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,6 +234,16 @@ def build_model(init_path: str, tasks: dict[str, TrainingTask]):
 
 # --- training -----------------------------------------------------------------------------------
 
+def launch_processes() -> int:
+    """Training processes: ``STILTS_NPROC`` if set (e.g. 2 on a CPU, to exercise the
+    distributed path), else one per visible GPU."""
+    if os.environ.get("STILTS_NPROC"):
+        return int(os.environ["STILTS_NPROC"])
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
 def train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path,
           hyper: Hyperparameters, seed: int, temperature: float = 1.0,
           cap: int | None = None) -> dict:
@@ -236,8 +251,39 @@ def train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path
 
     Writes ``encoder/`` (the shared encoder, what the next phase loads under a fresh head),
     ``model-<task>/`` (encoder + head, for evaluation) and ``train_log.json``; returns the final
-    dev scores.
+    dev scores. With more than one process (:func:`launch_processes`) the same function runs
+    under ``torchrun``.
     """
+    arguments = (init_path, tasks, tokenizer, str(output_dir), hyper, seed, temperature, cap)
+    processes = launch_processes()
+    if processes > 1 and "LOCAL_RANK" not in os.environ:
+        return _train_under_torchrun(processes, arguments)
+    return _train(*arguments)
+
+
+def _train_under_torchrun(processes: int, arguments: tuple) -> dict:
+    """Run :func:`train` in ``processes`` data-parallel processes (``torchrun --standalone``,
+    one node) and return rank 0's result; the launcher's output is passed through."""
+    launch = Path(arguments[3]) / "launch"
+    launch.mkdir(parents=True, exist_ok=True)
+    (launch / "arguments.pkl").write_bytes(pickle.dumps(arguments))
+    (launch / "result.json").unlink(missing_ok=True)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={processes}", "-m", "stilts_core.training", str(launch)]
+    print(f"[stilts] training with {processes} processes: {' '.join(command)}", flush=True)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as launcher:
+        for line in launcher.stdout:
+            print(line, end="", flush=True)
+    if launcher.returncode != 0:
+        raise RuntimeError(f"torchrun training failed with exit status {launcher.returncode} "
+                           f"(its output is above); command: {' '.join(command)}")
+    return json.loads((launch / "result.json").read_text())
+
+
+def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path,
+           hyper: Hyperparameters, seed: int, temperature: float = 1.0,
+           cap: int | None = None) -> dict:
     import safetensors.torch
     import torch
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
@@ -283,6 +329,7 @@ def train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path
         disable_tqdm=True,
         remove_unused_columns=False,
         dataloader_pin_memory=on_gpu,
+        ddp_find_unused_parameters=True,  # each batch trains one head of several
     )
     args.gradient_accumulation_steps = hyper.accumulation_steps(args.world_size)
 
@@ -317,20 +364,23 @@ def train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     trainer.train(resume_from_checkpoint=resume)
     final = trainer.evaluate()
-    encoder = trainer.model.encoder
-    encoder.save_pretrained(str(output_dir / "encoder"))
-    tokenizer.save_pretrained(str(output_dir / "encoder"))
-    for name, head in trainer.model.heads.items():
-        if by_name[name].task is not None:
-            standalone(head).save_pretrained(str(output_dir / f"model-{name}"))
-            tokenizer.save_pretrained(str(output_dir / f"model-{name}"))
-    (output_dir / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    if trainer.is_world_process_zero():  # one writer of the final models
+        encoder = trainer.model.encoder
+        encoder.save_pretrained(str(output_dir / "encoder"))
+        tokenizer.save_pretrained(str(output_dir / "encoder"))
+        for name, head in trainer.model.heads.items():
+            if by_name[name].task is not None:
+                standalone(head).save_pretrained(str(output_dir / f"model-{name}"))
+                tokenizer.save_pretrained(str(output_dir / f"model-{name}"))
+        (output_dir / "train_log.json").write_text(json.dumps(trainer.state.log_history,
+                                                              indent=1))
     return {
         **{key.removeprefix("eval_"): value for key, value in final.items()},
         "global_step": trainer.state.global_step,
         "scheduled_batches": len(schedule),
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "resumed_from": resume,
+        "processes": args.world_size,
     }
 
 
@@ -357,3 +407,13 @@ def dev_scores(model, tasks: dict[str, TrainingTask], tokenizer, prefix: str = "
         metrics[f"{prefix}_{name}_{metric.name}"] = value if metric.higher_is_better else -value
     metrics[f"{prefix}_score"] = float(np.mean(list(metrics.values())))
     return metrics
+
+
+if __name__ == "__main__":  # one torchrun process: python -m stilts_core.training LAUNCH_DIR
+    from stilts_core.paths import atomic_write_text
+    from stilts_core.training import train as train_in_this_process
+
+    launch_dir = Path(sys.argv[1])
+    result = train_in_this_process(*pickle.loads((launch_dir / "arguments.pkl").read_bytes()))
+    if int(os.environ.get("RANK", "0")) == 0:
+        atomic_write_text(launch_dir / "result.json", json.dumps(result, default=str))

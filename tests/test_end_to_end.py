@@ -8,6 +8,7 @@ import yaml
 
 from stilts_core.cli import main
 from stilts_core.grid import collect_grid, load_config, plan, run_local
+from stilts_core.results import read_run_results
 from stilts_core.runs import run_path
 
 pytestmark = pytest.mark.slow
@@ -35,7 +36,7 @@ def test_intermediate_and_target_models_learn_the_fixtures(grid):
     trained = [r for r in plan(config) if r.phase in ("intermediate", "target")]
     assert len(trained) == 3
     for run in trained:
-        dev = pd.read_csv(run_path(run.run_id) / "results.csv").query("split == 'validation'")
+        dev = read_run_results(run_path(run.run_id)).query("split == 'validation'")
         assert dev["metric"].tolist() == ["accuracy"]
         assert dev["value"].item() > CHANCE + 15, run.run_id
 

@@ -19,19 +19,41 @@ def test_smoke_grid_plan_has_each_run_once_in_dependency_order():
     assert {r.params["seed"] for r in baselines} == {1, 2}
 
 
+HEAD = "name: g\nmodels: [m]\n"
+
+
 @pytest.mark.parametrize("text, message", [
-    ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none, xnli]\n",
+    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none, xnli]\n",
      "not an intermediate task or mixture"),
-    ("name: g\nmodel: m\nseeds: [one]\nintermediate_tasks: [none]\n", "seeds.0"),
-    ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [foo]\n",
+    ("name: g\nmodels: [m]\nseeds: [one]\nintermediate_tasks: [none]\n", "seeds.0"),
+    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [foo]\n",
      "unknown task 'foo'"),
-    ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none]\ncolour: red\n", "colour"),
-    ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none]\nalignment_tasks: [bucc2018]\n",
+    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none]\ncolour: red\n", "colour"),
+    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none]\nalignment_tasks: [bucc2018]\n",
      "'bucc2018' has no parallel sentences"),
-    ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none]\nretrieval:\n  preset: x\n",
+    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none]\nretrieval:\n  preset: x\n",
      "unknown representation preset 'x'"),
-    ("name: g\nmodel: m\nseeds: [1]\nintermediate_tasks: [none]\nretrieval_protocols: [y]\n",
+    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none]\nretrieval_protocols: [y]\n",
      "unknown protocol"),
+    (f"{HEAD}seeds: [1.5]\nintermediate_tasks: [none]\n", "seeds.0: Input should be a valid integer"),
+    (f"{HEAD}seeds: ['1']\nintermediate_tasks: [none]\n", "seeds.0: Input should be a valid integer"),
+    (f"{HEAD}seeds: [1, 1]\nintermediate_tasks: [none]\n", "repeat a seed"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [xnli]\n"
+     "languages: {xnli: [de, xx]}\n", r"languages: .*xnli: \['xx'\] is not a subset"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\nresources: {{train: {{gpus: 1}}}}\n",
+     r"unknown phase\(s\) \['train'\]"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\nresources: {{target: {{gpus: -1}}}}\n",
+     "resources.target.gpus"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none, mnli]\nhyperparameters: {{learning_rate: 0}}\n",
+     r"task 'mnli', seed 1: phase 'intermediate': learning_rate: Input should be greater than 0"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [xnli]\n"
+     "hyperparameters_per_task: {xnli: {per_device_batch_size: 5}}\n",
+     "task 'xnli', seed 1: .*not a multiple"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\nhyperparameters_per_task: {{tatoeba: {{}}}}\n",
+     "'tatoeba' is not trained"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\n"
+     "variants: {mlm: {intermediate_tasks: [mnli], params: {epochs: 1}}}\n",
+     "would pool with plain training"),
 ])
 def test_invalid_configs_name_file_and_field(tmp_path, text, message):
     path = tmp_path / "grid.yaml"
@@ -42,7 +64,7 @@ def test_invalid_configs_name_file_and_field(tmp_path, text, message):
 
 def test_full_catalogue_grid_plans_with_each_tasks_published_defaults(tmp_path):
     path = tmp_path / "full.yaml"
-    path.write_text("name: full\nmodel: xlm-roberta-large\ndata_root: hub\nseeds: [1, 2, 3]\n"
+    path.write_text("name: full\nmodels: [xlm-roberta-large]\ndata_root: hub\nseeds: [1, 2, 3]\n"
                     "intermediate_tasks: [none, multi, squad, ccg, hellaswag]\n"
                     "target_tasks: [xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa, xcopa]\n")
     runs = plan(load_config(path))
@@ -60,7 +82,7 @@ def test_retrieval_plan_covers_protocols_presets_and_alignment(tmp_path):
 
     path = tmp_path / "grid.yaml"
     path.write_text(
-        "name: g\nmodel: tiny-xlmr\nseeds: [1, 2]\nintermediate_tasks: [none, mnli]\n"
+        "name: g\nmodels: [tiny-xlmr]\nseeds: [1, 2]\nintermediate_tasks: [none, mnli]\n"
         "retrieval_tasks: [tatoeba, bucc2018, lareqa]\nretrieval_protocols: [encoder, dual_encoder]\n"
         "retrieval: {preset: xtreme-tatoeba}\nretrieval_per_task: {bucc2018: {layer: 7, pooling: first}}\n"
         "alignment_tasks: [tatoeba]\n")
@@ -87,3 +109,44 @@ def test_retrieval_plan_covers_protocols_presets_and_alignment(tmp_path):
     lareqa_runs = [r for r in picked if r.params.get("task") == "lareqa"]
     assert len(lareqa_runs) == 1 and lareqa_runs[0].params["protocol"] == "dual_encoder"
     assert lareqa_runs[0].params["seed"] == 2
+
+
+def test_plan_covers_models_variants_languages_and_per_task_settings(tmp_path):
+    from stilts_core.grid import plan_table
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "name: g\nmodels: [tiny-xlmr, other]\nseeds: [1, 2]\nintermediate_tasks: [none, mnli]\n"
+        "variants: {mlm: {intermediate_tasks: [mnli], params: {mlm_languages: [de, fr]}}}\n"
+        "target_tasks: [xnli]\nlanguages: {xnli: [de, fr]}\n"
+        "hyperparameters: {learning_rate: 2.0e-5}\n"
+        "hyperparameters_per_task: {mnli: {epochs: 1}}\n"
+        "resources: {target: {gpus: 2, time_min: 90}}\n")
+    config = load_config(path)
+    runs = plan(config)
+    intermediate = [r.params for r in runs if r.phase == "intermediate"]
+    # 2 models x 2 seeds x (plain mnli, mnli with continued MLM)
+    assert len(intermediate) == 8
+    assert sum(bool(p["mlm_languages"]) for p in intermediate) == 4
+    assert {p["epochs"] for p in intermediate} == {1}
+    targets = [r.params for r in runs if r.phase == "target"]
+    assert len(targets) == 2 * 2 * 3 and {p["learning_rate"] for p in targets} == {2e-5}
+    assert {p["epochs"] for p in targets} == {2}  # XNLI's published default is kept
+    evaluations = [r.params for r in runs if r.phase == "zero_shot_eval"]
+    assert {tuple(p["languages"]) for p in evaluations} == {("de", "fr")}
+    table = plan_table(config)
+    assert len(table) == len(runs) and set(table["status"]) == {"to do"}
+    target_rows = table[table["phase"] == "target"]
+    assert (target_rows["requested_gpu_hours"] == 3.0).all()  # 2 GPUs x 1.5 h
+    assert table["run_id"].is_unique
+    labelled = {r.run_id: r for r in runs}
+    upstream = target_rows["upstream"][target_rows["upstream"] != ""]
+    assert all(labelled[u].phase == "intermediate" for u in upstream)
+
+
+def test_identical_runs_are_planned_once(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text("name: g\nmodels: [tiny-xlmr, tiny-xlmr]\nseeds: [1]\n"
+                    "intermediate_tasks: [none, mnli, mnli]\ntarget_tasks: [xnli]\n")
+    phases = [r.phase for r in plan(load_config(path))]
+    assert phases.count("intermediate") == 1 and phases.count("target") == 2

@@ -27,12 +27,18 @@ def test_schema_errors_name_the_problem():
         make_frame([row(provenance="vibes")])
 
 
-def test_run_results_round_trip_keeps_missing_seeds(tmp_path):
-    write_run_results(tmp_path, [row(seed=None), row(language="NA", seed=2)])
-    frame = read_run_results(tmp_path / "results.csv")
-    assert frame["seed"].isna().tolist() == [True, False]
-    assert frame["language"].tolist() == ["de", "NA"]  # codes such as "NA" are not read as missing
-    assert not list(tmp_path.glob(".*tmp*"))
+def test_run_results_are_one_file_per_task_and_language_and_keep_missing_seeds(tmp_path):
+    written = write_run_results(tmp_path, [row(seed=None), row(language="NA", seed=2),
+                                           row(language="NA", seed=2, metric="f1")])
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
+        "results/xnli/NA.csv", "results/xnli/de.csv"]
+    frame = read_run_results(tmp_path).set_index(["language", "metric"])
+    assert pd.isna(frame.loc[("de", "accuracy"), "seed"])
+    assert frame.loc[("NA", "f1"), "seed"] == 2  # codes such as "NA" are not read as missing
+    assert len(frame) == 3
+    assert not list(tmp_path.rglob(".*tmp*"))
+    with pytest.raises(ResultsError, match="no result files"):
+        read_run_results(tmp_path / "elsewhere")
 
 
 def test_collect_merges_identical_duplicates_and_refuses_conflicts(tmp_path):

@@ -147,7 +147,7 @@ def test_batch_order_is_a_function_of_the_seed():
 def _rows(run_dir):
     from stilts_core.results import read_run_results
 
-    return read_run_results(run_dir / "results.csv")
+    return read_run_results(run_dir)
 
 
 def test_bucc_phase_records_dev_test_and_oracle(tiny_model_path, tmp_path):

@@ -156,3 +156,17 @@ def test_schedule_is_examples_proportional_and_tempered():
     one_epoch = batch_schedule({"only": [3, 9, 1, 7] * 25}, 10, 1, seed=0)
     assert sorted(i for _, batch in one_epoch for i in batch) == list(range(100))  # each once
     assert batch_schedule(sizes, 10, 2.5, seed=4) == batch_schedule(sizes, 10, 2.5, seed=4)
+
+
+def test_training_with_two_processes_runs_under_torchrun(tiny_model_path, tokenizer, tmp_path,
+                                                         monkeypatch):
+    """The multi-GPU path, on two CPU processes (gloo): each process takes half of every
+    effective batch, and rank 0 alone writes the final models."""
+    prepared, hyper = _prepared("classification", tokenizer, train_size=160)
+    hyper = hyper.model_copy(update={"max_steps": 6, "eval_steps": 3, "per_device_batch_size": 8})
+    monkeypatch.setenv("STILTS_NPROC", "2")
+    metrics = train(tiny_model_path, [prepared], tokenizer, tmp_path, hyper, seed=3)
+    assert metrics["processes"] == 2 and metrics["global_step"] == 6
+    assert 0 <= metrics["sst2_accuracy"] <= 100
+    assert (tmp_path / "model-sst2" / "model.safetensors").is_file()
+    assert (tmp_path / "launch" / "result.json").is_file()
