@@ -10,6 +10,7 @@ number of workers, reruns and crashes safe: a rerun skips done runs and resumes 
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -452,30 +453,29 @@ def run_local(config: GridConfig, workers: int = 1, log=print,
 
     Each worker takes any run whose upstream runs are done and that no one else holds, so
     workers started separately on the same grid (here, or on several machines sharing the runs
-    folder) split it without running anything twice. With several GPUs, each worker gets its
-    own share of them.
+    folder) split it without running anything twice. Each worker gets its share of the visible
+    GPUs or, without GPUs, of the CPU cores (so that their thread pools do not oversubscribe).
     """
     if workers < 1:
         raise GridError(f"workers must be at least 1, not {workers}")
     if workers == 1:
         return work_on(config, log=log, poll_seconds=poll_seconds)
-    shares = _device_shares(workers)
     report = GridReport()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(work_on, config, f"worker {index + 1}", devices, print,
-                               poll_seconds) for index, devices in enumerate(shares)]
+        futures = [pool.submit(work_on, config, f"worker {index + 1}", environment, print,
+                               poll_seconds)
+                   for index, environment in enumerate(_worker_environments(workers))]
         for future in futures:
             report = report.merge(future.result())
     return report
 
 
-def work_on(config: GridConfig, name: str = "", devices: str | None = None, log=print,
+def work_on(config: GridConfig, name: str = "", environment: dict | None = None, log=print,
             poll_seconds: float = 2.0) -> GridReport:
     """One worker: run every run it can take until none is left to do, waiting while the runs
     it needs are held by other workers; a failed run is not retried in the same call, and the
-    runs downstream of it are reported as blocked."""
-    if devices is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = devices
+    runs downstream of it are reported as blocked. ``environment`` is set for its kernels."""
+    os.environ.update(environment or {})
     prefix = f"[{name}] " if name else ""
     planned = plan(config)
     report, settled = GridReport(), set()
@@ -514,18 +514,21 @@ def work_on(config: GridConfig, name: str = "", devices: str | None = None, log=
     return report
 
 
-def _device_shares(workers: int) -> list[str | None]:
-    """``CUDA_VISIBLE_DEVICES`` for each worker: the visible GPUs split evenly; ``None`` (leave
-    it) without GPUs or with fewer GPUs than workers."""
+def _worker_environments(workers: int) -> list[dict]:
+    """Per worker: its share of the visible GPUs (``CUDA_VISIBLE_DEVICES``) or, without enough
+    GPUs, of the CPU cores (``OMP_NUM_THREADS``, unless the caller set it)."""
     import torch
 
     count = torch.cuda.device_count()
-    if count < workers:
-        return [None] * workers
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = visible.split(",") if visible else [str(i) for i in range(count)]
-    share = count // workers
-    return [",".join(ids[i * share:(i + 1) * share]) for i in range(workers)]
+    if count >= workers:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = visible.split(",") if visible else [str(i) for i in range(count)]
+        share = count // workers
+        return [{"CUDA_VISIBLE_DEVICES": ",".join(ids[i * share:(i + 1) * share])}
+                for i in range(workers)]
+    if "OMP_NUM_THREADS" in os.environ:
+        return [{}] * workers
+    return [{"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers))}] * workers
 
 
 class PhaseJob(submitit.helpers.Checkpointable):
@@ -549,19 +552,21 @@ def run_slurm(config: GridConfig, log=print, wait: bool = False,
     ``runs/slurm/<grid>/``), with ``jobs.tsv`` listing run id, phase and job id."""
     folder = Path(folder or runs_dir() / "slurm" / config.name)
     report, jobs = GridReport(), {}
-    for run in plan(config):
-        if is_done(run_path(run.run_id)):
-            report.reused.append(run.run_id)
-            continue
-        after = [jobs[d].job_id for d in run.depends_on if d in jobs]
-        executor = submitit.SlurmExecutor(folder=folder / "%j")
-        executor.update_parameters(**_sbatch_options(config, run, after))
-        jobs[run.run_id] = executor.submit(PhaseJob(run.phase, run.params, str(runs_dir())))
-        report.submitted[run.run_id] = jobs[run.run_id].job_id
-        log(f"[stilts] {run.run_id}: Slurm job {jobs[run.run_id].job_id}"
-            + (f" (after {', '.join(after)})" if after else ""))
-    atomic_write_text(folder / "jobs.tsv", "run_id\tjob_id\n" + "".join(
-        f"{run}\t{job}\n" for run, job in report.submitted.items()))
+    try:
+        for run in plan(config):
+            if is_done(run_path(run.run_id)):
+                report.reused.append(run.run_id)
+                continue
+            after = [jobs[d].job_id for d in run.depends_on if d in jobs]
+            executor = submitit.SlurmExecutor(folder=folder / "%j")
+            executor.update_parameters(**_sbatch_options(config, run, after))
+            jobs[run.run_id] = executor.submit(PhaseJob(run.phase, run.params, str(runs_dir())))
+            report.submitted[run.run_id] = jobs[run.run_id].job_id
+            log(f"[stilts] {run.run_id}: Slurm job {jobs[run.run_id].job_id}"
+                + (f" (after {', '.join(after)})" if after else ""))
+    finally:  # the jobs submitted so far, even if a later submission failed
+        atomic_write_text(folder / "jobs.tsv", "run_id\tjob_id\n" + "".join(
+            f"{run}\t{job}\n" for run, job in report.submitted.items()))
     if wait:
         for identifier, job in jobs.items():
             try:
@@ -576,7 +581,7 @@ def run_slurm(config: GridConfig, log=print, wait: bool = False,
 def _sbatch_options(config: GridConfig, run: PlannedRun, after: list[str]) -> dict:
     resources, slurm = config.resources_for(run.phase), config.slurm
     options = {"job_name": f"stilts-{run.run_id}", "time": resources.time_min,
-               "mem": resources.mem_gb, "cpus_per_task": resources.cpus,
+               "mem": f"{math.ceil(resources.mem_gb * 1024)}M", "cpus_per_task": resources.cpus,
                "setup": list(slurm.setup),
                "additional_parameters": {"kill_on_invalid_dep": "yes",
                                          **slurm.additional_parameters}}

@@ -72,20 +72,30 @@ def _config(folder: Path, data_root: Path, name: str, seeds: list[int],
     return path
 
 
+# One thread per kernel everywhere: workers on the same two cores do not oversubscribe them, and
+# every execution does its arithmetic in the same order, so their results can be compared exactly.
+THREADS = {"OMP_NUM_THREADS": "1"}
+
+
 @contextlib.contextmanager
 def _runs_in(folder: Path):
-    saved = os.environ["STILTS_RUNS_DIR"]
-    os.environ["STILTS_RUNS_DIR"] = str(folder)
+    """Runs (and the kernels and Slurm jobs started from here) in ``folder``."""
+    saved = {name: os.environ.get(name) for name in ("STILTS_RUNS_DIR", *THREADS)}
+    os.environ.update(STILTS_RUNS_DIR=str(folder), **THREADS)
     try:
         yield
     finally:
-        os.environ["STILTS_RUNS_DIR"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
 
 
 def _stilts(config: Path, runs: Path, log: Path, *extra: str) -> subprocess.Popen:
     """``stilts grid run CONFIG`` in a process group of its own (so that a kill takes its
     notebook kernels too, as a node failure or a pre-emption would)."""
-    env = {**os.environ, "STILTS_RUNS_DIR": str(runs)}
+    env = {**os.environ, "STILTS_RUNS_DIR": str(runs), **THREADS}
     return subprocess.Popen([sys.executable, "-m", "stilts_core.cli", "grid", "run", str(config),
                              *extra], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -32,11 +32,12 @@ def test_constraints_pin_every_direct_dependency():
     assert not missing
 
 
-def test_ci_runs_the_readme_test_command_and_nothing_else():
+def test_ci_starts_slurm_then_runs_the_readme_test_command_and_nothing_else():
     commands = [line for line in (REPO_ROOT / ".ci/run").read_text().splitlines()
                 if line.strip() and not line.startswith("#")
                 and not line.startswith(("set ", "cd "))]
-    assert commands == ["make test"]
+    assert commands[-1] == "make test"
+    assert [c.split()[:2] for c in commands[:-1]] == [["bash", ".ci/slurm-localhost"]]
     readme = (REPO_ROOT / "README.md").read_text()
     assert "make test" in readme and "make book" in readme
 
