@@ -404,7 +404,7 @@ def plan_table(config: GridConfig) -> pd.DataFrame:
         seconds = record.get("seconds", 0.0)
         rows.append({
             "run_id": run.run_id, "phase": run.phase, "task": params.get("task", ""),
-            "model": params.get("model", ""), "seed": params.get("seed"),
+            "model": params.get("model", ""), "seed": _seed(run),
             "upstream": upstream, "status": status(run), "gpus": resources.gpus,
             "time_limit_h": resources.time_min / 60,
             "requested_gpu_hours": resources.gpus * resources.time_min / 60,
@@ -412,6 +412,12 @@ def plan_table(config: GridConfig) -> pd.DataFrame:
             "device": record.get("device", ""),
         })
     return pd.DataFrame(rows).astype({"seed": "Int64"})
+
+
+def _seed(run: PlannedRun) -> int | None:
+    """The seed a run trains with (retrieval with the encoder as it is trains nothing)."""
+    trains = run.phase in ("intermediate", "target") or run.params.get("protocol") == "dual_encoder"
+    return run.params["seed"] if trains else None
 
 
 @dataclass
