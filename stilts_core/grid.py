@@ -501,8 +501,9 @@ def work_on(config: GridConfig, name: str = "", environment: dict | None = None,
                 report.blocked[identifier] = failed_upstream
                 settled.add(identifier)
                 continue
-            if not all(is_done(run_path(d)) for d in run.depends_on):
-                continue
+            if not all(is_done(run_path(d)) for d in run.depends_on) or \
+                    is_running(run_path(identifier)):
+                continue  # not ready yet, or another worker has it
             log(f"{prefix}[stilts] grid {config.name}: run {index}/{len(planned)} ({run.phase})")
             try:
                 execute_phase(run.phase, run.params, log=lambda m: log(prefix + m), wait=False)

@@ -179,7 +179,10 @@ def execute_phase(phase: str, params: dict, force: bool = False, log=print,
         if is_done(path) and not force:  # finished by the process we waited for
             log(f"[stilts] {identifier}: done, reusing {path}")
             return path
-        (path / DONE).unlink(missing_ok=True)
+        if force:  # start afresh: nothing of an earlier execution is resumed or read back
+            for item in path.iterdir():
+                if item.name != LOCK:
+                    shutil.rmtree(item) if item.is_dir() else item.unlink()
         _execute(phase, params, path, log)
     return path
 

@@ -48,3 +48,31 @@ def test_failed_run_names_the_executed_notebook_and_is_not_marked_done(tmp_path,
     run_folder = tmp_path / run_id("intermediate", params)
     assert (run_folder / "notebook.ipynb").is_file()
     assert not (run_folder / "DONE").exists()
+
+
+def test_run_lock_is_exclusive_and_dies_with_its_holder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from stilts_core.runs import RunBusy, is_running, run_lock
+
+    with run_lock(tmp_path):
+        assert is_running(tmp_path)
+        with pytest.raises(RunBusy, match=r"being executed by .* pid \d+"):
+            with run_lock(tmp_path, wait=False):
+                pass
+    assert not is_running(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from stilts_core.runs import run_lock\n"
+        f"with run_lock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert is_running(tmp_path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    deadline = time.time() + 10
+    while is_running(tmp_path) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not is_running(tmp_path)  # no stale lock after a SIGKILL
