@@ -58,21 +58,20 @@ def cmd_grid(args) -> int:
 
 
 def format_plan(name: str, table) -> str:
-    """The plan as text: one line per run, then runs and GPU-hours per phase and status."""
+    """The plan as text: one line per run, then runs and GPU-hours per phase."""
+    from .grid import phase_summary
+
     shown = table[["run_id", "status", "phase", "model", "seed", "upstream", "gpus",
                    "time_limit_h", "gpu_hours"]]
-    per_phase = table.groupby("phase", sort=False).agg(
-        runs=("run_id", "size"), done=("status", lambda s: int((s == "done").sum())),
-        partial=("status", lambda s: int(s.isin(["partial", "running"]).sum())),
-        requested_gpu_hours=("requested_gpu_hours", "sum"), measured_gpu_hours=("gpu_hours", "sum"))
-    per_phase.loc["all"] = per_phase.sum()
+    counts = table["status"].value_counts()
     return "\n".join([
-        f"grid {name}: {len(table)} runs (done {int((table['status'] == 'done').sum())}, "
-        f"partial {int(table['status'].isin(['partial', 'running']).sum())}, "
-        f"to do {int((table['status'] == 'to do').sum())})",
+        f"grid {name}: {len(table)} runs (done {counts.get('done', 0)}, running "
+        f"{counts.get('running', 0)}, partial {counts.get('partial', 0)}, "
+        f"to do {counts.get('to do', 0)})",
         shown.to_string(index=False), "",
-        "per phase (requested: GPUs x time limit, an upper bound; measured: finished runs)",
-        per_phase.round(2).to_string()])
+        "per phase (requested: GPUs x time limit, an upper bound; gpu_hours: measured, "
+        "finished runs)",
+        phase_summary(table).drop(columns=["devices"]).to_string()])
 
 
 def cmd_collect(args) -> int:

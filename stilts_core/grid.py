@@ -618,16 +618,22 @@ def collect_grid(config: GridConfig, output: Path, partial: bool = False) -> pd.
     return collect(finished, output)
 
 
-def compute_table(config: GridConfig) -> pd.DataFrame:
-    """The grid's planned runs per phase with their status and measured cost: wall hours,
-    GPU-hours and the devices, from each finished run's ``compute.json``."""
-    frame = plan_table(config)
-    summary = frame.groupby("phase", sort=False).agg(
+def phase_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`plan_table` per phase and in all: runs, done and partial (running included),
+    GPU-hours asked for, and the measured cost of the finished runs (wall hours, GPU-hours and
+    devices, from each run's ``compute.json``)."""
+    summary = table.groupby("phase", sort=False).agg(
         runs=("status", "size"), done=("status", lambda s: int((s == "done").sum())),
+        partial=("status", lambda s: int(s.isin(["partial", "running"]).sum())),
+        requested_gpu_hours=("requested_gpu_hours", "sum"),
         measured=("device", lambda d: int((d != "").sum())), wall_hours=("wall_hours", "sum"),
         gpu_hours=("gpu_hours", "sum"),
         devices=("device", lambda d: ", ".join(sorted(set(d) - {""}))))
-    summary.loc["all"] = [summary["runs"].sum(), summary["done"].sum(), summary["measured"].sum(),
-                          summary["wall_hours"].sum(), summary["gpu_hours"].sum(),
-                          ", ".join(sorted(set(frame["device"]) - {""}))]
-    return summary.round({"wall_hours": 3, "gpu_hours": 3})
+    totals = summary.drop(columns="devices").sum()
+    summary.loc["all"] = [*totals, ", ".join(sorted(set(table["device"]) - {""}))]
+    return summary.round({"requested_gpu_hours": 1, "wall_hours": 3, "gpu_hours": 3})
+
+
+def compute_table(config: GridConfig) -> pd.DataFrame:
+    """The grid's runs per phase with their status and cost (see :func:`phase_summary`)."""
+    return phase_summary(plan_table(config))

@@ -73,6 +73,22 @@ def test_rerun_reuses_every_run(grid):
     assert main(args) == 0  # the CLI derives the same run id and reuses it
 
 
+def test_plan_lists_every_run_done_and_collect_refuses_an_unfinished_grid(grid, tmp_path,
+                                                                        capsys):
+    config_path, config = grid
+    assert main(["grid", "plan", str(config_path), "--output", str(tmp_path / "plan.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert f"grid e2e: {len(plan(config))} runs (done {len(plan(config))}," in printed
+    table = pd.read_csv(tmp_path / "plan.csv")
+    assert set(table["status"]) == {"done"} and table["run_id"].is_unique
+    larger = tmp_path / "larger.yaml"  # one more seed, not run
+    larger.write_text(yaml.safe_dump({**yaml.safe_load(config_path.read_text()), "seeds": [1, 2]}))
+    assert main(["collect", str(larger), "--output", str(tmp_path / "x.parquet")]) == 2
+    assert "unfinished run(s)" in capsys.readouterr().err
+    assert main(["collect", str(larger), "--partial", "--output", str(tmp_path / "x.parquet")]) == 0
+    assert pd.read_parquet(tmp_path / "x.parquet").equals(collect_grid(config, tmp_path / "y.parquet"))
+
+
 def test_collected_table_is_tidy_and_labelled(grid, tmp_path):
     _, config = grid
     table = collect_grid(config, tmp_path / "e2e.parquet")
