@@ -209,13 +209,18 @@ class GridConfig(BaseModel):
                 raise ValueError(error.args[0]) from None
         return settings
 
-    @field_validator("resources")
+    @field_validator("resources", mode="before")
     @classmethod
-    def _resource_phases(cls, chosen: dict[str, Resources]) -> dict[str, Resources]:
+    def _resource_phases(cls, chosen) -> dict:
+        """A phase's settings override its defaults one by one (``{gpus: 2}`` keeps the
+        phase's time limit)."""
+        if not isinstance(chosen, dict) or not all(isinstance(v, dict) for v in chosen.values()):
+            raise ValueError("give per phase a mapping of gpus, cpus, mem_gb and time_min")
         unknown = sorted(set(chosen) - set(PHASES))
         if unknown:
             raise ValueError(f"unknown phase(s) {unknown}; phases: {', '.join(PHASES)}")
-        return chosen
+        return {phase: {**DEFAULT_RESOURCES[phase].model_dump(), **values}
+                for phase, values in chosen.items()}
 
     def retrieval_settings(self, task: str) -> dict:
         """The retrieval phase's settings for ``task``: a preset's, then the explicit common

@@ -44,6 +44,8 @@ HEAD = "name: g\nmodels: [m]\n"
      r"unknown phase\(s\) \['train'\]"),
     (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\nresources: {{target: {{gpus: -1}}}}\n",
      "resources.target.gpus"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\nresources: {{target: 2}}\n",
+     "resources: Value error, give per phase a mapping"),
     (f"{HEAD}seeds: [1]\nintermediate_tasks: [none, mnli]\nhyperparameters: {{learning_rate: 0}}\n",
      r"task 'mnli', seed 1: phase 'intermediate': learning_rate: Input should be greater than 0"),
     (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [xnli]\n"
@@ -112,7 +114,7 @@ def test_retrieval_plan_covers_protocols_presets_and_alignment(tmp_path):
 
 
 def test_plan_covers_models_variants_languages_and_per_task_settings(tmp_path):
-    from stilts_core.grid import plan_table
+    from stilts_core.grid import DEFAULT_RESOURCES, plan_table
 
     path = tmp_path / "grid.yaml"
     path.write_text(
@@ -121,7 +123,7 @@ def test_plan_covers_models_variants_languages_and_per_task_settings(tmp_path):
         "target_tasks: [xnli]\nlanguages: {xnli: [de, fr]}\n"
         "hyperparameters: {learning_rate: 2.0e-5}\n"
         "hyperparameters_per_task: {mnli: {epochs: 1}}\n"
-        "resources: {target: {gpus: 2, time_min: 90}}\n")
+        "resources: {target: {gpus: 2, time_min: 90}, zero_shot_eval: {gpus: 2}}\n")
     config = load_config(path)
     runs = plan(config)
     intermediate = [r.params for r in runs if r.phase == "intermediate"]
@@ -138,6 +140,10 @@ def test_plan_covers_models_variants_languages_and_per_task_settings(tmp_path):
     assert len(table) == len(runs) and set(table["status"]) == {"to do"}
     target_rows = table[table["phase"] == "target"]
     assert (target_rows["requested_gpu_hours"] == 3.0).all()  # 2 GPUs x 1.5 h
+    # a phase's settings override its own defaults one by one
+    evaluation = config.resources_for("zero_shot_eval")
+    assert evaluation == DEFAULT_RESOURCES["zero_shot_eval"].model_copy(update={"gpus": 2})
+    assert evaluation.mem_gb == 32 and evaluation.time_min == 4 * 60
     assert table["run_id"].is_unique
     labelled = {r.run_id: r for r in runs}
     upstream = target_rows["upstream"][target_rows["upstream"] != ""]
