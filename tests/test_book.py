@@ -138,6 +138,9 @@ def test_every_page_renders_in_headless_chromium(fresh_book, served):
     for chapter in ("intro.html", "question.html", "generated/claims.html",
                     "generated/reproduce.html", "bibliography.html"):
         assert chapter in pages
+    # the root index.html is a bare redirect without an icon link: browsers ask for /favicon.ico
+    with urllib.request.urlopen(served + "favicon.ico") as response:
+        assert response.status == 200
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems, pages_cache = [], {}
     with playwright.sync_playwright() as driver:
