@@ -320,7 +320,6 @@ def plan(config: GridConfig) -> list[PlannedRun]:
 
     for model in config.models:
         common = {"model": model, "data_root": config.data_root, "smoke": config.smoke}
-
         evaluate_encoder(common, "", None)
         for seed in config.seeds:
             for intermediate, variant in settings:
@@ -561,7 +560,7 @@ def run_slurm(config: GridConfig, log=print, wait: bool = False,
     the jobs of its upstream runs (``afterok``: phase iii starts only after its phase ii
     succeeded; a failure cancels what depends on it). With ``wait``, wait for all of them and
     report failures. Job ids and logs are kept under ``folder`` (default
-    ``runs/slurm/<grid>/``), with ``jobs.tsv`` listing run id, phase and job id."""
+    ``runs/slurm/<grid>/``), with ``jobs.tsv`` listing each run id and its job id."""
     folder = Path(folder or runs_dir() / "slurm" / config.name)
     report, jobs = GridReport(), {}
     try:
@@ -613,13 +612,13 @@ EXECUTORS = {"local": run_local, "slurm": run_slurm}
 def collect_grid(config: GridConfig, output: Path, partial: bool = False) -> pd.DataFrame:
     """Merge the results of the grid's finished runs. Refuses while any run is unfinished,
     unless ``partial`` (then only finished runs are merged, and the others are listed)."""
-    planned = plan(config)
-    unfinished = [r.run_id for r in planned if status(r) != "done"]
+    paths = [run_path(r.run_id) for r in plan(config)]
+    finished = [path for path in paths if is_done(path)]
+    unfinished = sorted({path.name for path in paths} - {path.name for path in finished})
     if unfinished and not partial:
         raise GridError(f"grid {config.name}: {len(unfinished)} unfinished run(s) "
                         f"({', '.join(unfinished[:5])}{' ...' if len(unfinished) > 5 else ''}); "
                         "run the grid first, or collect the finished ones with --partial")
-    finished = [run_path(r.run_id) for r in planned if r.run_id not in unfinished]
     return collect(finished, output)
 
 

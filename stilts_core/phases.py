@@ -19,7 +19,7 @@ from . import data as data_io
 from .evaluation import score_language
 from .modelling import load_tokenizer, provenance_of, resolve_model
 from .paths import REPO_ROOT, atomic_write_text, fixtures_dir
-from .results import NO_INTERMEDIATE, read_result_file, result_file, write_run_results
+from .results import NO_INTERMEDIATE, result_file, write_run_results
 from .retrieval import RepresentationSettings, embed_layers, encode
 from .runs import load_done_run, run_id, run_path
 from .tasks import (
@@ -304,29 +304,32 @@ def _record_sources(path: Path, p: _DataParams, tasks: list[TaskSpec]) -> None:
     atomic_write_text(path / "data_sources.json", json.dumps(record, indent=1))
 
 
-def _write_outputs(path: Path, metrics: dict, rows: list[dict]) -> None:
+def _write_metrics(path: Path, metrics: dict) -> None:
     atomic_write_text(path / "metrics.json", json.dumps(metrics, indent=1, default=str))
+
+
+def _write_outputs(path: Path, metrics: dict, rows: list[dict]) -> None:
+    _write_metrics(path, metrics)
     write_run_results(path, rows)
 
 
-def _each_language(path: Path, task: str, languages: list[str], score) -> tuple[dict, list]:
+def _each_language(path: Path, task: str, languages: list[str], score) -> dict:
     """``score(language) -> (metrics entry, rows)`` for each language, keeping each language's
-    results as soon as it is scored; a rerun after a crash reads finished languages back instead
-    of scoring them again (the rows file, written last, marks a language finished)."""
-    metrics, rows = {}, []
+    result rows as soon as it is scored; a rerun after a crash reads finished languages back
+    instead of scoring them again (the rows file, written last, marks a language finished).
+    Returns the metrics entries by language."""
+    metrics = {}
     for language in languages:
         finished = result_file(path, task, language)
         entry_file = finished.with_suffix(".json")
         if finished.is_file() and entry_file.is_file():
             metrics[language] = json.loads(entry_file.read_text())
-            rows += read_result_file(finished).to_dict("records")
             print(f"{task} {language}: scored before the run was interrupted, read back")
             continue
-        metrics[language], language_rows = score(language)
+        metrics[language], rows = score(language)
         atomic_write_text(entry_file, json.dumps(metrics[language], default=str))
-        write_run_results(path, language_rows)
-        rows += language_rows
-    return metrics, rows
+        write_run_results(path, rows)
+    return metrics
 
 
 def _row(model: str, intermediate: str, target: str, language: str, seed, split: str,
@@ -496,9 +499,9 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
             _row(tp["model"], intermediate_task, task.name, language, tp["seed"], split, name,
                  value, provenance, path) for name, value in scores.items()]
 
-    scored, rows = _each_language(path, task.name, languages, score)
-    metrics = {"task": task.name, "split": split, **scored}
-    _write_outputs(path, metrics, rows)
+    metrics = {"task": task.name, "split": split,
+               **_each_language(path, task.name, languages, score)}
+    _write_metrics(path, metrics)
     return metrics
 
 
@@ -658,10 +661,10 @@ def alignment(params: dict, run_dir: str = "") -> dict:
               f"({by_layer[best]['retrieval_accuracy']:.1f}%, {len(pairs)} pairs)")
         return by_layer, rows
 
-    scored, rows = _each_language(path, task.name, p.languages or
-                                  _available_languages(task, "test", p), score)
-    metrics = {"task": task.name, "split": "test", "layers": layers, **scored}
-    _write_outputs(path, metrics, rows)
+    languages = p.languages or _available_languages(task, "test", p)
+    metrics = {"task": task.name, "split": "test", "layers": layers,
+               **_each_language(path, task.name, languages, score)}
+    _write_metrics(path, metrics)
     return metrics
 
 

@@ -114,14 +114,18 @@ def run_lock(path: Path, wait: bool = True):
 
 
 def is_running(path: Path) -> bool:
-    """Whether some process holds the run's lock now."""
-    if not (Path(path) / LOCK).is_file():
+    """Whether some process holds the run's lock now (a probe that writes nothing)."""
+    lock = Path(path) / LOCK
+    if not lock.is_file():
         return False
+    descriptor = os.open(lock, os.O_RDONLY)
     try:
-        with run_lock(path, wait=False):
-            return False
-    except RunBusy:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
+    finally:
+        os.close(descriptor)
+    return False
 
 
 def mark_done(path: Path) -> None:
