@@ -26,6 +26,7 @@ import transformers
 from stilts_core.modelling import load_tokenizer, resolve_model
 from stilts_core.paths import fixtures_dir, shared_data_dir
 from stilts_core.retrieval import RepresentationSettings, encode, knn, normalise
+from stilts_core.throughput import XLMR_LARGE_CONFIG
 
 transformers.logging.set_verbosity_error()
 
@@ -53,9 +54,7 @@ def load_model(name: str, device: str):
             tokenizer = AutoTokenizer.from_pretrained(resolve_model("xlm-roberta-large"))
         except Exception:  # offline: the tiny tokenizer's lengths, the large model's arithmetic
             pass
-        config = XLMRobertaConfig(vocab_size=250002, hidden_size=1024, num_hidden_layers=24,
-                                  num_attention_heads=16, intermediate_size=4096,
-                                  max_position_embeddings=514, type_vocab_size=1)
+        config = XLMRobertaConfig(**XLMR_LARGE_CONFIG)
         return AutoModel.from_config(config).to(device), tokenizer
     return AutoModel.from_pretrained(resolve_model(name)).to(device), tokenizer
 

@@ -43,8 +43,8 @@ def cmd_grid(args) -> int:
 
     config = load_config(args.config)
     if args.action == "plan":
-        table = plan_table(config)
-        print(format_plan(config.name, table))
+        table = plan_table(config, args.throughput)
+        print(format_plan(config.name, table, args.throughput))
         if args.output:
             from .paths import atomic_write_text
 
@@ -57,21 +57,34 @@ def cmd_grid(args) -> int:
     return 0 if report.ok else 1
 
 
-def format_plan(name: str, table) -> str:
-    """The plan as text: one line per run, then runs and GPU-hours per phase."""
+def format_plan(name: str, table, throughput: Path | None = None) -> str:
+    """The plan as text: one line per run, then runs and GPU-hours per phase; with a throughput
+    file, the projection, its device and the reasons runs were left out of it."""
     from .grid import phase_summary
+    from .throughput import read_results
 
-    shown = table[["run_id", "status", "phase", "model", "seed", "upstream", "gpus",
-                   "time_limit_h", "gpu_hours"]]
+    columns = ["run_id", "status", "phase", "model", "seed", "upstream", "gpus", "time_limit_h",
+               "gpu_hours"]
+    projected = "projected_gpu_hours" in table
     counts = table["status"].value_counts()
-    return "\n".join([
+    lines = [
         f"grid {name}: {len(table)} runs (done {counts.get('done', 0)}, running "
         f"{counts.get('running', 0)}, partial {counts.get('partial', 0)}, "
         f"to do {counts.get('to do', 0)})",
-        shown.to_string(index=False), "",
+        table[columns + (["projected_gpu_hours"] if projected else [])].to_string(index=False), "",
         "per phase (requested: GPUs x time limit, an upper bound; gpu_hours: measured, "
-        "finished runs)",
-        phase_summary(table).drop(columns=["devices"]).to_string()])
+        "finished runs" + ("; projected: training runs, from measured throughput)" if projected
+                           else ")"),
+        phase_summary(table).drop(columns=["devices"]).to_string()]
+    if projected:
+        environment = read_results(throughput)[0]
+        lines += ["", f"projected on {environment['device']} ({environment['date']}; "
+                      f"{throughput}); training runs only: evaluation, retrieval and alignment "
+                      "runs are inference and are not projected"]
+        reasons = table.loc[table["projection"] != "", "projection"].value_counts()
+        lines += [f"not projected ({count} runs): {reason}" for reason, count in reasons.items()
+                  if reason and not reason.endswith("that the benchmark measures")]
+    return "\n".join(lines)
 
 
 def cmd_collect(args) -> int:
@@ -212,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--wait", action="store_true",
                       help="slurm: wait for every job and report failures")
     grid.add_argument("--output", type=Path, help="plan: also write the table as CSV here")
+    grid.add_argument("--throughput", type=Path,
+                      help="plan: project training runs' GPU-hours from this file of "
+                           "benchmarks/train_throughput.py")
     grid.set_defaults(handler=cmd_grid)
 
     collect = sub.add_parser("collect", help="merge a grid's run results into one parquet table",

@@ -305,22 +305,28 @@ class FormatHandler:
     token_level: bool = False
 
 
-def _padding_collator(tokenizer):
+def _padding(max_length: int | None) -> dict:
+    """Collator options: pad to the batch's longest sequence, or to ``max_length``."""
+    return {"padding": "max_length", "max_length": max_length} if max_length else {}
+
+
+def _padding_collator(tokenizer, max_length: int | None = None):
     from transformers import DataCollatorWithPadding
 
-    return DataCollatorWithPadding(tokenizer)
+    return DataCollatorWithPadding(tokenizer, **_padding(max_length))
 
 
-def _choice_collator(tokenizer):
+def _choice_collator(tokenizer, max_length: int | None = None):
     from transformers import DataCollatorForMultipleChoice
 
-    return DataCollatorForMultipleChoice(tokenizer)
+    return DataCollatorForMultipleChoice(tokenizer, **_padding(max_length))
 
 
-def _token_collator(tokenizer):
+def _token_collator(tokenizer, max_length: int | None = None):
     from transformers import DataCollatorForTokenClassification
 
-    return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE_INDEX)
+    return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE_INDEX,
+                                              **_padding(max_length))
 
 
 def _labels(examples) -> list:

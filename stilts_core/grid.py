@@ -396,9 +396,17 @@ def status(run: PlannedRun) -> str:
     return "partial" if path.is_dir() else "to do"
 
 
-def plan_table(config: GridConfig) -> pd.DataFrame:
+def plan_table(config: GridConfig, throughput: str | Path | None = None) -> pd.DataFrame:
     """One row per planned run: its id (phase, task and content hash), what it trains or scores,
-    its upstream runs, its status, the resources it asks for and, once done, what it cost."""
+    its upstream runs, its status, the resources it asks for and, once done, what it cost.
+
+    With ``throughput`` (a file of ``benchmarks/train_throughput.py``), training runs also get
+    ``projected_gpu_hours`` on the device measured there, or in ``projection`` the reason they
+    cannot be projected (a data set size that is not declared, nothing measured that matches).
+    """
+    from .throughput import NotProjected, projected_hours, read_results
+
+    measurements = read_results(throughput)[1] if throughput else None
     rows = []
     for run in plan(config):
         params, resources = run.params, config.resources_for(run.phase)
@@ -415,6 +423,13 @@ def plan_table(config: GridConfig) -> pd.DataFrame:
             "wall_hours": seconds / 3600, "gpu_hours": seconds * record.get("gpus", 0) / 3600,
             "device": record.get("device", ""),
         })
+        if measurements is not None:
+            try:
+                rows[-1].update(projected_gpu_hours=projected_hours(run.phase, params,
+                                                                    measurements),
+                                projection="")
+            except NotProjected as reason:
+                rows[-1].update(projected_gpu_hours=float("nan"), projection=str(reason))
     return pd.DataFrame(rows).astype({"seed": "Int64"})
 
 
@@ -625,17 +640,23 @@ def collect_grid(config: GridConfig, output: Path, partial: bool = False) -> pd.
 def phase_summary(table: pd.DataFrame) -> pd.DataFrame:
     """A :func:`plan_table` per phase and in all: runs, done and partial (running included),
     GPU-hours asked for, and the measured cost of the finished runs (wall hours, GPU-hours and
-    devices, from each run's ``compute.json``)."""
+    devices, from each run's ``compute.json``); with a projection, the projected GPU-hours and
+    how many runs they cover."""
+    projection = {}
+    if "projected_gpu_hours" in table:
+        projection = {"projected_gpu_hours": ("projected_gpu_hours", "sum"),
+                      "projected_runs": ("projected_gpu_hours", "count")}
     summary = table.groupby("phase", sort=False).agg(
         runs=("status", "size"), done=("status", lambda s: int((s == "done").sum())),
         partial=("status", lambda s: int(s.isin(["partial", "running"]).sum())),
         requested_gpu_hours=("requested_gpu_hours", "sum"),
         measured=("device", lambda d: int((d != "").sum())), wall_hours=("wall_hours", "sum"),
-        gpu_hours=("gpu_hours", "sum"),
+        gpu_hours=("gpu_hours", "sum"), **projection,
         devices=("device", lambda d: ", ".join(sorted(set(d) - {""}))))
     totals = summary.drop(columns="devices").sum()
     summary.loc["all"] = [*totals, ", ".join(sorted(set(table["device"]) - {""}))]
-    return summary.round({"requested_gpu_hours": 1, "wall_hours": 3, "gpu_hours": 3})
+    return summary.round({"requested_gpu_hours": 1, "wall_hours": 3, "gpu_hours": 3,
+                          "projected_gpu_hours": 2})
 
 
 def compute_table(config: GridConfig) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from .tasks import (
     get_task,
     intermediate_choices,
 )
-from .training import Hyperparameters, prepare_mlm, prepare_task, train
+from .training import Efficiency, Hyperparameters, prepare_mlm, prepare_task, train
 
 SMOKE_MAX_TRAIN = 1000
 SMOKE_MAX_EVAL = 200
@@ -64,7 +64,7 @@ def _repo_path(path: str) -> Path:
     return (REPO_ROOT / path).resolve()
 
 
-class _TrainParams(_DataParams):
+class _TrainParams(Efficiency, _DataParams):
     model: str = "xlm-roberta-large"
     seed: int = 1
     learning_rate: float = 1e-5

@@ -112,6 +112,22 @@ class RetrievalDefaults(_Frozen):
     source: str
 
 
+class SplitSizes(_Frozen):
+    """Examples in the English splits that training reads, with where the counts come from; the
+    grid projects GPU-hours from them (``None``: no citable count, so no projection)."""
+
+    train: int | None = Field(None, ge=1)
+    validation: int | None = Field(None, ge=1)
+    source: str
+
+
+TFDS_CATALOG = "tensorflow/datasets docs/community_catalog/huggingface/{}.md (Split | Examples)"
+
+
+def _catalog(name: str, note: str = "") -> str:
+    return TFDS_CATALOG.format(name) + (f"; {note}" if note else "")
+
+
 class TaskSpec(_Frozen):
     """One task: what it is, where its data comes from, how it is trained and scored."""
 
@@ -138,6 +154,7 @@ class TaskSpec(_Frozen):
     combined_with: tuple[str, ...] = ()
     defaults: TrainingDefaults | None = None
     retrieval: RetrievalDefaults | None = None
+    sizes: SplitSizes | None = None
     local_aliases: dict[str, str] = Field(default_factory=dict)
     citation: str
 
@@ -282,7 +299,8 @@ _BIO = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 
 
 def _glue(name: str, config: str, description: str, fields: Fields, labels: tuple[str, ...],
-          citation: str, role: TaskRole = "intermediate", validation: str = "validation") -> TaskSpec:
+          citation: str, sizes: SplitSizes, role: TaskRole = "intermediate",
+          validation: str = "validation") -> TaskSpec:
     """GLUE tasks: the hub test splits have no labels, so the dev set serves as test."""
     return TaskSpec(
         name=name, role=role, format="classification", description=description, languages=("en",),
@@ -290,6 +308,7 @@ def _glue(name: str, config: str, description: str, fields: Fields, labels: tupl
                       splits={"train": "train", "validation": validation, "test": validation}),
         fields=fields, labels=labels, metric="accuracy", dev_metric="accuracy",
         defaults=_INTERMEDIATE if role == "intermediate" else None, citation=citation,
+        sizes=sizes,
     )
 
 
@@ -311,6 +330,8 @@ register(TaskSpec(
                                                             "c": "contradiction"},
     local_aliases={"context": "premise", "statement": "hypothesis", "gold_label": "label"},
     metric="accuracy", dev_metric="accuracy", citation="nie-etal-2020-adversarial",
+    sizes=SplitSizes(train=16946 + 45460 + 100459, validation=1000 + 1000 + 1200,
+                     source=_catalog("anli", "rounds r1+r2+r3")),
 ))
 register(TaskSpec(
     name="snli", role="source", format="classification",
@@ -320,6 +341,11 @@ register(TaskSpec(
                   splits=_STANDARD_SPLITS),
     fields=_NLI_FIELDS, labels=_NLI_LABELS, drop_labels=(-1,), metric="accuracy",
     dev_metric="accuracy", citation="bowman-etal-2015-large",
+    sizes=SplitSizes(train=550152 - 785, validation=10000 - 158,
+                     source=_catalog("snli", "less the rows without a gold label (-1), which are "
+                                     "dropped: 785 in train (huggingface/datasets issue 296), "
+                                     "158 in validation (line counts in princeton-nlp/LM-BFF "
+                                     "issue 8)")),
 ))
 register(TaskSpec(
     name="squad_v1", role="intermediate", format="extractive_qa",
@@ -329,6 +355,7 @@ register(TaskSpec(
                                                    "test": "validation"}),
     fields=_SQUAD_FIELDS, metric="squad", dev_metric="squad_f1", defaults=_INTERMEDIATE_QA,
     citation="rajpurkar-etal-2016-squad",
+    sizes=SplitSizes(train=87599, validation=10570, source=_catalog("squad")),
 ))
 register(TaskSpec(
     name="siqa", role="source", format="multiple_choice",
@@ -339,6 +366,7 @@ register(TaskSpec(
                   choices=("answerA", "answerB", "answerC"), label="label"),
     choice_labels=("1", "2", "3"), metric="accuracy", dev_metric="accuracy",
     citation="sap-etal-2019-social",
+    sizes=SplitSizes(train=33410, validation=1954, source=_catalog("social_i_qa")),
 ))
 _COPA_FIELDS = Fields(context=("premise",), question="question",
                       question_templates={"cause": "What was the cause?",
@@ -352,18 +380,23 @@ register(TaskSpec(
                   splits={"train": "train", "validation": "validation"}),
     fields=_COPA_FIELDS, metric="accuracy", dev_metric="accuracy",
     citation="roemmele-etal-2011-choice",
+    sizes=SplitSizes(train=400, validation=100, source=_catalog("super_glue", "copa")),
 ))
 
 # --- intermediate tasks (phase ii), Phang et al. 2020 --------------------------------------------
 
 register(_glue("mnli", "mnli", "Multi-Genre NLI, English (GLUE).", _NLI_FIELDS, _NLI_LABELS,
-               "williams-etal-2018-broad", validation="validation_matched"))
+               "williams-etal-2018-broad", SplitSizes(train=392702, validation=9815,
+                                                      source=_catalog("glue", "mnli")),
+               validation="validation_matched"))
 register(_glue("qqp", "qqp", "Quora Question Pairs: are two questions paraphrases (GLUE).",
                Fields(text=("question1", "question2"), label="label"),
-               ("not_duplicate", "duplicate"), "iyer-etal-2017-qqp"))
+               ("not_duplicate", "duplicate"), "iyer-etal-2017-qqp",
+               SplitSizes(train=363846, validation=40430, source=_catalog("glue", "qqp"))))
 register(_glue("sst2", "sst2", "Stanford Sentiment Treebank, binary (GLUE).",
                Fields(text=("sentence",), label="label"), ("negative", "positive"),
-               "socher-etal-2013-recursive"))
+               "socher-etal-2013-recursive",
+               SplitSizes(train=67349, validation=872, source=_catalog("glue", "sst2"))))
 register(TaskSpec(
     name="anli_plus", role="intermediate", format="classification",
     description="ANLI+: ANLI rounds 1-3 with the SNLI and MNLI training sets added (Phang et al. "
@@ -372,6 +405,7 @@ register(TaskSpec(
     label_aliases=get_task("anli").label_aliases, local_aliases=get_task("anli").local_aliases,
     combined_with=("snli", "mnli"), metric="accuracy", dev_metric="accuracy",
     defaults=_INTERMEDIATE, citation="nie-etal-2020-adversarial",
+    sizes=get_task("anli").sizes,
 ))
 register(TaskSpec(
     name="ccg", role="intermediate", format="token_classification",
@@ -393,6 +427,7 @@ register(TaskSpec(
     fields=Fields(question="question", choices=("choices.text",), label="answerKey"),
     choice_labels=("A", "B", "C", "D", "E"), metric="accuracy", dev_metric="accuracy",
     defaults=_INTERMEDIATE, citation="talmor-etal-2019-commonsenseqa",
+    sizes=SplitSizes(train=9741, validation=1221, source=_catalog("commonsense_qa")),
 ))
 register(TaskSpec(
     name="cosmos_qa", role="intermediate", format="multiple_choice",
@@ -404,6 +439,8 @@ register(TaskSpec(
                   choices=("answer0", "answer1", "answer2", "answer3"), label="label"),
     metric="accuracy", dev_metric="accuracy", defaults=_INTERMEDIATE,
     citation="huang-etal-2019-cosmos",
+    sizes=SplitSizes(train=25262, validation=2985,
+                     source="allenai/cosmos_qa dataset card (dataset_info splits)"),
 ))
 register(TaskSpec(
     name="hellaswag", role="intermediate", format="multiple_choice",
@@ -414,6 +451,7 @@ register(TaskSpec(
     fields=Fields(context=("ctx_a",), question="ctx_b", choices=("endings",), label="label"),
     choice_labels=("0", "1", "2", "3"), metric="accuracy", dev_metric="accuracy",
     defaults=_INTERMEDIATE, citation="zellers-etal-2019-hellaswag",
+    sizes=SplitSizes(train=39905, validation=10042, source=_catalog("hellaswag")),
 ))
 register(TaskSpec(
     name="squad", role="intermediate", format="extractive_qa",
@@ -424,6 +462,7 @@ register(TaskSpec(
     fields=_SQUAD_FIELDS, version_2_with_negative=True, metric="squad_v2",
     dev_metric="squad_v2_f1",
     defaults=_INTERMEDIATE_QA, citation="rajpurkar-etal-2018-know",
+    sizes=SplitSizes(train=130319, validation=11873, source=_catalog("squad_v2")),
 ))
 
 MIXTURES["multi"] = Mixture(
@@ -447,6 +486,7 @@ register(TaskSpec(
     training=_stage("mnli", "xnli"),
     defaults=TrainingDefaults(epochs=2, batch_size=32, max_length=256),
     citation="conneau-etal-2018-xnli",
+    sizes=SplitSizes(validation=2490, source=_catalog("xnli", "en")),
 ))
 register(TaskSpec(
     name="pawsx", role="target", format="classification",
@@ -459,6 +499,7 @@ register(TaskSpec(
     dev_metric="accuracy", training=_stage("pawsx", "pawsx"),
     defaults=TrainingDefaults(epochs=5, batch_size=32, max_length=256),
     citation="yang-etal-2019-paws",
+    sizes=SplitSizes(train=49401, validation=2000, source=_catalog("paws-x", "en")),
 ))
 _UDPOS_NAMES = {
     "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek",
@@ -485,6 +526,7 @@ register(TaskSpec(
     dev_metric="token_accuracy", training=_stage("udpos", "udpos"),
     defaults=TrainingDefaults(epochs=10, batch_size=32, max_length=256),
     citation="nivre-etal-2020-universal",
+    sizes=SplitSizes(train=21253, validation=3974, source=_catalog("xtreme", "udpos.English")),
 ))
 register(TaskSpec(
     name="panx", role="target", format="token_classification",
@@ -499,6 +541,7 @@ register(TaskSpec(
     dev_metric="token_accuracy", training=_stage("panx", "panx"),
     defaults=TrainingDefaults(epochs=10, batch_size=32, max_length=256),
     citation="pan-etal-2017-cross",
+    sizes=SplitSizes(train=20000, validation=10000, source=_catalog("wikiann", "en")),
 ))
 _QA_TARGET = TrainingDefaults(epochs=2, batch_size=16, max_length=384)
 register(TaskSpec(

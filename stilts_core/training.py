@@ -16,6 +16,7 @@ skips exactly the batches already seen, and data-parallel workers split it like 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -25,6 +26,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import datasets
 import numpy as np
@@ -38,10 +40,32 @@ from .tasks import TaskSpec
 MEGABATCH = 50  # batches sorted by length together, as in HF's LengthGroupedSampler
 
 
-class Hyperparameters(BaseModel):
-    """Training settings of one run; every field is recorded with the run."""
+class Efficiency(BaseModel):
+    """How a run is computed rather than what it learns. The defaults are the fast settings;
+    ``benchmarks/train_throughput.py`` measures each against :data:`NAIVE`. Results differ only
+    at rounding level (bf16, fused kernels) or not at all (padding is masked), but the settings
+    are part of a run's parameters, so runs that differ in them are not pooled."""
 
     model_config = ConfigDict(extra="forbid")
+
+    precision: Literal["bf16", "fp32"] = Field(
+        "bf16", description="bf16 autocast on GPUs that support it (fp32 on CPUs), or fp32")
+    attention: Literal["sdpa", "eager"] = Field(
+        "sdpa", description="PyTorch scaled-dot-product (flash) attention, or eager attention")
+    padding: Literal["dynamic", "max_length"] = Field(
+        "dynamic", description="pad each batch to its longest sequence, or all to max_length")
+    length_grouping: bool = Field(True, description="cut batches from length-sorted megabatches")
+    optimizer: Literal["adamw_torch_fused", "adamw_torch"] = Field(
+        "adamw_torch_fused", description="fused (one kernel) or per-tensor AdamW")
+    compile: bool = Field(False, description="torch.compile the model")
+
+
+NAIVE = Efficiency(precision="fp32", attention="eager", padding="max_length",
+                   length_grouping=False, optimizer="adamw_torch", compile=False)
+
+
+class Hyperparameters(Efficiency):
+    """Training settings of one run; every field is recorded with the run."""
 
     learning_rate: float = Field(1e-5, gt=0)
     batch_size: int = Field(32, ge=1, description="effective batch size")
@@ -125,30 +149,45 @@ def prepare_mlm(texts: datasets.Dataset, tokenizer, max_length: int) -> Training
 
 # --- the batch schedule -------------------------------------------------------------------------
 
+def batch_counts(sizes: dict[str, int], batch_size: int, epochs: float, temperature: float = 1.0,
+                 cap: int | None = None) -> dict[str, int]:
+    """Batches each task gets in a run over ``sizes`` (task -> number of training features).
+
+    One epoch is as many batches as one pass over all tasks' data; task ``k`` gets a share of
+    them proportional to ``min(n_k, cap) ** (1 / temperature)``. Also what the grid's GPU-hour
+    projection counts.
+    """
+    per_epoch = sum(math.ceil(size / batch_size) for size in sizes.values())
+    total = max(1, round(per_epoch * epochs))
+    weights = {name: min(size, cap or size) ** (1 / temperature) for name, size in sizes.items()}
+    norm = sum(weights.values())
+    return {name: max(1, round(total * weight / norm)) for name, weight in weights.items()}
+
+
 def batch_schedule(sizes: dict[str, list[int]], batch_size: int, epochs: float, seed: int,
-                   temperature: float = 1.0, cap: int | None = None) -> list[tuple[str, list[int]]]:
+                   temperature: float = 1.0, cap: int | None = None,
+                   length_grouping: bool = True) -> list[tuple[str, list[int]]]:
     """``(task, example indices)`` per batch for the whole run.
 
-    ``sizes`` maps each task to its examples' lengths. One epoch is as many batches as one pass
-    over all tasks' data; task ``k`` gets a share of them proportional to
-    ``min(n_k, cap) ** (1 / temperature)``; a task that needs more batches than its data fills
-    cycles through fresh shuffles. Within a task, batches are cut from length-sorted megabatches.
+    ``sizes`` maps each task to its examples' lengths; :func:`batch_counts` says how many
+    batches each task gets, and a task that needs more batches than its data fills cycles
+    through fresh shuffles. Within a task, batches are cut from length-sorted megabatches
+    (``length_grouping``) or from the shuffled order as it is.
     """
     rng = random.Random(seed)
-    per_epoch = sum(math.ceil(len(lengths) / batch_size) for lengths in sizes.values())
-    total = max(1, round(per_epoch * epochs))
-    weights = {name: min(len(lengths), cap or len(lengths)) ** (1 / temperature)
-               for name, lengths in sizes.items()}
-    norm = sum(weights.values())
-    counts = {name: max(1, round(total * weight / norm)) for name, weight in weights.items()}
+    counts = batch_counts({name: len(lengths) for name, lengths in sizes.items()}, batch_size,
+                          epochs, temperature, cap)
+    group = MEGABATCH if length_grouping else 1
     schedule = []
     for name, lengths in sizes.items():
         batches: list[list[int]] = []
         while len(batches) < counts[name]:
             order = list(range(len(lengths)))
             rng.shuffle(order)
-            for start in range(0, len(order), batch_size * MEGABATCH):
-                mega = sorted(order[start:start + batch_size * MEGABATCH], key=lambda i: -lengths[i])
+            for start in range(0, len(order), batch_size * group):
+                mega = order[start:start + batch_size * group]
+                if length_grouping:
+                    mega = sorted(mega, key=lambda i: -lengths[i])
                 batches.extend(mega[i:i + batch_size] for i in range(0, len(mega), batch_size))
         schedule.extend((name, batch) for batch in batches[:counts[name]])
     rng.shuffle(schedule)
@@ -195,7 +234,10 @@ def standalone(head_model):
     return head_model
 
 
-def build_model(init_path: str, tasks: dict[str, TrainingTask]):
+def build_model(init_path: str | None, tasks: dict[str, TrainingTask], attention: str = "sdpa",
+                config=None):
+    """The shared encoder and one head per task, from ``init_path``, or randomly initialised
+    from ``config`` (the throughput benchmark: the real model's arithmetic without its weights)."""
     import torch
     import transformers
 
@@ -219,17 +261,34 @@ def build_model(init_path: str, tasks: dict[str, TrainingTask]):
                       "start_positions": start_positions, "end_positions": end_positions}
             return self.heads[task_name](**{k: v for k, v in inputs.items() if v is not None})
 
-    encoder = transformers.AutoModel.from_pretrained(init_path)
+    def load(model_class, **options):
+        if config is None:
+            return model_class.from_pretrained(init_path, attn_implementation=attention, **options)
+        head_config = copy.deepcopy(config)
+        head_config.update(options)
+        return model_class.from_config(head_config, attn_implementation=attention)
+
+    encoder = load(transformers.AutoModel)
     heads = {}
     for name, t in tasks.items():
-        head_class = getattr(transformers, t.head)
         options = {}
         if t.num_labels:
             labels = t.encoding.labels
             options = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                        "label2id": {label: i for i, label in enumerate(labels)}}
-        heads[name] = head_class.from_pretrained(init_path, **options)
+        heads[name] = load(getattr(transformers, t.head), **options)
     return MultiTaskModel(encoder, heads)
+
+
+def collators(tasks: list[TrainingTask], tokenizer, padding: str = "dynamic") -> dict:
+    """Each task's batch collator: dynamic padding, or every sequence padded to the task's
+    ``max_length`` (the naive baseline)."""
+    def pad_to(t: TrainingTask) -> int | None:
+        return t.encoding.max_length if padding == "max_length" else None
+
+    return {t.name: (_mlm_collator(tokenizer, pad_to(t)) if t.task is None
+                     else get_format(t.task.format).collator(tokenizer, pad_to(t)))
+            for t in tasks}
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -281,28 +340,17 @@ def _train_under_torchrun(processes: int, arguments: tuple) -> dict:
     return json.loads((launch / "result.json").read_text())
 
 
-def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path,
-           hyper: Hyperparameters, seed: int, temperature: float = 1.0,
-           cap: int | None = None) -> dict:
-    import safetensors.torch
+def training_arguments(hyper: Hyperparameters, output_dir: Path, seed: int, **overrides):
+    """``TrainingArguments`` of a run: one schedule item is one micro-batch, the schedule holds
+    every epoch, evaluation and checkpoints every ``eval_steps``; the efficiency settings map
+    to bf16 autocast, the optimiser and ``torch.compile``. The benchmark passes ``overrides``
+    (no evaluation, no checkpoints) and otherwise trains exactly as a run does."""
     import torch
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import TrainingArguments
 
-    set_seed(seed)
-    output_dir = Path(output_dir)
-    checkpoints = output_dir / "checkpoints"
-    by_name = {t.name: t for t in tasks}
-    if not any(t.dev is not None for t in tasks):
-        raise ValueError("at least one task needs a dev set for model selection")
-    model = build_model(init_path, by_name)
-    collators = {t.name: (_mlm_collator(tokenizer) if t.task is None
-                          else get_format(t.task.format).collator(tokenizer)) for t in tasks}
-    schedule = batch_schedule({t.name: t.train["length"] for t in tasks},
-                              hyper.per_device_batch_size, hyper.epochs, seed, temperature, cap)
     on_gpu = torch.cuda.is_available()
-    args = TrainingArguments(
-        output_dir=str(checkpoints),
+    settings = dict(
+        output_dir=str(output_dir),
         learning_rate=hyper.learning_rate,
         per_device_train_batch_size=1,  # one schedule item is one batch
         gradient_accumulation_steps=1,
@@ -323,7 +371,9 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
         logging_steps=max(1, hyper.eval_steps // 2),
         seed=seed,
         data_seed=seed,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        bf16=hyper.precision == "bf16" and on_gpu and torch.cuda.is_bf16_supported(),
+        optim=hyper.optimizer,
+        torch_compile=hyper.compile,
         use_cpu=not on_gpu,
         report_to="none",
         disable_tqdm=True,
@@ -331,7 +381,29 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
         dataloader_pin_memory=on_gpu,
         ddp_find_unused_parameters=True,  # each batch trains one head of several
     )
+    args = TrainingArguments(**{**settings, **overrides})
     args.gradient_accumulation_steps = hyper.accumulation_steps(args.world_size)
+    return args
+
+
+def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path,
+           hyper: Hyperparameters, seed: int, temperature: float = 1.0,
+           cap: int | None = None) -> dict:
+    import safetensors.torch
+    from transformers import EarlyStoppingCallback, Trainer, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    set_seed(seed)
+    output_dir = Path(output_dir)
+    checkpoints = output_dir / "checkpoints"
+    by_name = {t.name: t for t in tasks}
+    if not any(t.dev is not None for t in tasks):
+        raise ValueError("at least one task needs a dev set for model selection")
+    model = build_model(init_path, by_name, hyper.attention)
+    schedule = batch_schedule({t.name: t.train["length"] for t in tasks},
+                              hyper.per_device_batch_size, hyper.epochs, seed, temperature, cap,
+                              hyper.length_grouping)
+    args = training_arguments(hyper, checkpoints, seed)
 
     class MultiTaskTrainer(Trainer):
         """``Trainer`` with per-task dev scoring and checkpoints of a shared-encoder model."""
@@ -356,8 +428,9 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
             self._load_from_checkpoint(self.state.best_model_checkpoint)
 
     trainer = MultiTaskTrainer(
-        model=model, args=args, data_collator=_first,
-        train_dataset=ScheduledBatches(by_name, schedule, collators),
+        model=model, args=args, data_collator=unwrap_batch,
+        train_dataset=ScheduledBatches(by_name, schedule,
+                                       collators(tasks, tokenizer, hyper.padding)),
         eval_dataset={t.name: t.dev for t in tasks if t.dev is not None},
         callbacks=[EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience)],
     )
@@ -384,14 +457,17 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
     }
 
 
-def _first(items: list) -> dict:
+def unwrap_batch(items: list) -> dict:
+    """The ``Trainer`` collator for :class:`ScheduledBatches`, whose items are whole batches."""
     return items[0]
 
 
-def _mlm_collator(tokenizer):
+def _mlm_collator(tokenizer, max_length: int | None = None):
     from transformers import DataCollatorForLanguageModeling
 
-    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+    # texts are truncated to max_length, so a multiple of it is exactly max_length
+    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15,
+                                           pad_to_multiple_of=max_length)
 
 
 def dev_scores(model, tasks: dict[str, TrainingTask], tokenizer, prefix: str = "eval") -> dict:
