@@ -39,12 +39,12 @@ def cmd_run(args) -> int:
 
 
 def cmd_grid(args) -> int:
-    from .grid import EXECUTORS, load_config, plan_table
+    from .grid import EXECUTORS, load_config, plan, plan_table
 
     config = load_config(args.config)
     if args.action == "plan":
         table = plan_table(config, args.throughput)
-        print(format_plan(config.name, table, args.throughput))
+        print(format_plan(config.name, table, plan(config), args.throughput))
         if args.output:
             from .paths import atomic_write_text
 
@@ -57,11 +57,12 @@ def cmd_grid(args) -> int:
     return 0 if report.ok else 1
 
 
-def format_plan(name: str, table, throughput: Path | None = None) -> str:
-    """The plan as text: one line per run, then runs and GPU-hours per phase; with a throughput
-    file, the projection, its device and the reasons runs were left out of it."""
+def format_plan(name: str, table, runs: list, throughput: Path | None = None) -> str:
+    """The plan as text: one line per run, then runs and GPU-hours per phase, the training work
+    per head type; with a throughput file, the projection, its device and the reasons runs were
+    left out of it."""
     from .grid import phase_summary
-    from .throughput import read_results
+    from .throughput import read_results, scheduled_work_table
 
     columns = ["run_id", "status", "phase", "model", "seed", "upstream", "gpus", "time_limit_h",
                "gpu_hours"]
@@ -76,6 +77,13 @@ def format_plan(name: str, table, throughput: Path | None = None) -> str:
         "finished runs" + ("; projected: training runs, from measured throughput)" if projected
                            else ")"),
         phase_summary(table).drop(columns=["devices"]).to_string()]
+    work = scheduled_work_table((run.phase, run.params) for run in runs)
+    if not work.empty:
+        lines += ["", "training work per head type (examples the batch schedules feed the "
+                      "models; dev examples scored), from the declared data set sizes"
+                  + (f"; {work.attrs['runs_not_counted']} training runs not counted (a size "
+                     "not declared)" if work.attrs["runs_not_counted"] else ""),
+                  work.to_string(index=False)]
     if projected:
         environment = read_results(throughput)[0]
         lines += ["", f"projected on {environment['device']} ({environment['date']}; "

@@ -340,7 +340,7 @@ def environment(command: str, tokenizer_name: str, data_note: str) -> dict:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "command": command,
-        "device": torch.cuda.get_device_name() if on_gpu else (platform.processor() or "cpu"),
+        "device": torch.cuda.get_device_name() if on_gpu else _cpu_name(),
         "device_kind": "cuda" if on_gpu else "cpu",
         "driver": _driver_version() if on_gpu else "",
         "cuda": torch.version.cuda or "",
@@ -351,6 +351,15 @@ def environment(command: str, tokenizer_name: str, data_note: str) -> dict:
         "tokenizer": tokenizer_name,
         "data": data_note,
     }
+
+
+def _cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        name = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    return f"CPU: {name}"
 
 
 def _driver_version() -> str:
@@ -436,24 +445,59 @@ def training_stages(phase: str, params: dict) -> tuple[Hyperparameters, list[tup
     return hyper, [(parts, temperature, cap)]
 
 
+def scheduled_work(phase: str, params: dict, features_per_example=None) -> list[dict]:
+    """Per head of each stage of a training run: the training features its batch schedule
+    feeds the model (:func:`stilts_core.training.batch_counts`; ``features_per_example(part)``
+    converts examples to features, e.g. QA windows) and the dev examples it scores over the
+    run (every ``eval_steps`` optimiser steps and once at the end)."""
+    hyper, stages = training_stages(phase, params)
+    work = []
+    for parts, temperature, cap in stages:
+        features = {part.name: max(1, round(part.train * (features_per_example(part)
+                                                          if features_per_example else 1.0)))
+                    for part in parts}
+        counts = batch_counts(features, hyper.per_device_batch_size, hyper.epochs, temperature,
+                              cap)
+        evaluations = sum(counts.values()) // hyper.accumulation_steps() // hyper.eval_steps + 1
+        work += [{"part": part, "train_features": counts[part.name] * hyper.per_device_batch_size,
+                  "dev_examples": evaluations * part.dev} for part in parts]
+    return work
+
+
+def scheduled_work_table(runs) -> pd.DataFrame:
+    """What the training runs of a plan (``(phase, params)`` pairs) process per format and
+    length, in examples: a device-independent measure of the grid's work. Runs that cannot be
+    counted (:class:`NotProjected`) are counted in ``runs_not_counted``."""
+    rows, skipped = [], 0
+    for phase, params in runs:
+        try:
+            work = scheduled_work(phase, params)
+        except NotProjected:
+            skipped += phase in ("intermediate", "target")
+            continue
+        rows += [{"format": w["part"].format, "max_length": w["part"].max_length,
+                  "train_examples": w["train_features"], "dev_examples": w["dev_examples"]}
+                 for w in work]
+    table = pd.DataFrame(rows, columns=["format", "max_length", "train_examples", "dev_examples"])
+    table = table.groupby(["format", "max_length"], as_index=False).sum()
+    table.attrs["runs_not_counted"] = skipped
+    return table
+
+
 def projected_hours(phase: str, params: dict, measurements: pd.DataFrame) -> float:
     """GPU-hours of one training run on the measured device: every scheduled micro-batch at
     the measured training rate of its format, length, micro-batch and efficiency settings, and
     every dev evaluation at the measured evaluation rate. Raises :class:`NotProjected` with the
     reason when a size is not declared or nothing matching was measured."""
-    hyper, stages = training_stages(phase, params)
+    hyper = training_stages(phase, params)[0]
     model = params["model"]
-    seconds = 0.0
-    for parts, temperature, cap in stages:
-        rates = {part.name: _training_rate(measurements, model, part, hyper) for part in parts}
-        features = {part.name: max(1, round(part.train * rates[part.name][1])) for part in parts}
-        counts = batch_counts(features, hyper.per_device_batch_size, hyper.epochs, temperature,
-                              cap)
-        seconds += sum(counts[name] * hyper.per_device_batch_size / rates[name][0]
-                       for name in counts)
-        evaluations = sum(counts.values()) // hyper.accumulation_steps() // hyper.eval_steps + 1
-        seconds += evaluations * sum(part.dev / _evaluation_rate(measurements, model, part.format)
-                                     for part in parts)
+
+    def rate(part: Part) -> tuple[float, float]:
+        return _training_rate(measurements, model, part, hyper)
+
+    seconds = sum(w["train_features"] / rate(w["part"])[0]
+                  + w["dev_examples"] / _evaluation_rate(measurements, model, w["part"].format)
+                  for w in scheduled_work(phase, params, lambda part: rate(part)[1]))
     return seconds / 3600
 
 

@@ -26,6 +26,7 @@ from stilts_core.throughput import (
     peak_bf16_tflops,
     projected_hours,
     read_results,
+    scheduled_work_table,
     write_results,
 )
 from stilts_core.training import NAIVE, Efficiency, batch_schedule
@@ -119,6 +120,20 @@ def test_projection_counts_every_scheduled_batch_and_every_dev_evaluation(measur
     batches = round(math.ceil(windows / 8) * 2)
     expected = (batches * 8 / 100 + (batches // 2 // 1000 + 1) * 10_570 / 200) / 3600
     assert projected_hours("target", runs["xquad"].params, measurements) == pytest.approx(expected)
+
+
+def test_scheduled_work_counts_the_examples_each_head_type_is_fed():
+    config = GridConfig(name="p", models=["tiny-xlmr"], data_root="hub", seeds=[1, 2],
+                        intermediate_tasks=["none", "ccg"], target_tasks=["xnli"],
+                        retrieval_tasks=[])
+    runs = [(run.phase, run.params) for run in plan(config)]
+    work = scheduled_work_table(runs)
+    batches = round(math.ceil(392_702 / 8) * 2)  # XNLI: MNLI, 2 epochs, micro-batches of 8
+    # two seeds x (after the baseline, after CCG); the two CCG runs have no declared size
+    assert work.to_dict("records") == [{
+        "format": "classification", "max_length": 256, "train_examples": 4 * batches * 8,
+        "dev_examples": 4 * (batches // 4 // 1000 + 1) * 2_490}]
+    assert work.attrs["runs_not_counted"] == 2
 
 
 def test_projection_uses_the_measurement_with_the_runs_own_settings(measured):
@@ -253,6 +268,7 @@ def test_benchmark_cpu_mode_prints_every_figure_and_feeds_the_grid_projection(sh
                                str(config), "--throughput", str(output)],
                               capture_output=True, text=True, cwd=REPO_ROOT)
     assert plan_run.returncode == 0, plan_run.stderr
+    assert "training work per head type" in plan_run.stdout
     assert "projected_gpu_hours" in plan_run.stdout and f"projected on {environment['device']}" \
         in plan_run.stdout
     table = plan_table(load_config(config), output)
