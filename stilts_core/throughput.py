@@ -37,6 +37,7 @@ from .training import (
     batch_schedule,
     build_model,
     collators,
+    config_with,
     label_set,
     prepare_task,
     training_arguments,
@@ -166,14 +167,6 @@ def _peak_memory() -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "process peak RSS"
 
 
-def _model_config(config, **options):
-    import copy
-
-    head_config = copy.deepcopy(config)
-    head_config.update(options)
-    return head_config
-
-
 def measure_training(task: TaskSpec, examples: datasets.Dataset, tokenizer, config, model_name: str,
                      hyper: Hyperparameters, setting: str, steps: int, warmup: int,
                      peak_tflops: float | None, seed: int = 1) -> Measurement:
@@ -249,6 +242,12 @@ def _token_totals(input_ids: list) -> dict:
             "squares": sum(len(ids) ** 2 for ids in flat)}
 
 
+def _inference_settings(device: str) -> dict:
+    """How evaluation and encoding always run: bf16 on GPUs, SDPA, length-sorted batches."""
+    return {"precision": "bf16" if device == "cuda" else "fp32", "attention": "sdpa",
+            "padding": "dynamic", "length_grouping": True}
+
+
 def measure_inference(task: TaskSpec, examples: datasets.Dataset, tokenizer, config,
                       model_name: str, batch_size: int, peak_tflops: float | None,
                       max_length: int | None = None) -> Measurement:
@@ -268,7 +267,7 @@ def measure_inference(task: TaskSpec, examples: datasets.Dataset, tokenizer, con
                                                             "token_classification") else {}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = getattr(transformers, handler.head).from_config(
-        _model_config(config, **options), attn_implementation="sdpa").to(device)
+        config_with(config, **options), attn_implementation="sdpa").to(device)
     collator = handler.collator(tokenizer)
     run_model(model, collator, features.select(range(min(batch_size, len(features)))), batch_size,
               handler.outputs, handler.token_level)  # warm-up
@@ -283,9 +282,7 @@ def measure_inference(task: TaskSpec, examples: datasets.Dataset, tokenizer, con
     return Measurement(
         kind="inference", model=model_name, format=task.format, task=task.name,
         setting="evaluation", max_length=encoding.max_length, per_device_batch_size=batch_size,
-        batch_size=batch_size, efficiency={"precision": "bf16" if device == "cuda" else "fp32",
-                                           "attention": "sdpa", "padding": "dynamic",
-                                           "length_grouping": True},
+        batch_size=batch_size, efficiency=_inference_settings(device),
         steps=1, seconds=seconds, samples=len(examples), sequences=totals["sequences"],
         tokens=totals["tokens"], padded_tokens=totals["tokens"],
         model_flops=ModelShape.of(model.base_model).forward_flops(totals["tokens"],
@@ -319,9 +316,7 @@ def measure_encoding(sentences: list[str], tokenizer, config, model_name: str, b
     return Measurement(
         kind="encode", model=model_name, format="bitext_retrieval", task="tatoeba",
         setting="encoding", max_length=max_length, per_device_batch_size=batch_size,
-        batch_size=batch_size, efficiency={"precision": "bf16" if device == "cuda" else "fp32",
-                                           "attention": "sdpa", "padding": "dynamic",
-                                           "length_grouping": True},
+        batch_size=batch_size, efficiency=_inference_settings(device),
         steps=1, seconds=seconds, samples=len(sentences), sequences=totals["sequences"],
         tokens=totals["tokens"], padded_tokens=totals["tokens"],
         model_flops=ModelShape.of(model).forward_flops(totals["tokens"], totals["squares"]),

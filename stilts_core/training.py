@@ -264,9 +264,8 @@ def build_model(init_path: str | None, tasks: dict[str, TrainingTask], attention
     def load(model_class, **options):
         if config is None:
             return model_class.from_pretrained(init_path, attn_implementation=attention, **options)
-        head_config = copy.deepcopy(config)
-        head_config.update(options)
-        return model_class.from_config(head_config, attn_implementation=attention)
+        return model_class.from_config(config_with(config, **options),
+                                       attn_implementation=attention)
 
     encoder = load(transformers.AutoModel)
     heads = {}
@@ -278,6 +277,13 @@ def build_model(init_path: str | None, tasks: dict[str, TrainingTask], attention
                        "label2id": {label: i for i, label in enumerate(labels)}}
         heads[name] = load(getattr(transformers, t.head), **options)
     return MultiTaskModel(encoder, heads)
+
+
+def config_with(config, **options):
+    """A copy of a model config with ``options`` (e.g. a head's labels) set."""
+    changed = copy.deepcopy(config)
+    changed.update(options)
+    return changed
 
 
 def collators(tasks: list[TrainingTask], tokenizer, padding: str = "dynamic") -> dict:
