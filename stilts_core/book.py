@@ -10,6 +10,7 @@ from pathlib import Path
 from .claims import FULL_SCALE_CONFIG
 from .grid import collect_grid, load_config, run_local
 from .paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
+from .runs import execute_notebook
 
 # Notebooks executed into the book, in chapter order: source notebook -> (page under
 # book/generated/, its parameters from the build's paths). "results" is the collected results
@@ -68,11 +69,7 @@ def execute_analysis_notebooks(results_path: Path, config_path: Path = FULL_SCAL
         output.parent.mkdir(parents=True, exist_ok=True)
         log(f"[stilts] executing {source} -> {output.relative_to(REPO_ROOT)}")
         try:
-            papermill.execute_notebook(
-                str(notebooks_dir() / source), str(output),
-                parameters=parameters(paths), cwd=str(REPO_ROOT),
-                kernel_name="python3", progress_bar=False,
-            )
+            execute_notebook(notebooks_dir() / source, output, parameters(paths))
         except papermill.PapermillExecutionError as error:
             raise BookError(f"{source} failed: {error.ename}: {error.evalue}; see {output}") from None
         written.append(output)

@@ -43,8 +43,9 @@ def cmd_grid(args) -> int:
 
     config = load_config(args.config)
     if args.action == "plan":
-        table = plan_table(config, args.throughput)
-        print(format_plan(config.name, table, plan(config), args.throughput))
+        runs = plan(config)
+        table = plan_table(config, args.throughput, runs)
+        print(format_plan(config.name, table, runs, args.throughput))
         if args.output:
             from .paths import atomic_write_text
 
@@ -62,7 +63,7 @@ def format_plan(name: str, table, runs: list, throughput: Path | None = None) ->
     per head type; with a throughput file, the projection, its device and the reasons runs were
     left out of it."""
     from .grid import phase_summary
-    from .throughput import read_results, scheduled_work_table
+    from .throughput import scheduled_work_table
 
     columns = ["run_id", "status", "phase", "model", "seed", "upstream", "gpus", "time_limit_h",
                "gpu_hours"]
@@ -85,7 +86,7 @@ def format_plan(name: str, table, runs: list, throughput: Path | None = None) ->
                      "not declared)" if work.attrs["runs_not_counted"] else ""),
                   work.to_string(index=False)]
     if projected:
-        environment = read_results(throughput)[0]
+        environment = table.attrs["throughput_environment"]
         lines += ["", f"projected on {environment['device']} ({environment['date']}; "
                       f"{throughput}); training runs only: evaluation, retrieval and alignment "
                       "runs are inference and are not projected"]

@@ -396,19 +396,22 @@ def status(run: PlannedRun) -> str:
     return "partial" if path.is_dir() else "to do"
 
 
-def plan_table(config: GridConfig, throughput: str | Path | None = None) -> pd.DataFrame:
+def plan_table(config: GridConfig, throughput: str | Path | None = None,
+               runs: list[PlannedRun] | None = None) -> pd.DataFrame:
     """One row per planned run: its id (phase, task and content hash), what it trains or scores,
     its upstream runs, its status, the resources it asks for and, once done, what it cost.
+    ``runs`` is ``plan(config)`` where the caller already has it.
 
     With ``throughput`` (a file of ``benchmarks/train_throughput.py``), training runs also get
     ``projected_gpu_hours`` on the device measured there, or in ``projection`` the reason they
-    cannot be projected (a data set size that is not declared, nothing measured that matches).
+    cannot be projected (a data set size that is not declared, nothing measured that matches);
+    ``attrs["throughput_environment"]`` is where that file was measured.
     """
     from .throughput import NotProjected, projected_hours, read_results
 
-    measurements = read_results(throughput)[1] if throughput else None
+    environment, measurements = read_results(throughput) if throughput else (None, None)
     rows = []
-    for run in plan(config):
+    for run in plan(config) if runs is None else runs:
         params, resources = run.params, config.resources_for(run.phase)
         upstream = params.get("intermediate_run") or params.get("encoder_run") or \
             params.get("target_run", "")
@@ -430,7 +433,10 @@ def plan_table(config: GridConfig, throughput: str | Path | None = None) -> pd.D
                                 projection="")
             except NotProjected as reason:
                 rows[-1].update(projected_gpu_hours=float("nan"), projection=str(reason))
-    return pd.DataFrame(rows).astype({"seed": "Int64"})
+    table = pd.DataFrame(rows).astype({"seed": "Int64"})
+    if environment is not None:
+        table.attrs["throughput_environment"] = environment
+    return table
 
 
 def _seed(run: PlannedRun) -> int | None:

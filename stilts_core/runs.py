@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +192,34 @@ def execute_phase(phase: str, params: dict, force: bool = False, log=print,
     return path
 
 
+# A Unix socket's path holds at most 107 bytes; the longest of ours ends in "/kernel-5".
+_SOCKET_PATH_LIMIT = 107
+
+
+def execute_notebook(source: Path, output: Path, parameters: dict) -> None:
+    """Execute a notebook with papermill, its kernel working in the repository root.
+
+    The kernel talks over Unix sockets in a private temporary folder rather than TCP: ports that
+    one process picks for its kernel can be taken by a kernel another process starts at the
+    same moment (grid jobs start side by side), which kills the kernel before it replies or
+    leaves its client waiting for ever.
+    """
+    import papermill
+    from traitlets.config import Config
+
+    with tempfile.TemporaryDirectory(prefix="stilts-kernel-") as sockets:
+        prefix = os.path.join(sockets, "kernel")
+        if len(prefix) + 2 > _SOCKET_PATH_LIMIT:
+            raise RunError(f"the temporary folder {tempfile.gettempdir()} makes the kernel's "
+                           f"socket paths longer than {_SOCKET_PATH_LIMIT} bytes; set TMPDIR to "
+                           "a shorter path such as /tmp")
+        papermill.execute_notebook(
+            str(source), str(output), parameters=parameters, cwd=str(REPO_ROOT),
+            kernel_name="python3", progress_bar=False,
+            config=Config({"KernelManager": {"transport": "ipc", "ip": prefix}}),
+        )
+
+
 def _execute(phase: str, params: dict, path: Path, log) -> None:
     import papermill
 
@@ -205,11 +234,7 @@ def _execute(phase: str, params: dict, path: Path, log) -> None:
         f"({spec.description})")
     started = time.time()
     try:
-        papermill.execute_notebook(
-            str(notebooks_dir() / spec.notebook), str(executed),
-            parameters={**params, "run_dir": str(path)}, cwd=str(REPO_ROOT),
-            kernel_name="python3", progress_bar=False,
-        )
+        execute_notebook(notebooks_dir() / spec.notebook, executed, {**params, "run_dir": str(path)})
     except papermill.PapermillExecutionError as error:
         first_line = next((line for line in error.source.splitlines() if line.strip()), "")
         raise RunError(

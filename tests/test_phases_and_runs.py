@@ -76,3 +76,57 @@ def test_run_lock_is_exclusive_and_dies_with_its_holder(tmp_path):
     while is_running(tmp_path) and time.time() < deadline:
         time.sleep(0.05)
     assert not is_running(tmp_path)  # no stale lock after a SIGKILL
+
+
+def _notebook(path, *sources):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    notebook.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_kernel_talks_over_unix_sockets_in_a_private_folder_that_is_removed(tmp_path):
+    """TCP ports picked by one process can be taken by a kernel another starts at the same
+    moment, which killed a kernel of a grid job in CI; Unix sockets in a folder of its own
+    cannot collide."""
+    import json
+    import os
+    from pathlib import Path
+
+    from stilts_core.paths import REPO_ROOT
+    from stilts_core.runs import execute_notebook
+
+    source = _notebook(
+        tmp_path / "connection.ipynb", "output = ''",
+        "import json, os\n"
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "kernel = IPKernelApp.instance()\n"
+        "sockets = sorted(os.listdir(os.path.dirname(kernel.ip)))\n"
+        "json.dump({'transport': kernel.transport, 'ip': kernel.ip, 'sockets': sockets,\n"
+        "           'cwd': os.getcwd()}, open(output, 'w'))")
+    record = tmp_path / "connection.json"
+    execute_notebook(source, tmp_path / "executed.ipynb", {"output": str(record)})
+    connection = json.loads(record.read_text())
+    assert connection["transport"] == "ipc"
+    assert Path(connection["cwd"]) == REPO_ROOT
+    folder = os.path.dirname(connection["ip"])
+    assert os.path.basename(folder).startswith("stilts-kernel-")
+    assert connection["sockets"] == [f"kernel-{port}" for port in range(1, 6)]
+    assert not os.path.exists(folder)
+
+
+def test_too_long_temporary_folder_for_kernel_sockets_is_a_clear_error(tmp_path, monkeypatch):
+    import tempfile
+
+    from stilts_core.runs import execute_notebook
+
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    with pytest.raises(RunError, match=r"socket paths longer than 107 bytes; set TMPDIR"):
+        execute_notebook(_notebook(tmp_path / "n.ipynb", "x = 1"), tmp_path / "out.ipynb", {})
+    assert not list(deep.iterdir())  # the private folder is removed on the error too
