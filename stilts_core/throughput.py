@@ -167,6 +167,17 @@ def _peak_memory() -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "process peak RSS"
 
 
+def _timed(work) -> float:
+    """Seconds ``work()`` takes once the device is idle, with the peak-memory counter reset
+    so that the peak is this work's."""
+    _synchronise()
+    _reset_peak_memory()
+    started = time.perf_counter()
+    work()
+    _synchronise()
+    return time.perf_counter() - started
+
+
 def measure_training(task: TaskSpec, examples: datasets.Dataset, tokenizer, config, model_name: str,
                      hyper: Hyperparameters, setting: str, steps: int, warmup: int,
                      peak_tflops: float | None, seed: int = 1) -> Measurement:
@@ -271,12 +282,8 @@ def measure_inference(task: TaskSpec, examples: datasets.Dataset, tokenizer, con
     collator = handler.collator(tokenizer)
     run_model(model, collator, features.select(range(min(batch_size, len(features)))), batch_size,
               handler.outputs, handler.token_level)  # warm-up
-    _synchronise()
-    _reset_peak_memory()
-    started = time.perf_counter()
-    run_model(model, collator, features, batch_size, handler.outputs, handler.token_level)
-    _synchronise()
-    seconds = time.perf_counter() - started
+    seconds = _timed(lambda: run_model(model, collator, features, batch_size, handler.outputs,
+                                       handler.token_level))
     totals = _token_totals(features["input_ids"])
     memory, memory_kind = _peak_memory()
     return Measurement(
@@ -304,12 +311,7 @@ def measure_encoding(sentences: list[str], tokenizer, config, model_name: str, b
     model = transformers.AutoModel.from_config(config, attn_implementation="sdpa").to(device)
     settings = RepresentationSettings(layer=-1, pooling="mean", max_length=max_length)
     encode(sentences[:batch_size], model, tokenizer, settings, batch_size)  # warm-up
-    _synchronise()
-    _reset_peak_memory()
-    started = time.perf_counter()
-    encode(sentences, model, tokenizer, settings, batch_size)
-    _synchronise()
-    seconds = time.perf_counter() - started
+    seconds = _timed(lambda: encode(sentences, model, tokenizer, settings, batch_size))
     ids = tokenizer(list(sentences), truncation=True, max_length=max_length)["input_ids"]
     totals = _token_totals(ids)
     memory, memory_kind = _peak_memory()
