@@ -10,23 +10,27 @@ Tatoeba sentences when the shared data pack is present (else fixture sentences),
 1024, vocabulary 250,002): the arithmetic of the real weights. Search uses
 :func:`stilts_core.retrieval.knn` with k=4 (the BUCC margin's neighbourhood) of ``--queries``
 random unit vectors against ``--candidates`` (BUCC de-en has about 400k sentences a side); the
-time of the full all-pairs search is extrapolated from the queries measured.
+time of the full all-pairs search is extrapolated from the queries measured. The figures, with
+device, versions, date and command, go to ``benchmarks/results/retrieval-<device>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import json
+import shlex
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import transformers
 
 from stilts_core.modelling import load_tokenizer, resolve_model
-from stilts_core.paths import fixtures_dir, shared_data_dir
+from stilts_core.paths import REPO_ROOT, atomic_write_text, fixtures_dir, shared_data_dir
 from stilts_core.retrieval import RepresentationSettings, encode, knn, normalise
-from stilts_core.throughput import XLMR_LARGE_CONFIG
+from stilts_core.throughput import XLMR_LARGE_CONFIG, environment
 
 transformers.logging.set_verbosity_error()
 
@@ -68,11 +72,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2048)
     parser.add_argument("--dimensions", type=int, default=1024)
     parser.add_argument("--candidate-chunk", type=int, default=65536)
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/retrieval-<device>.json")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu"
-    print(f"device: {device} ({name}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} CPU threads")
+    env = environment(shlex.join([Path(sys.executable).name, *sys.argv]), "tiny-xlmr's (see load_model)",
+                      "Tatoeba sentences of the shared data pack, else the fixtures")
+    print(f"device: {env['device']}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
 
     model, tokenizer = load_model(args.model, device)
     texts = sentences(args.sentences)
@@ -85,8 +90,9 @@ def main() -> None:
     if device == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
+    encoding = len(texts) / elapsed
     print(f"encoding: {args.model}, {len(texts)} sentences, batch {args.batch_size}: "
-          f"{len(texts) / elapsed:.1f} sentences/s")
+          f"{encoding:.1f} sentences/s")
 
     rng = np.random.default_rng(0)
     candidates = normalise(rng.standard_normal((args.candidates, args.dimensions),
@@ -102,6 +108,15 @@ def main() -> None:
     print(f"search: k=4, {args.queries} queries x {args.candidates} candidates x "
           f"{args.dimensions} dims: {rate:.1f} queries/s; one direction of a "
           f"{args.candidates} x {args.candidates} BUCC search: {args.candidates / rate / 60:.1f} min")
+    slug = "".join(c if c.isalnum() else "-" for c in env["device"].lower()).strip("-")
+    output = args.output or REPO_ROOT / "benchmarks" / "results" / f"retrieval-{slug}.json"
+    figures = {"model": args.model, "sentences": len(texts), "batch_size": args.batch_size,
+               "encoding_sentences_per_s": round(encoding, 1), "search_k": 4,
+               "queries": args.queries, "candidates": args.candidates,
+               "dimensions": args.dimensions, "search_queries_per_s": round(rate, 1),
+               "one_direction_minutes": round(args.candidates / rate / 60, 1)}
+    atomic_write_text(output, json.dumps({"environment": env, "figures": figures}, indent=1) + "\n")
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

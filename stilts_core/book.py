@@ -1,85 +1,215 @@
-"""Build the Jupyter Book: run the grid, collect its results, execute the analysis notebooks
-with papermill, then build the HTML with warnings as errors (offline, Jupyter Book 1.x)."""
+"""Build the Jupyter Book from result sets: run the grids a book configuration names (or take
+tables collected elsewhere), execute the chapter notebooks with papermill, then build the HTML
+with warnings as errors (offline, Jupyter Book 1.x).
+
+Chapters that show results are executed once per result set, each page under its set's badge,
+below a generated chapter page that lists the sets; the statistics chapters analyse each set whose
+class is a finding, one model at a time, and a labelled simulation only where there is none.
+"""
 
 from __future__ import annotations
 
+import html
+import json
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .claims import FULL_SCALE_CONFIG
 from .grid import collect_grid, load_config, run_local
 from .paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
+from .provenance import get_class
+from .result_sets import (
+    DEFAULT_BOOK_CONFIG,
+    AnalysisSettings,
+    BookConfig,
+    ResultSet,
+    display_path,
+    load_book_config,
+    read_result_set,
+)
 from .runs import execute_notebook
 
-# Notebooks executed into the book, in chapter order: source notebook -> (page under
-# book/generated/, its parameters from the build's paths). "results" is the collected results
-# table; "analysis" is what the statistics chapters analyse (the results, or a simulation when
-# they contain no full-scale run); "simulation" is that simulation, or "" with a full-scale run.
-BOOK_NOTEBOOKS = {
-    "00_tasks_languages.ipynb": ("tasks_languages.ipynb", lambda paths: {}),
-    "00_morphology.ipynb": ("morphology.ipynb", lambda paths: {}),
-    "00_setup.ipynb": ("setup.ipynb", lambda paths: {"configs": paths["configs"]}),
-    "05_results.ipynb": ("results.ipynb", lambda paths: {"results_path": paths["results"],
-                                                         "simulation_path": paths["simulation"]}),
-    "06_mixed_effects.ipynb": ("mixed_effects.ipynb",
-                               lambda paths: {"results_path": paths["analysis"]}),
-    "07_power.ipynb": ("power.ipynb", lambda paths: {"results_path": paths["analysis"]}),
-    "08_claims.ipynb": ("claims.ipynb", lambda paths: {"results_path": paths["results"]}),
-    "09_published.ipynb": ("published.ipynb", lambda paths: {}),
-    "10_reproduce.ipynb": ("reproduce.ipynb", lambda paths: {"configs": paths["configs"]}),
-}
+GENERATED = "generated"
+
+
+@dataclass(frozen=True)
+class Build:
+    """What one build shows: its result sets, the plan and the grid configs it tabulates."""
+
+    config: BookConfig
+    sets: tuple[ResultSet, ...]
+    grids: tuple[str, ...]
+    simulation: ResultSet | None = None
+
+    def analysed(self) -> list[ResultSet]:
+        """The sets the statistics chapters analyse: each finding, else the simulation."""
+        found = [s for s in self.sets if s.analysed]
+        return found or ([self.simulation] if self.simulation else [])
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter notebook: executed ``once``, once per result set (``per_set``), or once per
+    analysed set and model (``per_analysis``); ``parameters`` gives its papermill parameters."""
+
+    notebook: str
+    page: str
+    scope: str
+    title: str
+    parameters: Callable
+
+
+def _plan(build: Build, result_set: ResultSet) -> dict:
+    return build.config.plan.with_settings(result_set.analysis)
+
+
+CHAPTERS = (
+    Chapter("00_tasks_languages.ipynb", "tasks_languages", "once", "", lambda b, s: {}),
+    Chapter("00_morphology.ipynb", "morphology", "once", "", lambda b, s: {}),
+    Chapter("00_setup.ipynb", "setup", "once", "", lambda b, s: {"configs": list(b.grids)}),
+    Chapter("05_results.ipynb", "results", "per_set", "Results: zero-shot transfer and retrieval",
+            lambda b, s: {"results_path": s.as_parameter()["path"],
+                          "simulation_path": b.simulation.as_parameter()["path"]
+                          if b.simulation and not any(x.analysed for x in b.sets) else ""}),
+    Chapter("06_mixed_effects.ipynb", "mixed_effects", "per_analysis", "Morphology and gains",
+            lambda b, s: {"results_path": s.as_parameter()["path"],
+                          **{k: v for k, v in _plan(b, s).items()
+                             if k in ("index", "compare", "formula", "bootstrap_reps")},
+                          "planned_bootstrap_reps": b.config.plan.bootstrap_reps}),
+    Chapter("07_power.ipynb", "power", "per_analysis", "Power and sensitivity",
+            lambda b, s: {"results_path": s.as_parameter()["path"],
+                          **{k: v for k, v in _plan(b, s).items()
+                             if k in ("index", "formula", "power_slopes", "power_reps", "power_test")},
+                          "planned_power_reps": b.config.plan.power_reps}),
+    Chapter("08_claims.ipynb", "claims", "once", "",
+            lambda b, s: {"results_paths": [x.as_parameter()["path"] for x in b.sets]}),
+    Chapter("09_published.ipynb", "published", "once", "", lambda b, s: {}),
+    Chapter("10_reproduce.ipynb", "reproduce", "once", "", lambda b, s: {"configs": list(b.grids)}),
+)
 
 
 class BookError(RuntimeError):
     """The book could not be built; the message says which step and where its log is."""
 
 
-def analysis_results(results_path: Path, log=print) -> Path:
-    """What the mixed-effects chapter analyses: the collected results when they contain a
-    full-scale run; otherwise (a smoke run has a handful of languages) a simulated result set
-    from the power analysis's generating model, written beside them and labelled as such."""
-    import pandas as pd
-
+def simulation_set(log=print) -> ResultSet:
+    """The simulated result set the statistics chapters analyse when no set is a finding: the
+    power analysis's generating model over the real languages and their real indices, written
+    to the results folder with its truth beside it and labelled as a simulation."""
     from .languages import read_languages_table
     from .morphology import read_indices, wide_view
     from .statistics import BOOK_SIMULATION, write_simulation
 
-    if "full-scale run" in set(pd.read_parquet(results_path)["provenance"]):
-        return results_path
-    path = results_path.with_name("simulation.parquet")
-    log(f"[stilts] no full-scale run in {results_path.name}: the statistics chapter analyses a "
-        f"simulated result set ({path.name})")
+    path = results_dir() / "simulation.parquet"
+    log(f"[stilts] no result set is a finding: the statistics chapters analyse a simulated "
+        f"result set ({path})")
     write_simulation(path, read_languages_table(), wide_view(read_indices()), **BOOK_SIMULATION)
-    return path
+    return read_result_set(path, name="simulation",
+                           description="simulated gains with a stated truth (not a finding)")
 
 
-def execute_analysis_notebooks(results_path: Path, config_path: Path = FULL_SCALE_CONFIG,
-                               log=print) -> list[Path]:
+def _page_name(chapter: Chapter, result_set: ResultSet, model: str | None = None) -> str:
+    suffix = result_set.name + (f"-{_slug(model)}" if model else "")
+    return f"{chapter.page}-{suffix}"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text.lower())
+
+
+def _by_model(result_set: ResultSet) -> list[tuple[ResultSet, str | None]]:
+    """One analysis per model: a set of several models is split into one table per model
+    (written beside the book's pages), since the statistics never pool models."""
+    if len(result_set.models) <= 1:
+        return [(result_set, None)]
+    import pandas as pd
+
+    table = pd.read_parquet(result_set.path)
+    parts = []
+    for model in result_set.models:
+        path = book_dir() / GENERATED / "tables" / f"{result_set.name}-{_slug(model)}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table[table["model"] == model].to_parquet(path, index=False)
+        parts.append((ResultSet(name=result_set.name, path=path, provenance=result_set.provenance,
+                                description=f"{result_set.description}; model {model}",
+                                models=(model,), analysis=result_set.analysis), model))
+    return parts
+
+
+def _badge(result_set: ResultSet) -> str:
+    kind = get_class(result_set.provenance)
+    return (f'<span style="border-left:6px solid {kind.colour};padding:0.1em 0.5em;'
+            f'background:#f6f8fa"><strong style="color:{kind.colour}">{html.escape(kind.badge)}'
+            f"</strong></span>")
+
+
+def _chapter_page(chapter: Chapter, entries: list[tuple[ResultSet, str]], build: Build) -> str:
+    """The chapter's own page: which result sets it shows, each with its badge and page."""
+    lines = [f"# {chapter.title}", "",
+             "This chapter shows each result set of this build on its own page, under the badge "
+             "of its kind of evidence; numbers from different sets are never pooled.", ""]
+    if chapter.scope == "per_analysis" and not any(s.analysed for s in build.sets):
+        lines += ["No result set of this build is a finding (a full-scale or reduced-scale real "
+                  "run), so this chapter analyses a **simulated** result set with a stated truth. "
+                  "**It is a simulation, not a finding.**", ""]
+    for result_set, page in entries:
+        kind = get_class(result_set.provenance)
+        lines.append(f"- {_badge(result_set)} {{doc}}`{page}`: {html.escape(result_set.description)} "
+                     f"(`{result_set.as_parameter()['path']}`; {kind.definition}).")
+    return "\n".join(lines) + "\n"
+
+
+def _retitle(notebook: Path, title: str) -> None:
+    """Name the set in the page's title (its first heading), so the contents tell pages apart."""
+    document = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in document["cells"]:
+        if cell["cell_type"] == "markdown" and "".join(cell["source"]).startswith("# "):
+            first, *rest = "".join(cell["source"]).split("\n", 1)
+            cell["source"] = "\n".join([f"{first} — {title}", *rest])
+            break
+    notebook.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def execute_chapters(build: Build, log=print) -> list[Path]:
     import papermill
 
-    analysis = _display_path(analysis_results(results_path, log))
-    results = _display_path(results_path)
-    configs = list(dict.fromkeys([_display_path(config_path), _display_path(FULL_SCALE_CONFIG)]))
-    paths = {"results": results, "analysis": analysis,
-             "simulation": "" if analysis == results else analysis, "configs": configs}
+    folder = book_dir() / GENERATED
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in [*folder.glob("*-*.ipynb"), *folder.glob("*.md")]:  # pages of earlier builds
+        stale.unlink()
     written = []
-    for source, (page, parameters) in BOOK_NOTEBOOKS.items():
-        output = book_dir() / "generated" / page
-        output.parent.mkdir(parents=True, exist_ok=True)
-        log(f"[stilts] executing {source} -> {output.relative_to(REPO_ROOT)}")
+
+    def execute(chapter: Chapter, page: str, result_set: ResultSet | None) -> Path:
+        output = folder / f"{page}.ipynb"
+        log(f"[stilts] executing {chapter.notebook} -> {output.relative_to(REPO_ROOT)}")
         try:
-            execute_notebook(notebooks_dir() / source, output, parameters(paths))
+            execute_notebook(notebooks_dir() / chapter.notebook, output,
+                             chapter.parameters(build, result_set))
         except papermill.PapermillExecutionError as error:
-            raise BookError(f"{source} failed: {error.ename}: {error.evalue}; see {output}") from None
-        written.append(output)
+            raise BookError(f"{chapter.notebook} failed: {error.ename}: {error.evalue}; "
+                            f"see {output}") from None
+        if result_set is not None:
+            _retitle(output, result_set.title)
+        return output
+
+    for chapter in CHAPTERS:
+        if chapter.scope == "once":
+            written.append(execute(chapter, chapter.page, None))
+            continue
+        targets = ([(s, None) for s in build.sets] if chapter.scope == "per_set"
+                   else [part for s in build.analysed() for part in _by_model(s)])
+        entries = []
+        for result_set, model in targets:
+            page = _page_name(chapter, result_set, model)
+            written.append(execute(chapter, page, result_set))
+            entries.append((result_set, page))
+        chapter_page = folder / f"{chapter.page}.md"
+        chapter_page.write_text(_chapter_page(chapter, entries, build), encoding="utf-8")
+        written.append(chapter_page)
     return written
-
-
-def _display_path(path: Path) -> str:
-    """Repository-relative where possible: the published page should not show a home folder."""
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def build_html(log=print) -> Path:
@@ -94,17 +224,56 @@ def build_html(log=print) -> Path:
     return book_dir() / "_build" / "html"
 
 
-def build(config_path: Path, html: bool = True, log=print) -> Path:
-    config = load_config(config_path)
+def _grid_set(grid_path: Path, spec_name: str, description: str, analysis: AnalysisSettings,
+              log) -> ResultSet:
+    config = load_config(grid_path)
     report = run_local(config, log=log)
     if not report.ok:
         raise BookError(f"grid {config.name} did not finish:\n{report.summary()}")
-    results_path = results_dir() / f"{config.name}.parquet"
-    table = collect_grid(config, results_path)
-    log(f"[stilts] collected {len(table)} result rows into {results_path}")
-    execute_analysis_notebooks(results_path, Path(config_path), log=log)
+    path = results_dir() / f"{config.name}.parquet"
+    table = collect_grid(config, path)
+    log(f"[stilts] collected {len(table)} result rows into {path}")
+    return read_result_set(path, name=spec_name, description=description, analysis=analysis,
+                           grid=Path(grid_path))
+
+
+def plan_build(book_config: Path = DEFAULT_BOOK_CONFIG, grid: Path | None = None,
+               results: list[Path] | None = None, log=print) -> Build:
+    """The result sets of a build. ``results``: exactly these collected tables, no grid is run;
+    otherwise the book configuration's sets, its grids run here (``grid`` replaces them)."""
+    config = load_book_config(book_config)
+    sets, grids = [], []
+    if results:
+        sets = [read_result_set(Path(path)) for path in results]
+    else:
+        for spec in config.result_sets:
+            if spec.grid is not None:
+                grid_path = Path(grid) if grid else REPO_ROOT / spec.grid
+                sets.append(_grid_set(grid_path, spec.name if not grid else load_config(grid_path).name,
+                                      spec.description, spec.analysis, log))
+                grids.append(display_path(grid_path))
+            else:
+                sets.append(read_result_set(REPO_ROOT / spec.path, name=spec.name,
+                                            description=spec.description, analysis=spec.analysis))
+    names = [s.name for s in sets]
+    if len(set(names)) != len(names):
+        raise BookError(f"two result sets have the same name ({names}); rename a file")
+    simulation = None
+    if not any(s.analysed for s in sets):
+        simulation = simulation_set(log)
+        simulation = ResultSet(**{**simulation.__dict__, "analysis": config.simulation.analysis,
+                                  "description": config.simulation.description})
+    grids = list(dict.fromkeys([*grids, display_path(FULL_SCALE_CONFIG)]))
+    return Build(config=config, sets=tuple(sets), grids=tuple(grids), simulation=simulation)
+
+
+def build(book_config: Path = DEFAULT_BOOK_CONFIG, grid: Path | None = None,
+          results: list[Path] | None = None, html: bool = True, log=print) -> Path:
+    plan = plan_build(book_config, grid, results, log)
+    log("[stilts] result sets: " + "; ".join(f"{s.name} ({s.provenance}, {s.path})" for s in plan.sets))
+    execute_chapters(plan, log=log)
     if not html:
-        return results_path
+        return book_dir() / GENERATED
     output = build_html(log=log)
     log(f"[stilts] book built: {output / 'index.html'}")
     return output

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .paths import configs_dir, data_dir
+from .provenance import FULL_SCALE
 from .results import NO_INTERMEDIATE, benchmark_scores
-from .tasks import get_benchmark
+from .tasks import MULTI, PHANG_INTERMEDIATE, get_benchmark
 
 SUPPORTED, CONTRADICTED, NOT_RUN = "supported", "contradicted", "not yet run at full scale"
 CLAIMS_PATH = data_dir() / "published" / "seed_claims.tsv"
@@ -29,10 +30,6 @@ BENCHMARK = "xtreme"  # Phang et al. report gains over the XTREME target tasks
 # Published gains are single numbers from another code base and another release of the data;
 # a replication within this many points (same sign) supports them, anything else contradicts.
 TOLERANCE = 2.0
-# The nine English intermediate tasks the paper names (C9 checks the registry against them).
-PHANG_INTERMEDIATE = ("anli_plus", "ccg", "commonsense_qa", "cosmos_qa", "hellaswag", "mnli", "qqp",
-                      "squad", "sst2")
-MULTI = "multi"
 RETRIEVAL = ("bucc2018", "tatoeba")
 COLUMNS = ["claim_id", "kind", "claim", "quantity", "published", "computed", "status", "criterion",
            "evidence"]
@@ -72,9 +69,8 @@ class Evidence:
 
     def __init__(self, results: pd.DataFrame, config_path: Path = FULL_SCALE_CONFIG):
         self.config_path = Path(config_path)
-        full = results[(results["provenance"] == "full-scale run")
-                       & (results["model"] == CLAIM_MODEL)]
-        self.other_rows = results[results["provenance"] != "full-scale run"]
+        full = results[(results["provenance"] == FULL_SCALE) & (results["model"] == CLAIM_MODEL)]
+        self.other_rows = results[results["provenance"] != FULL_SCALE]
         self.full_rows = len(full)
         self.tasks = tuple(get_benchmark(BENCHMARK).tasks)
         scores = benchmark_scores(full, BENCHMARK) if len(full) else pd.DataFrame(

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from .paths import configs_dir, data_dir, fixtures_dir, results_dir
+from .paths import data_dir, fixtures_dir, results_dir
 from .runs import PHASES
-
-DEFAULT_CONFIG = configs_dir() / "smoke.yaml"
 
 
 def _parse_value(text: str):
@@ -145,8 +143,13 @@ def cmd_score(args) -> int:
 
 def cmd_book(args) -> int:
     from .book import build
+    from .result_sets import DEFAULT_BOOK_CONFIG
 
-    build(args.config, html=not args.no_html)
+    if args.results and args.config:
+        raise ValueError("--results shows tables collected elsewhere and runs no grid; "
+                         "--config runs a grid: give one or the other")
+    build(args.book_config or DEFAULT_BOOK_CONFIG, grid=args.config, results=args.results,
+          html=not args.no_html)
     return 0
 
 
@@ -286,11 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
                             "the report); no group or overall score is then computed")
     score.set_defaults(handler=cmd_score)
 
-    book = sub.add_parser("book", help="run the grid, collect, execute notebooks, build the book",
-                          description="End to end: run the grid of CONFIG (default: the embedded "
-                                      "offline smoke config), collect its results, execute the "
-                                      "analysis notebooks and build book/_build/html.")
-    book.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    book = sub.add_parser("book", help="build the book from result sets",
+                          description="End to end: the result sets of the book configuration (by "
+                                      "default the smoke grid, run and collected here, and every "
+                                      "committed real set), or exactly the collected tables given "
+                                      "with --results (no grid is run); execute the chapter "
+                                      "notebooks, one page per set, and build book/_build/html.")
+    book.add_argument("--book-config", type=Path,
+                      help="result sets and analysis plan (default: configs/book.yaml)")
+    book.add_argument("--config", type=Path,
+                      help="a grid config to run and collect instead of the book config's grids")
+    book.add_argument("--results", type=Path, action="append",
+                      help="a results table collected elsewhere (repeatable); no grid is run")
     book.add_argument("--no-html", action="store_true", help="stop before jupyter-book build")
     book.set_defaults(handler=cmd_book)
 

@@ -423,7 +423,8 @@ def plan_table(config: GridConfig, throughput: str | Path | None = None,
             "upstream": upstream, "status": status(run), "gpus": resources.gpus,
             "time_limit_h": resources.time_min / 60,
             "requested_gpu_hours": resources.gpus * resources.time_min / 60,
-            "wall_hours": seconds / 3600, "gpu_hours": seconds * record.get("gpus", 0) / 3600,
+            "wall_hours": seconds / 3600,
+            "gpu_hours": record.get("gpu_seconds", seconds * record.get("gpus", 0)) / 3600,
             "device": record.get("device", ""),
         })
         if measurements is not None:

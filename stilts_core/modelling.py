@@ -10,12 +10,12 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from .data import hub_unreachable
 from .paths import REPO_ROOT, cache_dir
+from .provenance import FULL_SCALE, PARTIAL, SMOKE, get_class
 
 MODEL_ROOT_VARIABLE = "STILTS_MODEL_ROOT"
 
@@ -23,32 +23,39 @@ MODEL_ROOT_VARIABLE = "STILTS_MODEL_ROOT"
 class ModelSourceError(RuntimeError):
     """A model cannot be loaded here; the message names the model and the override to use."""
 
-Provenance = Literal["full-scale run", "smoke run"]
-
-
 class ModelSpec(BaseModel):
+    """A registered encoder. ``provenance_ceiling`` is the strongest evidence a run of it can be
+    (``stilts_core.provenance``): full-scale only for the models of the published setup."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
     description: str
     hub_id: str | None = None
     config_file: str | None = None  # repo-relative; for models we build locally
-    provenance: Provenance
+    provenance_ceiling: str
+
+    @field_validator("provenance_ceiling")
+    @classmethod
+    def _a_run_class(cls, value: str) -> str:
+        if not get_class(value).is_run:
+            raise ValueError(f"{value!r} is not a class of runs")
+        return value
 
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec(name="xlm-roberta-large", hub_id="FacebookAI/xlm-roberta-large",
-                  provenance="full-scale run",
+                  provenance_ceiling=FULL_SCALE,
                   description="XLM-R Large (Conneau et al. 2020), the model of Phang et al. 2020."),
         ModelSpec(name="xlm-roberta-base", hub_id="FacebookAI/xlm-roberta-base",
-                  provenance="full-scale run", description="XLM-R Base."),
+                  provenance_ceiling=FULL_SCALE, description="XLM-R Base."),
         ModelSpec(name="bert-base-multilingual-cased",
                   hub_id="google-bert/bert-base-multilingual-cased",
-                  provenance="full-scale run", description="mBERT (cased)."),
+                  provenance_ceiling=FULL_SCALE, description="mBERT (cased)."),
         ModelSpec(name="tiny-xlmr", config_file="configs/models/tiny-xlmr.json",
-                  provenance="smoke run",
+                  provenance_ceiling=SMOKE,
                   description="Tiny random-init XLM-R-architecture model with a tokenizer trained "
                               "on the bundled fixtures; a pipeline check, not a finding."),
     )
@@ -65,9 +72,10 @@ def get_model_spec(name: str) -> ModelSpec:
         ) from None
 
 
-def provenance_of(model: str) -> Provenance:
-    """Results of registered full-size models are full-scale; anything else is a smoke run."""
-    return MODELS[model].provenance if model in MODELS else "smoke run"
+def provenance_ceiling(model: str) -> str:
+    """The strongest class a run of ``model`` can be: the registry's declaration; an unregistered
+    checkpoint (a local folder) is at best a partial run, since nothing says what it is."""
+    return MODELS[model].provenance_ceiling if model in MODELS else PARTIAL
 
 
 def resolve_model(model: str) -> str:

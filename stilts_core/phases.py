@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -17,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from . import data as data_io
 from .evaluation import score_language
-from .modelling import load_tokenizer, provenance_of, resolve_model
+from .modelling import load_tokenizer, provenance_ceiling, resolve_model
 from .paths import REPO_ROOT, atomic_write_text, fixtures_dir
+from .provenance import FULL_SCALE, SMOKE, Assessment, Condition, classify, read_label, write_record
 from .results import NO_INTERMEDIATE, result_file, write_run_results
 from .retrieval import RepresentationSettings, embed_layers, encode
 from .runs import load_done_run, run_id, run_path
@@ -34,6 +37,7 @@ from .training import Efficiency, Hyperparameters, prepare_mlm, prepare_task, tr
 
 SMOKE_MAX_TRAIN = 1000
 SMOKE_MAX_EVAL = 200
+EVERY_LANGUAGE = "each language"  # an evaluation split read in every language of the run
 
 
 class _Params(BaseModel):
@@ -270,13 +274,104 @@ def _start(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel]:
     return path, PARAMS[phase](**validated)
 
 
-def _provenance(model: str, p: _DataParams) -> str:
-    """Full-scale only for a registered full-size model on real data without truncation."""
+@dataclass(frozen=True)
+class RecipeCut:
+    """A parameter that, set this way, cuts the published recipe (so the run is not full-scale).
+    ``applies`` to the phases whose parameters have ``field``; ``cuts(p)`` says whether it does."""
+
+    field: str
+    requirement: str
+    cuts: Callable
+
+
+def _below_default(field: str):
+    return lambda p: getattr(p, field) < getattr(p.defaults(), field)
+
+
+def _declared_mixture(field: str):
+    def cuts(p) -> bool:
+        value = getattr(p, field)
+        if value is None:
+            return False
+        if p.task in MIXTURES:
+            return tuple(value) != get_mixture(p.task).tasks if field == "mixture_tasks" else True
+        return tuple(value) != get_task(p.task).combined_with
+    return cuts
+
+
+RECIPE_CUTS = (
+    RecipeCut("smoke", "false (no truncation of any split)", lambda p: p.smoke),
+    RecipeCut("max_steps", "-1 (train for the declared epochs)", lambda p: p.max_steps != -1),
+    RecipeCut("epochs", "at least the task's published epochs", _below_default("epochs")),
+    RecipeCut("mixture_tasks", "the declared mixture", _declared_mixture("mixture_tasks")),
+    RecipeCut("mixture_cap", "the declared cap", lambda p: p.mixture_cap is not None),
+    RecipeCut("combined_with", "the declared combined sets (ANLI+)", _declared_mixture("combined_with")),
+    RecipeCut("dual_max_steps", "-1 (train for the declared epochs)", lambda p: p.dual_max_steps != -1),
+    RecipeCut("dual_epochs", "at least the task's published epochs",
+              lambda p: p.dual_epochs is not None and p.dual_epochs < get_task(p.task).retrieval.epochs),
+)
+
+
+def _recipe_conditions(p: BaseModel) -> list[Condition]:
+    return [Condition(cut.field, str(getattr(p, cut.field)), not cut.cuts(p), cut.requirement)
+            for cut in RECIPE_CUTS if cut.field in type(p).model_fields]
+
+
+def _declared_size(task: TaskSpec, split: str, language: str) -> int | None:
+    if task.sizes is None or language != "en" or split not in ("train", "validation"):
+        return None
+    return getattr(task.sizes, split)
+
+
+def _data_conditions(p: _DataParams, reads: list[tuple[TaskSpec, str, str]]) -> list[Condition]:
+    """Per task split the run reads: hub data hold; a local copy holds when its size equals the
+    registry's declared size (splits without one are listed as unchecked)."""
     sources = p.sources()
-    roots = {sources.root, *sources.task_roots.values()}
-    if p.smoke or fixtures_dir().resolve() in roots:
-        return "smoke run"
-    return provenance_of(model)
+    conditions = []
+    unique = {(task.name, split, language): (task, split, language) for task, split, language in reads}
+    for task, split, language in unique.values():
+        root = sources.root_for(task)
+        name = f"data {task.name} {split}-{language}"
+        requirement = "the hub source, or a local copy with the declared number of examples"
+        if root is None:
+            revision = sources.revisions.get(task.name, task.hub.revision if task.hub else None)
+            conditions.append(Condition(name, f"hub {task.hub.path if task.hub else '?'}@{revision}",
+                                        task.hub is not None, requirement))
+            continue
+        declared = _declared_size(task, split, language)
+        if declared is None:
+            conditions.append(Condition(name, f"local {root} (no declared size: unchecked)", True,
+                                        requirement))
+            continue
+        found = len(data_io.load_split(task, split, language, sources))
+        conditions.append(Condition(name, f"local {root}: {found:,} examples (declared {declared:,})",
+                                    found == declared, requirement))
+    return conditions
+
+
+def _assess(path: Path, model: str, p: _DataParams, reads: list[tuple[TaskSpec, str, str]],
+            upstream: list[str]) -> Assessment:
+    """The run's provenance (:mod:`stilts_core.provenance`), written to its folder before any
+    result row, which carries its label."""
+    sources = p.sources()
+    fixtures = fixtures_dir().resolve() in {sources.root, *sources.task_roots.values()}
+    ceiling = provenance_ceiling(model)
+    model_condition = Condition("model", model, ceiling == FULL_SCALE,
+                                "a model the registry declares full-scale")
+    if fixtures or p.smoke:
+        ceiling = SMOKE
+        conditions = [model_condition,
+                      Condition("data", "bundled fixtures" if fixtures else "real data, truncated",
+                                False, "the tasks' real data"), *_recipe_conditions(p)]
+    else:
+        conditions = [model_condition, *_recipe_conditions(p), *_data_conditions(p, reads)]
+    assessment = classify(ceiling, conditions,
+                          {run: read_label(run_path(run)) for run in upstream if run})
+    write_record(path, assessment)
+    if assessment.label != FULL_SCALE:
+        print(f"[stilts] provenance: {assessment.label}"
+              + (f" ({'; '.join(assessment.reasons[:3])})" if assessment.reasons else ""))
+    return assessment
 
 
 def _head(dataset, limit: int):
@@ -351,7 +446,7 @@ def _intermediate_tasks(p: IntermediateParams, tokenizer, hyper: Hyperparameters
     for task in p.member_tasks():
         parts = [_load(task, "train", language, p, SMOKE_MAX_TRAIN, translated=language != "en")
                  for language in p.train_languages]
-        combined = task.combined_with if p.combined_with is None else p.combined_with
+        combined = _combined(p, task)
         parts += [_load(get_task(name), "train", "en", p, SMOKE_MAX_TRAIN) for name in combined]
         dev = _load(task, "validation", "en", p, SMOKE_MAX_EVAL)
         prepared.append(prepare_task(task, datasets.concatenate_datasets(parts), dev, tokenizer,
@@ -367,9 +462,23 @@ def _intermediate_tasks(p: IntermediateParams, tokenizer, hyper: Hyperparameters
     return prepared, used
 
 
+def _combined(p: IntermediateParams, task: TaskSpec) -> tuple[str, ...]:
+    return task.combined_with if p.combined_with is None else tuple(p.combined_with)
+
+
+def _intermediate_reads(p: IntermediateParams) -> list[tuple[TaskSpec, str, str]]:
+    reads = []
+    for task in p.member_tasks():
+        reads += [(task, "train", language) for language in p.train_languages]
+        reads += [(get_task(name), "train", "en") for name in _combined(p, task)]
+        reads.append((task, "validation", "en"))
+    return reads + [(get_task("wikipedia"), "train", language) for language in p.mlm_languages]
+
+
 def intermediate(params: dict, run_dir: str = "") -> dict:
     """Phase (ii): train the pretrained encoder on an English intermediate task or mixture."""
     path, p = _start("intermediate", params, run_dir)
+    provenance = _assess(path, p.model, p, _intermediate_reads(p), []).label
     init_path = resolve_model(p.model)
     tokenizer = load_tokenizer(init_path)
     hyper = p.hyperparameters()
@@ -382,7 +491,7 @@ def intermediate(params: dict, run_dir: str = "") -> dict:
     metrics.update(hyperparameters=hyper.model_dump(), temperature=temperature, cap=cap,
                    train_examples={t.name: len(t.train) for t in tasks})
     rows = [_row(p.model, p.task, t.name, "en", p.seed, "validation", t.task.dev_metric,
-                 metrics[f"{t.name}_{t.task.dev_metric}"], _provenance(p.model, p), path)
+                 metrics[f"{t.name}_{t.task.dev_metric}"], provenance, path)
             for t in tasks if t.task is not None]
     _write_outputs(path, metrics, rows)
     return metrics
@@ -400,9 +509,12 @@ def target(params: dict, run_dir: str = "") -> dict:
     task = get_task(p.task)
     init_path, intermediate_task, _ = _encoder_source(p.model, p.intermediate_run,
                                                       "intermediate_run")
+    refs = [ref for stage in task.training for ref in (stage.train, stage.dev)]
+    provenance = _assess(path, p.model, p, [(get_task(r.task), r.split, r.language) for r in refs],
+                         [p.intermediate_run]).label
     tokenizer = load_tokenizer(init_path)
     hyper = p.hyperparameters()
-    _record_sources(path, p, [get_task(ref.task) for s in task.training for ref in (s.train, s.dev)])
+    _record_sources(path, p, [get_task(ref.task) for ref in refs])
     metrics = {"hyperparameters": hyper.model_dump(), "stages": []}
     for number, stage in enumerate(task.training, start=1):
         stage_dir = path / "stages" / f"{number}-{stage.train.task}"
@@ -425,7 +537,7 @@ def target(params: dict, run_dir: str = "") -> dict:
     value = final[f"{task.name}_{task.dev_metric}"]
     metrics[f"dev_{task.dev_metric}"] = value
     rows = [_row(p.model, intermediate_task, task.name, task.training[-1].dev.language, p.seed,
-                 "validation", task.dev_metric, value, _provenance(p.model, p), path)]
+                 "validation", task.dev_metric, value, provenance, path)]
     _write_outputs(path, metrics, rows)
     return metrics
 
@@ -485,7 +597,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
                         doc_stride=tp["doc_stride"], labels=labels)
     split = task.evaluation_split
     languages = p.languages or _available_languages(task, split, p)
-    provenance = _provenance(tp["model"], p)
+    provenance = _assess(path, tp["model"], p, [(task, split, EVERY_LANGUAGE)], [p.target_run]).label
 
     def score(language: str) -> tuple[dict, list]:
         examples = _load(task, split, language, p, SMOKE_MAX_EVAL)
@@ -554,7 +666,8 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
         seed = p.seed
     tokenizer, model = _load_encoder(model_path)
     embed = _embedder(model, tokenizer, settings, p.batch_size)
-    provenance = _provenance(p.model, p)
+    provenance = _assess(path, p.model, p, [(task, task.evaluation_split, EVERY_LANGUAGE)],
+                         [p.encoder_run]).label
 
     def row(language: str, split: str, metric: str, value: float) -> dict:
         return _row(p.model, intermediate_task, task.name, language, seed, split, metric, value,
@@ -640,7 +753,7 @@ def alignment(params: dict, run_dir: str = "") -> dict:
     model_path, intermediate_task, seed = _encoder_source(p.model, p.encoder_run, "encoder_run")
     tokenizer, model = _load_encoder(model_path)
     layers = p.layers or list(range(model.config.num_hidden_layers + 1))
-    provenance = _provenance(p.model, p)
+    provenance = _assess(path, p.model, p, [(task, "test", EVERY_LANGUAGE)], [p.encoder_run]).label
 
     def score(language: str) -> tuple[dict, list]:
         pairs = _load(task, "test", language, p, SMOKE_MAX_EVAL)

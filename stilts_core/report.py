@@ -9,63 +9,86 @@ import html
 
 import pandas as pd
 
-from .results import NO_INTERMEDIATE, headline_scores, paired_gains, setting
-
-BADGES = {
-    "published": ("#1f6feb", "Published figures", "copied from the cited papers"),
-    "full-scale run": ("#1a7f37", "Full-scale run", "this project's own run at published scale"),
-    "smoke run": ("#bf8700", "Smoke run",
-                  "tiny random-init model on bundled fixtures: a pipeline check, not a finding"),
-    "simulation": ("#8250df", "Simulation", "data drawn from a statistical model, not a run"),
-}
+from .provenance import get_class
+from .results import NO_INTERMEDIATE, benchmark_scores, headline_scores, paired_gains, setting
 
 
 def provenance_badge(table: pd.DataFrame, source: str) -> str:
-    """An HTML banner naming the provenance of every result set in ``table`` and its file."""
+    """An HTML banner naming the provenance class of every result set in ``table`` (its badge
+    and definition, declared in :mod:`stilts_core.provenance`) and its file."""
     parts = []
     for provenance in sorted(table["provenance"].unique()):
-        colour, title, meaning = BADGES[provenance]
+        kind = get_class(provenance)
         parts.append(
-            f'<div style="border-left:6px solid {colour};padding:0.4em 0.8em;margin:0.4em 0;'
-            f'background:#f6f8fa"><strong style="color:{colour}">{html.escape(title)}</strong>'
-            f" &mdash; {html.escape(meaning)}. Source: <code>{html.escape(source)}</code></div>"
+            f'<div style="border-left:6px solid {kind.colour};padding:0.4em 0.8em;margin:0.4em 0;'
+            f'background:#f6f8fa"><strong style="color:{kind.colour}">{html.escape(kind.badge)}'
+            f"</strong> &mdash; {html.escape(kind.definition)}. Source: "
+            f"<code>{html.escape(source)}</code></div>"
         )
     return "\n".join(parts)
 
 
+# Rows that differ in these are never averaged together: each summary and figure shows them apart.
+NEVER_POOLED = ["provenance", "model", "protocol"]
+
+
+def _with_protocol(table: pd.DataFrame) -> pd.DataFrame:
+    """``protocol`` as a column: a retrieval row's protocol, empty for rows without one."""
+    table = table.copy()
+    table["protocol"] = setting(table, "protocol").fillna("")
+    return table
+
+
+def evidence_groups(table: pd.DataFrame):
+    """``(title, rows)`` per provenance class x model x retrieval protocol present in ``table``:
+    the units a figure may draw, since averaging across them mixes kinds of evidence."""
+    table = _with_protocol(table)
+    for key, rows in table.groupby(NEVER_POOLED, sort=True):
+        provenance, model, protocol = key
+        title = f"{model} ({provenance})" + (f", {protocol} protocol" if protocol else "")
+        yield title, rows
+
+
 def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each headline score, wide by language."""
-    rows = headline_scores(table, split)
-    summary = (rows.groupby(["target_task", "intermediate_task", "language"])["value"]
-               .agg(["mean", "std", "count"]).reset_index())
+    """Mean and standard deviation over seeds of each headline score, wide by language, one
+    row per provenance class x model x target task x protocol x intermediate setting."""
+    rows = _with_protocol(headline_scores(table, split))
+    keys = [*NEVER_POOLED, "target_task", "intermediate_task"]
+    summary = (rows.groupby([*keys, "language"])["value"].agg(["mean", "std", "count"])
+               .reset_index())
     summary["score"] = summary.apply(
         lambda r: f"{r['mean']:.1f}" + (f" ± {r['std']:.1f}" if r["count"] > 1 else ""), axis=1)
-    wide = summary.pivot_table(index=["target_task", "intermediate_task"], columns="language",
-                               values="score", aggfunc="first")
+    wide = summary.pivot_table(index=keys, columns="language", values="score", aggfunc="first")
     return wide.fillna("")  # a task without that language
 
 
 def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
-    """Mean paired gain (STILTs minus baseline) over seeds, per task and language."""
-    gains = paired_gains(headline_scores(table, split))
+    """Mean paired gain (STILTs minus baseline) over seeds, per provenance class, model,
+    protocol, task and language."""
+    gains = _with_protocol(paired_gains(headline_scores(table, split)))
     if gains.empty:
         return gains
-    return (gains.groupby(["target_task", "intermediate_task", "language"])["gain"]
+    return (gains.groupby([*NEVER_POOLED, "target_task", "intermediate_task", "language"])["gain"]
             .agg(["mean", "std", "count"]).round(2).reset_index())
 
 
-def score_figure(table: pd.DataFrame, split: str = "test"):
-    """Headline score per language, baseline vs intermediate tasks, one panel per target task."""
+def score_figure(table: pd.DataFrame, split: str = "test") -> list:
+    """Headline score per language, baseline vs intermediate tasks, one panel per target task;
+    one figure per provenance class x model x protocol."""
     import seaborn as sns
 
-    rows = headline_scores(table, split).copy()
-    rows["setting"] = rows["intermediate_task"].where(
-        rows["intermediate_task"] != NO_INTERMEDIATE, "none (baseline)")
-    grid = sns.catplot(data=rows, x="language", y="value", hue="setting", col="target_task",
-                       kind="bar", errorbar="sd", height=3.2, aspect=1.3, sharex=False)
-    grid.set_axis_labels("language", "headline score (%)")
-    grid.set_titles("{col_name}")
-    return grid.figure
+    figures = []
+    for title, rows in evidence_groups(headline_scores(table, split)):
+        rows = rows.copy()
+        rows["setting"] = rows["intermediate_task"].where(
+            rows["intermediate_task"] != NO_INTERMEDIATE, "none (baseline)")
+        grid = sns.catplot(data=rows, x="language", y="value", hue="setting", col="target_task",
+                           kind="bar", errorbar="sd", height=3.2, aspect=1.3, sharex=False)
+        grid.set_axis_labels("language", "headline score (%)")
+        grid.set_titles("{col_name}")
+        grid.figure.suptitle(title, y=1.03)
+        figures.append(grid.figure)
+    return figures
 
 
 def alignment_curves(table: pd.DataFrame) -> pd.DataFrame:
@@ -78,24 +101,31 @@ def alignment_curves(table: pd.DataFrame) -> pd.DataFrame:
     rows["measure"] = rows["metric"].str.removeprefix(METRIC_PREFIX)
     rows["encoder"] = rows["intermediate_task"].where(
         rows["intermediate_task"] != NO_INTERMEDIATE, "none (base encoder)")
-    return rows[["model", "encoder", "intermediate_task", "seed", "target_task", "language",
-                 "layer", "measure", "value"]].reset_index(drop=True)
+    return rows[["provenance", "model", "encoder", "intermediate_task", "seed", "target_task",
+                 "language", "layer", "measure", "value"]].reset_index(drop=True)
 
 
-def alignment_figure(table: pd.DataFrame):
+def alignment_figure(table: pd.DataFrame) -> list:
     """Each alignment measure against the layer, the base and each phase-(ii) encoder; lines
-    are means over languages (and seeds), bands one standard deviation."""
+    are means over the non-English languages (and seeds), bands one standard deviation; one
+    figure per provenance class x model."""
     import seaborn as sns
     from matplotlib.ticker import MaxNLocator
 
-    curves = alignment_curves(table)
-    grid = sns.relplot(data=curves, x="layer", y="value", hue="encoder", col="measure",
-                       kind="line", errorbar="sd", marker="o", height=2.8, aspect=1.1,
-                       facet_kws={"sharey": False})
-    grid.set_titles("{col_name}")
-    for axis in grid.axes.flat:  # layers are whole numbers
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return grid.figure
+    from .alignment import METRIC_PREFIX
+
+    figures = []
+    aligned = table[table["metric"].str.startswith(METRIC_PREFIX) & (table["language"] != "en")]
+    for title, rows in evidence_groups(aligned):
+        grid = sns.relplot(data=alignment_curves(rows), x="layer", y="value", hue="encoder",
+                           col="measure", kind="line", errorbar="sd", marker="o", height=2.8,
+                           aspect=1.1, facet_kws={"sharey": False})
+        grid.set_titles("{col_name}")
+        grid.figure.suptitle(title, y=1.03)
+        for axis in grid.axes.flat:  # layers are whole numbers
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        figures.append(grid.figure)
+    return figures
 
 
 # --- morphological complexity (data/morphology) -------------------------------------------------
@@ -431,14 +461,19 @@ def retrieval_table(config) -> pd.DataFrame:
 
 # --- gains at a glance (chapter 5) -----------------------------------------------------------------
 
-def gain_heatmaps(table: pd.DataFrame, split: str = "test"):
+def gain_heatmaps(table: pd.DataFrame, split: str = "test") -> list:
     """Mean paired gain (points) of target task x language, over intermediate settings and
     seeds, and of intermediate setting x target task, over languages and seeds; English is
-    marked apart (its gains are not zero-shot)."""
+    marked apart (its gains are not zero-shot). One figure per provenance class x model x
+    protocol."""
+    gains = paired_gains(headline_scores(table, split))
+    return [_gain_heatmap(rows, title) for title, rows in evidence_groups(gains)]
+
+
+def _gain_heatmap(gains: pd.DataFrame, title: str):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    gains = paired_gains(headline_scores(table, split))
     by_language = gains.pivot_table(index="target_task", columns="language", values="gain",
                                     aggfunc="mean")
     by_language = by_language[["en", *[c for c in by_language.columns if c != "en"]]
@@ -453,7 +488,7 @@ def gain_heatmaps(table: pd.DataFrame, split: str = "test"):
     options = {"cmap": "RdBu", "center": 0, "vmin": -limit, "vmax": limit,
                "cbar_kws": {"label": "gain (points)"}}
     sns.heatmap(by_language, ax=top, **options)
-    top.set_title("mean gain per target task and language (en: not zero-shot)")
+    top.set_title(f"{title}: mean gain per target task and language (en: not zero-shot)")
     top.set_xlabel("language")
     top.set_ylabel("target task")
     sns.heatmap(by_setting, ax=bottom, annot=by_setting.shape[1] <= 12, fmt=".1f", **options)
@@ -462,6 +497,23 @@ def gain_heatmaps(table: pd.DataFrame, split: str = "test"):
     bottom.set_ylabel("intermediate task")
     figure.tight_layout()
     return figure
+
+
+def benchmark_table(table: pd.DataFrame, benchmark: str = "xtreme-r") -> pd.DataFrame:
+    """The official aggregates (:func:`results.benchmark_scores`) per provenance class and
+    retrieval protocol present, never one across them."""
+    table = _with_protocol(table)
+    parts = []
+    for provenance, rows in table.groupby("provenance"):
+        protocols = sorted(set(rows["protocol"]) - {""}) or ["encoder"]
+        for protocol in protocols:
+            scores = benchmark_scores(rows.drop(columns="protocol"), benchmark, protocol=protocol)
+            parts.append(scores.assign(provenance=provenance, protocol=protocol))
+    if not parts:
+        return pd.DataFrame()
+    frame = pd.concat(parts, ignore_index=True)
+    return frame[["provenance", "protocol", *[c for c in frame.columns
+                                              if c not in ("provenance", "protocol")]]]
 
 
 # --- claims check (chapter 8) ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .metrics import get_metric, summarise_benchmark
+from .provenance import CLASSES
 from .tasks import get_benchmark, get_task
 
 COLUMNS = (
@@ -25,7 +26,6 @@ COLUMNS = (
 KEY = ("model", "intermediate_task", "target_task", "language", "seed", "split", "metric",
        "settings")
 NO_INTERMEDIATE = "none"
-PROVENANCES = ("published", "full-scale run", "smoke run", "simulation")
 
 
 class ResultsError(ValueError):
@@ -41,9 +41,9 @@ def make_frame(rows: list[dict]) -> pd.DataFrame:
     frame = frame[list(COLUMNS)].copy()
     frame["seed"] = frame["seed"].astype("Int64")
     frame["value"] = frame["value"].astype(float)
-    bad = sorted(set(frame["provenance"]) - set(PROVENANCES))
+    bad = sorted(set(frame["provenance"]) - set(CLASSES))
     if bad:
-        raise ResultsError(f"unknown provenance {bad}; allowed: {list(PROVENANCES)}")
+        raise ResultsError(f"unknown provenance {bad}; allowed: {list(CLASSES)}")
     return frame
 
 

@@ -3,7 +3,9 @@
 A run's id is derived from its validated parameters, so running the same phase with the same
 parameters finds its outputs instead of redoing them. Layout of ``runs/<run_id>/``:
 ``params.json``, ``notebook.ipynb`` (executed, with the injected parameters), ``metrics.json``,
-``results/<task>/<language>.csv`` (tidy rows), ``compute.json`` (wall time and device),
+``results/<task>/<language>.csv`` (tidy rows), ``provenance.json`` (what kind of evidence the run
+is, condition by condition), ``attempts.json`` and ``compute.json`` (wall time of every attempt
+and the device),
 ``predictions/``, model folders, checkpoints while it trains, ``.lock`` and ``DONE``.
 
 Crash safety: ``DONE`` is written last and atomically, so a run without it is partial and is
@@ -144,18 +146,72 @@ def load_done_run(identifier: str) -> tuple[Path, dict]:
     return path, json.loads((path / "params.json").read_text())
 
 
-def compute_record(started: float, finished: float) -> dict:
-    """What a run cost: wall seconds and the accelerators it could see (GPU-hours are the
-    seconds times the GPU count over 3600; a CPU run counts no GPU-hours)."""
+ATTEMPTS = "attempts.json"
+HEARTBEAT_SECONDS = 30.0
+
+
+def _device() -> tuple[int, str]:
     import platform
 
     import torch
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return {"seconds": round(finished - started, 1), "gpus": gpus,
-            "device": torch.cuda.get_device_name(0) if gpus else f"CPU ({platform.machine()}, "
-                                                                f"{os.cpu_count()} cores)",
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
+    name = torch.cuda.get_device_name(0) if gpus else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+    return gpus, name
+
+
+@contextlib.contextmanager
+def attempt(path: Path):
+    """Time one attempt at a run into ``attempts.json``: its start, then a heartbeat every
+    :data:`HEARTBEAT_SECONDS` and its end. An attempt killed without warning (SIGKILL, a pre-empted
+    job) keeps the time up to its last heartbeat, so a resumed run's cost counts every attempt."""
+    import threading
+
+    record = Path(path) / ATTEMPTS
+    attempts = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else []
+    gpus, device = _device()
+    mine = {"started": time.time(), "last_seen": time.time(), "finished": None, "gpus": gpus,
+            "device": device}
+    attempts.append(mine)
+    lock = threading.Lock()
+
+    def save() -> None:
+        with lock:
+            mine["last_seen"] = time.time()
+            atomic_write_text(record, json.dumps(attempts, indent=1))
+
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            save()
+
+    save()
+    heart = threading.Thread(target=beat, daemon=True)
+    heart.start()
+    try:
+        yield attempts
+    finally:
+        stop.set()
+        heart.join()
+        mine["finished"] = time.time()
+        save()
+
+
+def compute_record(attempts: list[dict]) -> dict:
+    """What a run cost over all its attempts: wall seconds (each attempt from its start to its
+    end, or to its last heartbeat if it was killed), GPU-seconds (each attempt's seconds times the
+    GPUs it could see; a CPU run counts none), and the device of the last attempt."""
+    import torch
+
+    seconds = [(a["finished"] or a["last_seen"]) - a["started"] for a in attempts]
+    last = attempts[-1]
+    return {"seconds": round(sum(seconds), 1), "attempts": len(attempts),
+            "attempt_seconds": [round(s, 1) for s in seconds],
+            "gpu_seconds": round(sum(s * a["gpus"] for s, a in zip(seconds, attempts, strict=True)), 1),
+            "gpus": last["gpus"], "device": last["device"],
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z",
+                                      time.localtime(last["finished"] or last["last_seen"])),
             "torch": torch.__version__}
 
 
@@ -234,7 +290,9 @@ def _execute(phase: str, params: dict, path: Path, log) -> None:
         f"({spec.description})")
     started = time.time()
     try:
-        execute_notebook(notebooks_dir() / spec.notebook, executed, {**params, "run_dir": str(path)})
+        with attempt(path) as attempts:
+            execute_notebook(notebooks_dir() / spec.notebook, executed,
+                             {**params, "run_dir": str(path)})
     except papermill.PapermillExecutionError as error:
         first_line = next((line for line in error.source.splitlines() if line.strip()), "")
         raise RunError(
@@ -248,7 +306,7 @@ def _execute(phase: str, params: dict, path: Path, log) -> None:
         read_run_results(path)  # every run leaves readable result rows
     except ResultsError as error:
         raise RunError(f"run {identifier} finished without usable results: {error}") from None
-    atomic_write_text(path / COMPUTE, json.dumps(compute_record(started, time.time()), indent=1))
+    atomic_write_text(path / COMPUTE, json.dumps(compute_record(attempts), indent=1))
     mark_done(path)
     for checkpoints in list(path.rglob("checkpoints")):  # the final models are saved
         shutil.rmtree(checkpoints, ignore_errors=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from stilts_core.paths import REPO_ROOT
+from stilts_core.result_sets import load_book_config
 from stilts_core.statistics import MAIN_FORMULA
 
 SCREENSHOTS = REPO_ROOT / "tests" / "output" / "book"
@@ -31,9 +32,18 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 LOCAL_HOST = "127.0.0.1"
 
 
-def test_the_plan_states_the_model_the_code_fits():
+def test_the_plan_states_the_numbers_the_notebooks_use():
+    """question.md promises what the build does: the plan's formula, index, test level and
+    replicates are read from the book configuration that the chapters take them from."""
+    plan = load_book_config().plan
     question = (REPO_ROOT / "book" / "question.md").read_text(encoding="utf-8")
-    assert f"`{MAIN_FORMULA}`" in question
+    assert f"`{plan.formula}`" in question
+    assert plan.formula == MAIN_FORMULA  # the code's default is the plan's model
+    assert f"`{plan.index}`" in question
+    assert f"α = {plan.alpha}" in question
+    assert f"parametric bootstrap ({plan.bootstrap_reps:,} replicates" in question
+    for index in plan.compare[1:]:
+        assert f"`{index}`" in question
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +69,28 @@ def fresh_book(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_make_book_from_a_fresh_clone_labels_every_result_set(fresh_book):
     intro = (fresh_book / "intro.html").read_text()
-    assert "This build shows a smoke run" in intro
-    results = (fresh_book / "generated" / "results.html").read_text()
+    assert "Kinds of evidence" in intro and "runs the smoke grid" in intro
+    chapter = (fresh_book / "generated" / "results.html").read_text()
+    assert "results-smoke.html" in chapter and "Smoke run" in chapter
+    results = (fresh_book / "generated" / "results-smoke.html").read_text()
     assert "Smoke run" in results and "pipeline check, not a finding" in results
     assert "<img" in results  # the seaborn figures are rendered from the results table
     for page in ("mixed_effects", "power"):
-        text = (fresh_book / "generated" / f"{page}.html").read_text()
+        text = (fresh_book / "generated" / f"{page}-simulation.html").read_text()
         assert "Simulation" in text and "not a finding" in text
     claims = (fresh_book / "generated" / "claims.html").read_text()
-    assert claims.count("not yet run at full scale") >= 12  # every result quantity of C1-C6
+    assert result_claim_statuses(claims) == ["not yet run at full scale"] * 12  # C1-C6's quantities
     assert "never compared" in claims
     published = (fresh_book / "generated" / "published.html").read_text()
     assert "Published figures" in published and "xtreme_zero_shot_task_averages.tsv" in published
+
+
+def result_claim_statuses(page: str) -> list[str]:
+    """The status cells of the result claims (C1-C6) in the claims table, nothing else."""
+    import re
+
+    return re.findall(r"<td><strong>C[1-6]</strong><br><small>result</small></td>.*?"
+                      r'font-weight:bold">([^<]*)</span>', page, flags=re.S)
 
 
 # --- headless Chromium ---------------------------------------------------------------------------
@@ -177,3 +197,66 @@ def test_every_page_renders_in_headless_chromium(fresh_book, served):
     assert not problems, "\n".join(problems)
     for shot in ("intro.png", "claims.png"):
         assert (SCREENSHOTS / shot).stat().st_size > 10_000
+
+
+# --- a book from results collected elsewhere ---------------------------------------------------------
+
+def collected_elsewhere(folder: Path) -> dict[str, Path]:
+    """Two tables as a cluster's `stilts collect` writes them: a reduced-scale real set (gains
+    drawn with a known truth over real languages) and a partial run of XLM-R Large."""
+    from stilts_core import statistics as st
+    from stilts_core.languages import read_languages_table
+    from stilts_core.morphology import read_indices, wide_view
+
+    covariates = st.simulation_covariates(read_languages_table(), wide_view(read_indices()),
+                                          "mattr_over_english")
+    languages = tuple(list(covariates.index)[:14])
+    design = st.Design(tasks={"xnli": languages, "tatoeba": languages},
+                       intermediate_tasks=("mnli", "sst2", "cosmos_qa"), seeds=(1, 2))
+    table = st.simulated_results(design, covariates, 1.0, st.PLAUSIBLE_VARIANCES, seed=3)
+    paths = {}
+    for name, (label, model) in {"cluster-e5": ("reduced-scale real run", "multilingual-e5-small"),
+                                 "debug-large": ("partial run", "xlm-roberta-large")}.items():
+        paths[name] = folder / f"{name}.parquet"
+        table.assign(provenance=label, model=model, run_id=f"{name}-run").to_parquet(paths[name])
+    return paths
+
+
+@pytest.mark.slow
+def test_a_book_from_tables_collected_elsewhere_runs_no_grid(tmp_path):
+    """`stilts book --results A --results B` in a fresh clone: every chapter shows each set under
+    its own badge, the statistics analyse the set that is a finding (not a simulation), and
+    nothing is trained."""
+    import sys
+
+    import yaml
+
+    if shutil.which("git") is None or not (REPO_ROOT / ".git").exists():
+        pytest.skip("git and a git checkout are needed to clone")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
+    tables = collected_elsewhere(tmp_path)
+    config = yaml.safe_load((REPO_ROOT / "configs" / "book.yaml").read_text())
+    config["plan"].update(bootstrap_reps=10, power_reps=4)  # a test's budget, not the plan's
+    book_config = tmp_path / "book.yaml"
+    book_config.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STILTS_")}
+    env["PYTHONPATH"] = str(clone)
+    finished = subprocess.run(
+        [sys.executable, "-m", "stilts_core.cli", "book", "--book-config", str(book_config),
+         "--results", str(tables["cluster-e5"]), "--results", str(tables["debug-large"])],
+        cwd=clone, env=env, capture_output=True, text=True, timeout=1800)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    assert not (clone / "runs").exists()  # nothing was run
+    assert not (clone / "data" / "results" / "simulation.parquet").exists()
+    html = clone / "book" / "_build" / "html" / "generated"
+    for name, badge in (("cluster-e5", "Reduced-scale real run"), ("debug-large", "Partial run")):
+        page = (html / f"results-{name}.html").read_text()
+        assert badge in page and str(tables[name]) in page
+    assert {p.name for p in html.glob("mixed_effects-*.html")} == {"mixed_effects-cluster-e5.html"}
+    assert {p.name for p in html.glob("power-*.html")} == {"power-cluster-e5.html"}
+    analysis = (html / "mixed_effects-cluster-e5.html").read_text()
+    assert "Reduced-scale real run" in analysis and "Simulation" not in analysis
+    claims = (html / "claims.html").read_text()
+    assert result_claim_statuses(claims) == ["not yet run at full scale"] * 12
+    assert "partial run rows" in claims and "reduced-scale real run rows" in claims

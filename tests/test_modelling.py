@@ -1,6 +1,6 @@
 import pytest
 
-from stilts_core.modelling import get_model_spec, load_tokenizer, provenance_of, resolve_model
+from stilts_core.modelling import get_model_spec, load_tokenizer, provenance_ceiling, resolve_model
 
 
 def test_tiny_tokenizer_has_xlmr_special_tokens(tiny_model_path):
@@ -50,8 +50,9 @@ def test_unreachable_hub_names_the_model_and_the_override(monkeypatch):
         resolve_model("xlm-roberta-base")
 
 
-def test_provenance_and_unknown_models():
-    assert provenance_of("xlm-roberta-large") == "full-scale run"
-    assert provenance_of("tiny-xlmr") == "smoke run"
+def test_provenance_ceilings_and_unknown_models():
+    assert provenance_ceiling("xlm-roberta-large") == "full-scale run"
+    assert provenance_ceiling("tiny-xlmr") == "smoke run"
+    assert provenance_ceiling("/some/local/checkpoint") == "partial run"
     with pytest.raises(KeyError, match="registered: .*tiny-xlmr"):
         get_model_spec("gpt-17")
