@@ -1,6 +1,10 @@
+import json
+
 import pandas as pd
 import pytest
 
+from stilts_core import report
+from stilts_core.result_sets import ResultSetError, read_result_set
 from stilts_core.results import (
     ResultsError,
     benchmark_scores,
@@ -132,3 +136,50 @@ def test_settings_separate_cells_protocols_and_layers():
                         {**ranked("encoder", 11.0), "settings": '{"protocol": "encoder", "layer": 7}'}])
     with pytest.raises(ResultsError, match="several settings for the same score"):
         benchmark_scores(twice, "xtreme-r")
+
+
+# --- result sets and summaries: one provenance class a set; models, protocols and classes apart
+
+def write(path, rows):
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def test_a_result_set_holds_one_provenance_class(tmp_path):
+    one = read_result_set(write(tmp_path / "Cluster Run.parquet", [row(provenance="partial run")]))
+    assert (one.name, one.provenance, one.models) == ("cluster-run", "partial run", ("m",))
+    mixed = write(tmp_path / "mixed.parquet", [row(), row(provenance="full-scale run", seed=2)])
+    with pytest.raises(ResultSetError, match=r"mixed.parquet: .*one provenance class.*split it"):
+        read_result_set(mixed)
+    with pytest.raises(ResultSetError, match=r"missing.parquet: no such results table.*stilts collect"):
+        read_result_set(tmp_path / "missing.parquet")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(ResultSetError, match=r"bad.parquet: not a collected results table"):
+        read_result_set(tmp_path / "bad.parquet")
+
+
+def test_summaries_and_figures_never_pool_models_protocols_or_classes():
+    rows = []
+    for model, offset in (("a", 0.0), ("b", 10.0)):
+        rows += [row(model=model, intermediate_task="none", value=50 + offset),
+                 row(model=model, intermediate_task="mnli", value=52 + offset)]
+    for protocol, gain in (("encoder", 1.0), ("dual_encoder", 5.0)):
+        settings = json.dumps({"protocol": protocol})
+        rows += [row(target_task="tatoeba", intermediate_task="none", seed=None, settings=settings),
+                 row(target_task="tatoeba", intermediate_task="mnli", value=50 + gain,
+                     settings=settings)]
+    rows.append(row(model="a", intermediate_task="none", seed=2, provenance="partial run"))
+    table = pd.DataFrame(rows)
+    gains = report.gain_summary(table)
+    assert len(gains) == 4  # two models on xnli, two protocols on tatoeba
+    assert set(gains.loc[gains["target_task"] == "tatoeba", "mean"]) == {1.0, 5.0}
+    scores = report.score_summary(table)
+    assert {key[:3] for key in scores.index} == {
+        ("partial run", "a", ""), ("smoke run", "a", ""), ("smoke run", "b", ""),
+        ("smoke run", "m", "dual_encoder"), ("smoke run", "m", "encoder")}
+    titles = [title for title, _ in report.evidence_groups(table)]
+    assert len(titles) == 5 and "m (smoke run), dual_encoder protocol" in titles
+    assert len(report.gain_heatmaps(table)) == 4  # one figure per group that has gains
+    aggregates = report.benchmark_table(table, "xtreme")
+    assert set(zip(aggregates["provenance"], aggregates["protocol"], strict=True)) == {
+        ("partial run", "encoder"), ("smoke run", "encoder"), ("smoke run", "dual_encoder")}
