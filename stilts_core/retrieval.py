@@ -152,6 +152,23 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 # --- exact, chunked nearest-neighbour search ----------------------------------------------------
 
+def _top(similarities, k: int):
+    """The ``k`` best of each row with equal scores going to the lower column (``topk`` alone
+    breaks ties in no defined order): everything above the k-th score, then the leftmost of the
+    columns that equal it, found in linear time rather than by sorting the row."""
+    import torch
+
+    if k == 1:
+        return similarities.max(dim=1, keepdim=True)  # the first maximum on ties
+    kth = similarities.topk(k, dim=1).values[:, -1:]
+    above = similarities > kth
+    ties = similarities == kth
+    wanted = k - above.sum(dim=1, keepdim=True)
+    chosen = above | (ties & (torch.cumsum(ties, dim=1) <= wanted))
+    positions = chosen.nonzero()[:, 1].reshape(len(similarities), k)  # ascending columns
+    return similarities.gather(1, positions), positions
+
+
 def knn(queries: np.ndarray, candidates: np.ndarray, k: int, query_chunk: int = 2048,
         candidate_chunk: int = 65536, device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` most similar candidates of every query by dot product (cosine for normalised
@@ -177,10 +194,7 @@ def knn(queries: np.ndarray, candidates: np.ndarray, k: int, query_chunk: int = 
         best_scores = best_indices = None
         for c_start in range(0, len(pool_t), candidate_chunk):
             similarities = block @ pool_t[c_start:c_start + candidate_chunk].T
-            if k == 1:
-                values, positions = similarities.max(dim=1, keepdim=True)
-            else:
-                values, positions = similarities.topk(min(k, similarities.shape[1]), dim=1)
+            values, positions = _top(similarities, min(k, similarities.shape[1]))
             positions = positions + c_start
             if best_scores is None:
                 best_scores, best_indices = values, positions
