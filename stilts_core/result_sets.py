@@ -133,7 +133,8 @@ class ResultSet:
 
     @property
     def title(self) -> str:
-        return f"{self.name} ({get_class(self.provenance).badge.lower()})"
+        kind = get_class(self.provenance).badge.lower()
+        return self.name if self.name == kind else f"{self.name} ({kind})"
 
     def as_parameter(self) -> dict:
         """What a chapter notebook receives (papermill parameters are plain values)."""
