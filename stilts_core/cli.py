@@ -179,12 +179,24 @@ def cmd_fixtures(args) -> int:
 
 
 def cmd_morphology(args) -> int:
-    from .morphology import MorphologySettings, build, download_sources
+    from .morphology import MorphologySettings, build, download_sources, missing_sources
     from .paths import cache_dir, shared_data_dir
 
     sources = args.sources
+    # the default output refreshes the committed tables; any other keeps everything together
+    default = args.output.resolve() == (data_dir() / "morphology").resolve()
+    missing = {}
     if args.download:
         sources = download_sources(sources or cache_dir() / "morphology_sources")
+        missing = missing_sources(sources)
+        blocking = [path for path in missing if not path.startswith("ud/")]
+        if blocking or (missing and default):
+            why = ("WALS and Tatoeba files are needed" if blocking else "the committed tables are "
+                   "not overwritten with gaps; pass --output DIR to build without them")
+            raise ValueError("\n".join([
+                f"{len(missing)} source file(s) could not be fetched (listed above and in "
+                f"{sources / 'MISSING.tsv'}); {why}",
+                *(f"not downloaded: {path}: {where}" for path, where in missing.items())]))
     elif sources is None:
         sources = shared_data_dir()
         if not sources.exists():
@@ -193,13 +205,13 @@ def cmd_morphology(args) -> int:
     settings = MorphologySettings(**{name: value for name, value in (
         ("ud_sample_size", args.ud_sample_size), ("ud_samples", args.ud_samples),
         ("mattr_window", args.mattr_window)) if value is not None})
-    # the default output refreshes the committed tables; any other keeps everything together
-    default = args.output.resolve() == (data_dir() / "morphology").resolve()
     languages_csv = None if default else args.output / "languages.csv"
     for path in build(sources, args.output, languages_csv=languages_csv,
                       tokenizer_name=args.tokenizer, settings=settings):
         print(path)
-    return 0
+    for path, where in missing.items():
+        print(f"not downloaded, reported in the tables as missing: {path}: {where}")
+    return 1 if missing else 0
 
 
 def cmd_stats(args) -> int:
@@ -344,8 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     morphology.add_argument("--sources", type=Path,
                             help="folder with wals/, tatoeba/ and ud/ (and MANIFEST.tsv)")
     morphology.add_argument("--download", action="store_true",
-                            help="download the public sources first (into --sources, default "
-                                 "data/cache/morphology_sources)")
+                            help="download the files the committed tables were computed from, "
+                                 "at their recorded commits (data/morphology/sources.tsv), into "
+                                 "--sources (default data/cache/morphology_sources)")
     morphology.add_argument("--tokenizer", help="a model name or tokenizer directory for the "
                                                 "tokenizer measures, e.g. xlm-roberta-large")
     morphology.add_argument("--output", type=Path, default=data_dir() / "morphology")

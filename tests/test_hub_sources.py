@@ -94,3 +94,18 @@ def test_the_cosmos_qa_release_dev_set_loads_with_the_declared_fields_and_size(s
     dev = load_split(task, "validation", "en", tmp_path)
     assert len(dev) == task.sizes.validation
     assert {len(choices) for choices in dev["choices"]} == {4}
+
+
+def test_a_run_on_a_local_root_says_which_languages_it_skips_and_why(fixtures_root, tmp_path,
+                                                                     capsys):
+    import json
+
+    from stilts_core.phases import PARAMS, _available_languages
+
+    params = PARAMS["zero_shot_eval"](data_root=str(fixtures_root))
+    found = _available_languages(get_task("xnli"), "test", params, tmp_path)
+    record = json.loads((tmp_path / "skipped_languages.json").read_text())
+    assert set(found) == {"en", "de", "fr", "es"}
+    assert set(record["skipped"]) == set(get_task("xnli").languages) - set(found)
+    assert "no test file under" in record["skipped"]["ar"]
+    assert "xnli: skipping 11 of 15 languages" in capsys.readouterr().out
