@@ -135,13 +135,16 @@ def grid_needs(config: GridConfig) -> tuple[list[Need], list[str]]:
 
 # --- checks --------------------------------------------------------------------------------------
 
-def _card_configs(card: str) -> dict[str, dict[str, list[str]]] | None:
-    """``{config: {split: [file patterns]}}`` from a dataset card's YAML ``configs``."""
+def _card_configs(card: str) -> tuple[dict[str, dict[str, list[str]]] | None, str | None]:
+    """``{config: {split: [file patterns]}}`` from a dataset card's YAML ``configs``, and the
+    config ``load_dataset`` picks when none is named (marked ``default``, or the only one)."""
     if not card.startswith("---"):
-        return None
+        return None, None
     header = yaml.safe_load(card.split("---", 2)[1]) or {}
-    configs = {}
+    configs, default = {}, None
     for entry in header.get("configs") or []:
+        if entry.get("default"):
+            default = entry.get("config_name", "default")
         files = entry.get("data_files") or []
         if isinstance(files, str | dict):
             files = [files]
@@ -153,7 +156,9 @@ def _card_configs(card: str) -> dict[str, dict[str, list[str]]] | None:
             else:
                 splits["train"] = [item]
         configs[entry.get("config_name", "default")] = splits
-    return configs or None
+    if default is None and len(configs) == 1:
+        default = next(iter(configs))
+    return configs or None, default
 
 
 def check_hub_dataset(task: TaskSpec, split: str, language: str, revision: str,
@@ -169,9 +174,9 @@ def check_hub_dataset(task: TaskSpec, split: str, language: str, revision: str,
     if script in files:
         return "problem", (f"the repo holds {script}, a loading script that datasets 5.x refuses "
                            f"('Dataset scripts are no longer supported'); {override}")
-    config = task.hub_config(language) or "default"
-    configs = _card_configs(listing.text("datasets", hub.path, revision, "README.md")
-                            if "README.md" in files else "")
+    configs, default = _card_configs(listing.text("datasets", hub.path, revision, "README.md")
+                                     if "README.md" in files else "")
+    config = task.hub_config(language) or default or "default"
     if configs is None:
         data = [f for f in files if f.endswith((".parquet", ".jsonl", ".json", ".csv", ".arrow"))]
         return (("ok", f"{len(data)} data files, no card configs (inferred layout)") if data else

@@ -9,11 +9,12 @@ from stilts_core.grid import GridConfig
 from stilts_core.preflight import FolderListing, check_grid, exit_status, grid_needs
 
 
-def _card(configs: dict[str, dict[str, str]]) -> str:
+def _card(configs: dict[str, dict[str, str]], default: str | None = None) -> str:
     """A dataset card whose YAML header declares configs and their split files, as on the hub."""
-    header = {"configs": [{"config_name": name, "data_files": [
-        {"split": split, "path": path} for split, path in splits.items()]}
-        for name, splits in configs.items()]}
+    header = {"configs": [{"config_name": name, **({"default": True} if name == default else {}),
+                           "data_files": [{"split": split, "path": path}
+                                          for split, path in splits.items()]}
+                          for name, splits in configs.items()]}
     return f"---\n{yaml.safe_dump(header)}---\n# card\n"
 
 
@@ -81,6 +82,30 @@ def test_a_loading_script_a_missing_config_split_file_and_tokenizer_are_problems
     details = dict(zip(*(check_grid(_config(), FolderListing(hub), log=lambda _: None)[c]
                          for c in ("item", "detail")), strict=True))
     assert "no config 'de' in the card" in details["xnli test de"]
+
+
+ANLI_FILES = {f"plain_text/{split}-00000-of-00001.parquet": "" for split in (
+    "train_r1", "train_r2", "train_r3", "dev_r1", "dev_r2", "dev_r3", "test_r1", "test_r2",
+    "test_r3")}
+ANLI_SPLITS = {name.split("/")[1].split("-")[0]: name.replace("00000-of-00001", "*")
+               for name in ANLI_FILES}
+
+
+@pytest.mark.parametrize(("configs", "default", "status"), [
+    ({"plain_text": ANLI_SPLITS}, None, "ok"),  # the only config
+    ({"plain_text": ANLI_SPLITS, "other": {"train": "other/*"}}, "plain_text", "ok"),
+    ({"plain_text": ANLI_SPLITS, "other": {"train": "other/*"}}, None, "problem"),
+])
+def test_a_task_without_a_config_is_checked_against_the_cards_default(hub, configs, default,
+                                                                        status):
+    """ANLI names no config: load_dataset takes the card's default (or only) config."""
+    from stilts_core.preflight import check_hub_dataset
+    from stilts_core.tasks import get_task
+
+    _repo(hub, "datasets", "facebook/anli", {"README.md": _card(configs, default), **ANLI_FILES})
+    found, detail = check_hub_dataset(get_task("anli"), "train", "en", "main", FolderListing(hub))
+    assert found == status, detail
+    assert ("config 'plain_text'" if status == "ok" else "no config 'default'") in detail
 
 
 def test_offline_local_inputs_are_read_and_hub_inputs_are_plainly_not_checked(fixtures_root):
