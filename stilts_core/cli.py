@@ -30,7 +30,15 @@ def cmd_run(args) -> int:
     from .phases import validate_params
     from .runs import execute_phase
 
-    params = validate_params(args.phase, {name: _parse_value(v) for name, v in args.param or []})
+    values = {}
+    for name, text in args.param or []:
+        try:
+            values[name] = _parse_value(text)
+        except yaml.YAMLError as error:
+            problem = " ".join(str(error).split())
+            raise ValueError(f"-p {name} {text!r}: not a YAML value ({problem}); quote it, e.g. "
+                             f"-p {name} '\"{text}\"' for a string") from None
+    params = validate_params(args.phase, values)
     path = execute_phase(args.phase, params, force=args.force)
     print(path)
     return 0
@@ -40,6 +48,18 @@ def cmd_grid(args) -> int:
     from .grid import EXECUTORS, load_config, plan, plan_table
 
     config = load_config(args.config)
+    if args.action == "check":
+        from .preflight import check_grid, default_listing, exit_status, format_check
+
+        listing, listing_name = default_listing(args.hub_folder)
+        table = check_grid(config, listing)
+        print(format_check(table, listing_name))
+        if args.output:
+            from .paths import atomic_write_text
+
+            atomic_write_text(args.output, table.to_csv(index=False))
+            print(f"check -> {args.output}")
+        return exit_status(table)
     if args.action == "plan":
         runs = plan(config)
         table = plan_table(config, args.throughput, runs)
@@ -162,12 +182,24 @@ def cmd_fixtures(args) -> int:
 
 
 def cmd_morphology(args) -> int:
-    from .morphology import MorphologySettings, build, download_sources
+    from .morphology import MorphologySettings, build, download_sources, missing_sources
     from .paths import cache_dir, shared_data_dir
 
     sources = args.sources
+    # the default output refreshes the committed tables; any other keeps everything together
+    default = args.output.resolve() == (data_dir() / "morphology").resolve()
+    missing = {}
     if args.download:
         sources = download_sources(sources or cache_dir() / "morphology_sources")
+        missing = missing_sources(sources)
+        blocking = [path for path in missing if not path.startswith("ud/")]
+        if blocking or (missing and default):
+            why = ("WALS and Tatoeba files are needed" if blocking else "the committed tables are "
+                   "not overwritten with gaps; pass --output DIR to build without them")
+            raise ValueError("\n".join([
+                f"{len(missing)} source file(s) could not be fetched (listed above and in "
+                f"{sources / 'MISSING.tsv'}); {why}",
+                *(f"not downloaded: {path}: {where}" for path, where in missing.items())]))
     elif sources is None:
         sources = shared_data_dir()
         if not sources.exists():
@@ -176,13 +208,13 @@ def cmd_morphology(args) -> int:
     settings = MorphologySettings(**{name: value for name, value in (
         ("ud_sample_size", args.ud_sample_size), ("ud_samples", args.ud_samples),
         ("mattr_window", args.mattr_window)) if value is not None})
-    # the default output refreshes the committed tables; any other keeps everything together
-    default = args.output.resolve() == (data_dir() / "morphology").resolve()
     languages_csv = None if default else args.output / "languages.csv"
     for path in build(sources, args.output, languages_csv=languages_csv,
                       tokenizer_name=args.tokenizer, settings=settings):
         print(path)
-    return 0
+    for path, where in missing.items():
+        print(f"not downloaded, reported in the tables as missing: {path}: {where}")
+    return 1 if missing else 0
 
 
 def cmd_stats(args) -> int:
@@ -192,7 +224,17 @@ def cmd_stats(args) -> int:
     from .morphology import read_indices, wide_view
     from .statistics import MAIN_FORMULA, analysis_frame, export_analysis, gains_table
 
-    gains = gains_table(pd.read_parquet(args.results), split=args.split)
+    for option, path in (("--results", args.results), ("--indices", args.indices),
+                         ("--languages", args.languages)):
+        if not Path(path).is_file():
+            raise ValueError(f"{option} {path}: no such file; pass an existing file (--results: "
+                             "a table written by `stilts collect`)")
+    try:
+        results = pd.read_parquet(args.results)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--results {args.results}: not a parquet results table ({error}); "
+                         "pass a table written by `stilts collect`") from None
+    gains = gains_table(results, split=args.split)
     frame = analysis_frame(gains, wide_view(read_indices(args.indices)),
                            read_languages_table(args.languages), args.index, missing=args.missing)
     for path in export_analysis(frame, args.output, args.formula or MAIN_FORMULA):
@@ -229,14 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
                     "for and, once done, used. run: execute the runs that are not done, resuming "
                     "partial ones; local runs them on this machine (--workers N processes; "
                     "workers started separately on the same grid share it safely), slurm submits "
-                    "one job per run through submitit with afterok dependencies.")
-    grid.add_argument("action", choices=["plan", "run"])
+                    "one job per run through submitit with afterok dependencies. check: before "
+                    "spending a GPU-hour, resolve every task x split x language and model the "
+                    "runs read to its source and check it (local files in full, hub sources by "
+                    "their listing and card, no data downloaded); one table, exit status 1 on "
+                    "any problem, 3 when only unchecked items remain (hub unreachable).")
+    grid.add_argument("action", choices=["plan", "run", "check"])
     grid.add_argument("config", type=Path)
     grid.add_argument("--executor", choices=["local", "slurm"], default="local")
     grid.add_argument("--workers", type=int, default=1, help="local: parallel worker processes")
     grid.add_argument("--wait", action="store_true",
                       help="slurm: wait for every job and report failures")
-    grid.add_argument("--output", type=Path, help="plan: also write the table as CSV here")
+    grid.add_argument("--output", type=Path, help="plan, check: also write the table as CSV here")
+    grid.add_argument("--hub-folder", type=Path,
+                      help="check: a folder laid out like hub repos (datasets/<id>/, "
+                           "models/<id>/) to check hub sources against instead of the hub")
     grid.add_argument("--throughput", type=Path,
                       help="plan: project training runs' GPU-hours from this file of "
                            "benchmarks/train_throughput.py")
@@ -317,8 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     morphology.add_argument("--sources", type=Path,
                             help="folder with wals/, tatoeba/ and ud/ (and MANIFEST.tsv)")
     morphology.add_argument("--download", action="store_true",
-                            help="download the public sources first (into --sources, default "
-                                 "data/cache/morphology_sources)")
+                            help="download the files the committed tables were computed from, "
+                                 "at their recorded commits (data/morphology/sources.tsv), into "
+                                 "--sources (default data/cache/morphology_sources)")
     morphology.add_argument("--tokenizer", help="a model name or tokenizer directory for the "
                                                 "tokenizer measures, e.g. xlm-roberta-large")
     morphology.add_argument("--output", type=Path, default=data_dir() / "morphology")
@@ -354,12 +404,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a user's input can cause (a missing or unreadable file, a malformed file or option); any
+# other exception is a bug and keeps its traceback.
+USER_ERRORS = (OSError, ValueError, RuntimeError, KeyError, yaml.YAMLError)
+
+
+def error_lines(error: BaseException) -> list[str]:
+    """The message of a user error as lines whose last one says what is wrong and where: the
+    details of a long message come first, so the output always ends in one clear line."""
+    if isinstance(error, OSError) and error.filename is not None:
+        why = (error.strerror or type(error).__name__).lower()
+        return [f"{error.filename}: {why}; check the path given on the command line"]
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    lines = [line.rstrip() for line in (text or type(error).__name__).splitlines() if line.strip()]
+    return lines[1:] + lines[:1]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, RuntimeError, KeyError) as error:
-        print(f"stilts: error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        *details, last = error_lines(error)
+        for line in details:
+            print(line, file=sys.stderr)
+        print(f"stilts: error: {last}", file=sys.stderr)
         return 2
 
 

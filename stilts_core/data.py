@@ -21,14 +21,15 @@ import json
 import os
 import re
 import socket
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import datasets
 
-from .paths import atomic_write_text
-from .tasks import TaskSpec
+from .paths import atomic_write_text, cache_dir
+from .tasks import ReleaseFiles, TaskSpec
 
 DATA_ROOT_VARIABLE = "STILTS_DATA_ROOT"
 LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".conllu")
@@ -72,6 +73,64 @@ def local_split_path(root: Path, task: TaskSpec, split: str, language: str) -> P
     return None
 
 
+def release_names(task: TaskSpec, split: str, language: str) -> tuple[str, ...] | None:
+    """The release's file names of one split and language, or ``None`` if it has none."""
+    release = task.release
+    if release is None or language not in release.languages or split not in release.files:
+        return None
+    return release.names(split, task.language_codes.get(language, language))
+
+
+def local_release_paths(root: Path, task: TaskSpec, split: str, language: str) -> list[Path] | None:
+    """``<root>/<task>/<release file>`` for each file of the split, if all exist."""
+    names = release_names(task, split, language)
+    paths = [Path(root) / task.name / name for name in names or ()]
+    return paths if paths and all(p.is_file() for p in paths) else None
+
+
+def read_release_files(task: TaskSpec, paths: list[Path]) -> datasets.Dataset:
+    """Line-aligned release files as one row per line, one text field per file."""
+    columns = []
+    for path in paths:
+        try:
+            columns.append(path.read_text(encoding="utf-8").splitlines())
+        except (OSError, UnicodeDecodeError) as error:
+            raise DataSourceError(f"{path}: cannot read it as UTF-8 text: {error}") from error
+    if len({len(lines) for lines in columns}) != 1:
+        counts = ", ".join(f"{p.name}: {len(lines)}" for p, lines in zip(paths, columns, strict=True))
+        raise DataSourceError(f"{paths[0].parent}: the release files of task {task.name!r} must be "
+                              f"line-aligned, but their line counts differ ({counts})")
+    return datasets.Dataset.from_dict(dict(zip(task.fields.text, columns, strict=True)))
+
+
+def fetch_release_files(task: TaskSpec, split: str, language: str,
+                        target: Path | None = None) -> list[Path]:
+    """Download a language's release files at the declared commit into the cache (once; each
+    file written to a temporary name, then renamed). Any ``urllib`` URL works, ``file://`` too."""
+    release: ReleaseFiles = task.release
+    folder = Path(target or cache_dir() / "release" / task.name / release.revision)
+    paths = []
+    for name in release_names(task, split, language):
+        path = folder / name
+        if not path.is_file():
+            url = release.url.format(revision=release.revision, name=name)
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{name}.part-{os.getpid()}")
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response:
+                    partial.write_bytes(response.read())
+            except OSError as error:
+                partial.unlink(missing_ok=True)
+                raise DataSourceError(
+                    f"task {task.name!r}, language {language!r}: could not download {url} "
+                    f"({error}). The hub copy {task.hub.path!r} lacks this language; put the "
+                    f"release file {name} under <root>/{task.name}/ and pass "
+                    f"data_roots={{'{task.name}': <root>}}.") from error
+            os.replace(partial, path)
+        paths.append(path)
+    return paths
+
+
 def load_split(task: TaskSpec, split: str, language: str,
                data_root: str | Path | DataSources | None = None,
                translated: bool = False) -> datasets.Dataset:
@@ -91,9 +150,16 @@ def load_split(task: TaskSpec, split: str, language: str,
             f"translated {task.name!r} data ({language}) comes only from local files")
         raise DataSourceError(f"task {task.name!r}: {why}. Pass data_root=<root> (or "
                               f"data_roots={{'{task.name}': <root>}}, or set ${DATA_ROOT_VARIABLE}).")
-    if root is None:
+    if root is None and release_names(task, split, language):
+        paths = fetch_release_files(task, split, language)
+        dataset, origin = read_release_files(task, paths), str(paths[0].parent)
+    elif root is None:
         dataset = _load_from_hub(task, split, language, sources.revisions.get(task.name))
         origin = f"hub dataset {task.hub.path!r} (config {task.hub_config(language)!r})"
+    elif local_split_path(root, task, split, language) is None and local_release_paths(
+            root, task, split, language):
+        paths = local_release_paths(root, task, split, language)
+        dataset, origin = read_release_files(task, paths), str(paths[0].parent)
     else:
         path = local_split_path(root, task, split, language)
         if path is None:
@@ -188,11 +254,13 @@ def _load_from_hub(task: TaskSpec, split: str, language: str,
         )
     config = task.hub_config(language)
     local_hint = (f"Save the data as <root>/{task.name}/{split}-{language}.jsonl and pass "
-                  f"data_root=<root> (or data_roots={{'{task.name}': <root>}}, or set "
+                  f"data_roots={{'{task.name}': <root>}} (or data_root=<root>, or set "
                   f"${DATA_ROOT_VARIABLE})")
     if task.hub.languages is not None and language not in task.hub.languages:
         raise DataSourceError(
-            f"task {task.name!r}: the hub copy {task.hub.path!r} has no {language!r}. {local_hint}."
+            f"task {task.name!r}: the hub copy {task.hub.path!r} has no {language!r} (it has "
+            f"{len(task.hub.languages)} of the task's {len(task.languages)} languages). "
+            f"{local_hint}."
         )
     unreachable = hub_unreachable()
     if unreachable:
@@ -206,10 +274,13 @@ def _load_from_hub(task: TaskSpec, split: str, language: str,
         dataset = datasets.load_dataset(task.hub.path, config, split=task.hub.splits[split],
                                         revision=revision)
     except Exception as error:  # datasets raises many types; all mean "not loadable here"
+        doubt = (f" The registry is not sure of this source: {task.hub.uncertainty}."
+                 if task.hub.uncertainty else "")
         raise DataSourceError(
             f"task {task.name!r}: could not load hub dataset {task.hub.path!r} "
             f"(config {config!r}, revision {revision!r}): {type(error).__name__}: "
-            f"{error}. Offline or air-gapped? {local_hint}."
+            f"{error}.{doubt} To use another revision that loads, pass "
+            f"data_revisions={{'{task.name}': <commit>}}; to use local files: {local_hint}."
         ) from error
     prefix = task.language_prefix(language)
     if prefix:

@@ -77,14 +77,15 @@ class MorphologySettings(_Frozen):
 
 # --- where the sources are (one place for every URL) --------------------------------------------
 
-WALS_RELEASE = "v2020.4"
+# ``--download`` fetches exactly the files the committed tables were computed from: one row per
+# file with its repository, commit and SHA-256 (the commits are the data pack's, mostly branch
+# heads of their day rather than release tags; WALS is the v2020.4 release commit).
+DOWNLOAD_SOURCES = data_dir() / "morphology" / "sources.tsv"
 SOURCE_URLS = {
-    "wals": f"https://github.com/cldf-datasets/wals/archive/refs/tags/{WALS_RELEASE}.zip",
-    "tatoeba": "https://raw.githubusercontent.com/facebookresearch/LASER/main/data/tatoeba/v1/"
-               "{name}",
-    "ud": "https://raw.githubusercontent.com/UniversalDependencies/{repository}/{release}/{file}",
+    "archive": "https://github.com/{repository}/archive/{commit}.zip",
+    "raw": "https://raw.githubusercontent.com/{repository}/{commit}/{source_path}",
 }
-UD_RELEASE = "r2.15"
+MISSING_FILE = "MISSING.tsv"
 
 
 class Treebank(_Frozen):
@@ -108,6 +109,7 @@ def _treebanks(kind: str, listing: str) -> tuple[Treebank, ...]:
                  for lang, repo, stem in (line.split() for line in listing.strip().splitlines()))
 
 
+# Thai has no "main" row: XTREME's UD-POS Thai treebank is Thai-PUD, so its PUD row is primary.
 TREEBANKS: tuple[Treebank, ...] = _treebanks("main", """
 af Afrikaans-AfriBooms af_afribooms
 bg Bulgarian-BTB bg_btb
@@ -136,7 +138,6 @@ ro Romanian-RRT ro_rrt
 ru Russian-GSD ru_gsd
 ta Tamil-TTB ta_ttb
 te Telugu-MTG te_mtg
-th Thai-TUD th_tud
 tl Tagalog-TRG tl_trg
 tr Turkish-BOUN tr_boun
 uk Ukrainian-IU uk_iu
@@ -178,47 +179,69 @@ class SourceVersions:
         return f"{row['source_repo']}@{str(row['source_commit'])[:12]}"
 
 
-def download_sources(target: Path, log=print) -> Path:
-    """Fetch WALS, the Tatoeba pairs and the UD treebanks into ``target`` in the layout the build
-    reads, with a ``MANIFEST.tsv``; each file is written to a temporary name, then renamed."""
-    target.mkdir(parents=True, exist_ok=True)
-    manifest = []
+def source_url(row: dict) -> str:
+    """Where one pinned source file is fetched from (a whole-repository archive for WALS)."""
+    template = SOURCE_URLS["archive" if row["path"].endswith(".zip") else "raw"]
+    return template.format(**row)
 
-    def fetch(url: str, relative: str, repository: str, ref: str) -> None:
-        destination = target / relative
+
+def download_sources(target: Path, log=print, sources: Path = DOWNLOAD_SOURCES) -> Path:
+    """Fetch every pinned source file into ``target`` in the layout the build reads, check its
+    SHA-256, and write ``MANIFEST.tsv``. A file that cannot be fetched (or differs) is listed in
+    ``MISSING.tsv`` with its URL and the reason instead of stopping the others; a missing
+    treebank is then reported in the tables, a missing WALS or Tatoeba file stops the build."""
+    import hashlib
+
+    target.mkdir(parents=True, exist_ok=True)
+    rows = pd.read_csv(sources, sep="\t", dtype=str, keep_default_na=False).to_dict("records")
+    fetched, missing = [], []
+    for row in rows:
+        url, destination = source_url(row), target / row["path"]
         if not destination.exists():
             log(f"[morphology] downloading {url}")
             destination.parent.mkdir(parents=True, exist_ok=True)
             partial = destination.with_name(f".{destination.name}.part")
-            with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-                shutil.copyfileobj(response, out)
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+                    shutil.copyfileobj(response, out)
+            except OSError as error:
+                partial.unlink(missing_ok=True)
+                missing.append({"path": row["path"], "url": url, "reason": str(error)})
+                continue
+            digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+            if row["sha256"] and digest != row["sha256"]:
+                partial.unlink()
+                missing.append({"path": row["path"], "url": url, "reason": f"SHA-256 {digest} is "
+                                f"not the committed tables' {row['sha256']}"})
+                continue
             partial.replace(destination)
-        manifest.append({"path": relative, "source_repo": repository, "source_commit": ref,
-                         "source_url": url})
-
-    wals_zip = f"wals-{WALS_RELEASE}.zip"
-    fetch(SOURCE_URLS["wals"], wals_zip, "cldf-datasets/wals", WALS_RELEASE)
-    with zipfile.ZipFile(target / wals_zip) as archive, tempfile.TemporaryDirectory() as tmp:
-        archive.extractall(tmp)
-        (cldf,) = Path(tmp).glob("*/cldf")
-        if (target / "wals").exists():
-            shutil.rmtree(target / "wals")
-        shutil.copytree(cldf, target / "wals")
-    for language in get_task("tatoeba").languages:
-        for relative in tatoeba_files(language):
-            fetch(SOURCE_URLS["tatoeba"].format(name=Path(relative).name), relative,
-                  "facebookresearch/LASER", "main")
-    for treebank in TREEBANKS:
-        url = SOURCE_URLS["ud"].format(repository=treebank.repository, release=UD_RELEASE,
-                                       file=treebank.file)
-        fetch(url, treebank.relative_path, f"UniversalDependencies/{treebank.repository}",
-              UD_RELEASE)
-    wals_files = [{"path": f"wals/{path.name}", "source_repo": "cldf-datasets/wals",
-                   "source_commit": WALS_RELEASE, "source_url": SOURCE_URLS["wals"]}
-                  for path in sorted((target / "wals").glob("*.csv"))]
-    atomic_write_text(target / "MANIFEST.tsv",
-                      pd.DataFrame(manifest + wals_files).to_csv(sep="\t", index=False))
+        fetched.append({"path": row["path"], "source_repo": row["repository"],
+                        "source_commit": row["commit"], "source_url": url})
+    archive = next((r for r in fetched if r["path"].endswith(".zip")), None)
+    if archive is not None:
+        with zipfile.ZipFile(target / archive["path"]) as zipped, tempfile.TemporaryDirectory() as tmp:
+            zipped.extractall(tmp)
+            (cldf,) = Path(tmp).glob("*/cldf")
+            if (target / "wals").exists():
+                shutil.rmtree(target / "wals")
+            shutil.copytree(cldf, target / "wals")
+        fetched += [{**archive, "path": f"wals/{path.name}"}
+                    for path in sorted((target / "wals").glob("*.csv"))]
+    atomic_write_text(target / "MANIFEST.tsv", pd.DataFrame(fetched).to_csv(sep="\t", index=False))
+    table = pd.DataFrame(missing, columns=["path", "url", "reason"])
+    atomic_write_text(target / MISSING_FILE, table.to_csv(sep="\t", index=False))
+    for row in missing:
+        log(f"[morphology] could not fetch {row['path']}: {row['url']} ({row['reason']})")
     return target
+
+
+def missing_sources(root: Path) -> dict[str, str]:
+    """``path -> 'URL (reason)'`` of the files ``download_sources`` could not fetch."""
+    path = root / MISSING_FILE
+    if not path.exists():
+        return {}
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    return {row.path: f"{row.url} ({row.reason})" for row in table.itertuples()}
 
 
 # --- 1. WALS ----------------------------------------------------------------------------------
@@ -653,7 +676,16 @@ def all_treebank_rows(root: Path, versions: SourceVersions, settings: Morphology
     """Main treebanks are primary; a PUD treebank is primary only where no main one exists."""
     rows = []
     with_main = {t.language for t in TREEBANKS if t.kind == "main"}
+    not_fetched = missing_sources(root)
     for treebank in TREEBANKS:
+        if treebank.relative_path in not_fetched and not treebank.path(root).exists():
+            log(f"[morphology] treebank {treebank.repository}: not downloaded")
+            rows += [_row(treebank.language, "treebank", name, None, f"{treebank.repository} "
+                          f"({treebank.kind})", "", note=f"not downloaded: "
+                          f"{not_fetched[treebank.relative_path]}",
+                          primary=treebank.kind == "main" or treebank.language not in with_main)
+                     for name in TREEBANK_MEASURES]
+            continue
         words_ = read_treebank(treebank.path(root))
         log(f"[morphology] treebank {treebank.repository}: {words_.n_words} words")
         primary = treebank.kind == "main" or treebank.language not in with_main

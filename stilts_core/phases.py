@@ -525,7 +525,8 @@ def target(params: dict, run_dir: str = "") -> dict:
                         SMOKE_MAX_EVAL)
             prepared = prepare_task(task, train_examples, dev, tokenizer, hyper,
                                     _max_length(p, task))
-            result = train(init_path, [prepared], tokenizer, stage_dir, hyper, p.seed)
+            result = train(init_path, [prepared], tokenizer, stage_dir, hyper, p.seed,
+                           new_heads=number == 1)
             atomic_write_text(stage_dir / "stage_metrics.json", json.dumps(result, default=str))
             atomic_write_text(stage_dir / "STAGE_DONE", "done\n")
         metrics["stages"].append(json.loads((stage_dir / "stage_metrics.json").read_text()))
@@ -596,7 +597,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     encoding = Encoding(max_length=tp["max_length"] or task.defaults.max_length,
                         doc_stride=tp["doc_stride"], labels=labels)
     split = task.evaluation_split
-    languages = p.languages or _available_languages(task, split, p)
+    languages = p.languages or _available_languages(task, split, p, path)
     provenance = _assess(path, tp["model"], p, [(task, split, EVERY_LANGUAGE)], [p.target_run]).label
 
     def score(language: str) -> tuple[dict, list]:
@@ -682,7 +683,7 @@ def _bitext(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
     from .evaluation import bitext_scores
 
     rows = []
-    for language in p.languages or _available_languages(task, "test", p):
+    for language in p.languages or _available_languages(task, "test", p, path):
         pairs = _load(task, "test", language, p, SMOKE_MAX_EVAL)
         scores, records = bitext_scores(task, pairs, embed, p.max_length, p.candidate_max_length,
                                         language)
@@ -774,25 +775,37 @@ def alignment(params: dict, run_dir: str = "") -> dict:
               f"({by_layer[best]['retrieval_accuracy']:.1f}%, {len(pairs)} pairs)")
         return by_layer, rows
 
-    languages = p.languages or _available_languages(task, "test", p)
+    languages = p.languages or _available_languages(task, "test", p, path)
     metrics = {"task": task.name, "split": "test", "layers": layers,
                **_each_language(path, task.name, languages, score)}
     _write_metrics(path, metrics)
     return metrics
 
 
-def _available_languages(task: TaskSpec, split: str, p: _DataParams) -> list[str]:
-    """On the hub every declared language; in a local root those that have a file."""
+def _available_languages(task: TaskSpec, split: str, p: _DataParams, path: Path) -> list[str]:
+    """On the hub every declared language; in a local root those that have a file (or the
+    task's release files). The others are skipped, and said so: in the log and in the run's
+    ``skipped_languages.json``."""
     root = p.sources().root_for(task)
     if root is None:
         return list(task.evaluation_languages)
     found = [lang for lang in task.evaluation_languages
-             if data_io.local_split_path(root, task, split, lang) is not None]
+             if data_io.local_split_path(root, task, split, lang) is not None
+             or data_io.local_release_paths(root, task, split, lang) is not None]
     if not found:
         raise data_io.DataSourceError(
             f"{root / task.name}: no {split} files for task {task.name!r}; expected "
             f"{split}-<lang>.jsonl for languages among {', '.join(task.languages)}"
         )
+    skipped = {lang: f"no {split} file under {root / task.name}"
+               for lang in task.evaluation_languages if lang not in found}
+    if skipped:
+        print(f"{task.name}: skipping {len(skipped)} of {len(task.evaluation_languages)} "
+              f"languages without local {split} files ({', '.join(skipped)}); name them in "
+              f"'languages' to make a missing file an error")
+    atomic_write_text(path / "skipped_languages.json",
+                      json.dumps({"task": task.name, "split": split, "root": str(root),
+                                  "skipped": skipped}, indent=1) + "\n")
     return found
 
 

@@ -18,9 +18,10 @@ are paired with labels. Formats (predictions and labels alike unless said otherw
   *question* language (each question ranks the pool of answer sentences of all languages) and
   its task average is the mean of the per-language mAP@20, as XTREME-R reports it.
 
-Scoring follows the official ``evaluate.py``: per-language scores, ``avg_<score>`` over the
-benchmark's languages, ``avg_metric`` (the headline), a group score when all the group's tasks
-are present and ``all_task`` when every task is. It is stricter in one way: a missing file,
+Scoring follows the official ``evaluate.py``, key for key (mAP@20 is ``map@20`` and
+``avg_map@20``): per-language scores, ``avg_<score>`` over the benchmark's languages,
+``avg_metric`` (the headline), a group score when all the group's tasks are present and
+``all_task`` when every task is. It is stricter in one way: a missing file,
 a line-count mismatch or an unknown label is an error that names the file and line, and no
 language is skipped unless ``partial`` is asked for (then no group or overall score exists).
 """
@@ -472,9 +473,25 @@ def score_folders(predictions: Path, labels: Path, benchmark: str | Benchmark,
         tasks[name] = scores
         if task_notes:
             notes[name] = task_notes
-    report.update(summarise_benchmark(bench, tasks, incomplete))
+    summary = summarise_benchmark(bench, tasks, incomplete)
+    report.update({name: _official_keys(value) if name in tasks else value
+                   for name, value in summary.items()})
     report["notes"] = notes
     return report
+
+
+# The official scorer's names for scores this package names as Python identifiers.
+OFFICIAL_SCORE_KEYS = {"map_at_20": "map@20"}
+
+
+def _official_keys(scores: dict) -> dict:
+    """A task's scores under the official ``evaluate.py`` keys (``map@20``, ``avg_map@20``)."""
+    renamed = {}
+    for key, value in scores.items():
+        average = key.startswith("avg_")
+        name = key[4:] if average else key
+        renamed[("avg_" if average else "") + OFFICIAL_SCORE_KEYS.get(name, name)] = value
+    return renamed
 
 
 def format_report(report: dict) -> str:

@@ -234,6 +234,56 @@ def standalone(head_model):
     return head_model
 
 
+def fresh_heads(model, seed: int) -> None:
+    """Initialise every part of the heads that is not the transformer body afresh, from
+    ``seed`` alone: the heads' own layers and the encoder's pooler (dense + tanh over ``<s>``),
+    as ``from_pretrained`` initialises a missing layer (normal, std ``initializer_range``; zero
+    bias; LayerNorm 1 and 0). A head then owes nothing to where the encoder came from, and
+    runs of one seed start from the same head whatever their intermediate task.
+
+    The pooler is a head part: only multiple-choice heads read it
+    (``XLMRobertaForMultipleChoice`` scores each choice from ``outputs[1]``), but it lives in
+    the shared encoder, so without this a phase-(iii) multiple-choice head would start with a
+    part trained in phase (ii) (HellaSwag, Cosmos QA, CommonsenseQA, multi-task) while the
+    other formats start wholly fresh. jiant (Phang et al. 2020) differs: its encoder output
+    ``pooled`` is this pooler for classification and multiple-choice heads alike, and it is
+    carried with the encoder from phase (ii) to phase (iii).
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    std = model.encoder.config.initializer_range
+    pooler = getattr(model.encoder, "pooler", None)
+    parts = ([pooler] if pooler is not None else []) + [model.heads[n] for n in sorted(model.heads)]
+    # weights tied to the body (an MLM decoder shares the input embeddings) stay as they are
+    body = ({id(p) for p in model.encoder.parameters()}
+            - {id(p) for p in (pooler.parameters() if pooler is not None else ())})
+    for part in parts:
+        for module in part.modules():
+            if isinstance(module, torch.nn.Linear) and id(module.weight) not in body:
+                with torch.no_grad():
+                    module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
+                    if module.bias is not None:
+                        module.bias.zero_()
+            elif isinstance(module, torch.nn.LayerNorm):
+                torch.nn.init.ones_(module.weight)
+                torch.nn.init.zeros_(module.bias)
+
+
+def initial_model(init_path: str, tasks: dict[str, TrainingTask], hyper: Hyperparameters,
+                  seed: int, new_heads: bool = False):
+    """The model a run starts training from, as :func:`train` builds it: seeded, the shared
+    encoder from ``init_path`` and one head per task; ``new_heads`` (the start of phase iii)
+    makes every head part fresh (:func:`fresh_heads`)."""
+    from transformers import set_seed
+
+    set_seed(seed)
+    model = build_model(init_path, tasks, hyper.attention)
+    if new_heads:
+        fresh_heads(model, seed)
+    return model
+
+
 def build_model(init_path: str | None, tasks: dict[str, TrainingTask], attention: str = "sdpa",
                 config=None):
     """The shared encoder and one head per task, from ``init_path``, or randomly initialised
@@ -311,15 +361,17 @@ def launch_processes() -> int:
 
 def train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path,
           hyper: Hyperparameters, seed: int, temperature: float = 1.0,
-          cap: int | None = None) -> dict:
+          cap: int | None = None, new_heads: bool = False) -> dict:
     """Train the encoder and one head per task; resume if ``output_dir`` has checkpoints.
 
     Writes ``encoder/`` (the shared encoder, what the next phase loads under a fresh head),
     ``model-<task>/`` (encoder + head, for evaluation) and ``train_log.json``; returns the final
-    dev scores. With more than one process (:func:`launch_processes`) the same function runs
-    under ``torchrun``.
+    dev scores. ``new_heads``: the run hands over from an encoder to new heads (phase iii), so
+    every head part starts fresh, the pooler too (:func:`fresh_heads`). With more than one
+    process (:func:`launch_processes`) the same function runs under ``torchrun``.
     """
-    arguments = (init_path, tasks, tokenizer, str(output_dir), hyper, seed, temperature, cap)
+    arguments = (init_path, tasks, tokenizer, str(output_dir), hyper, seed, temperature, cap,
+                 new_heads)
     processes = launch_processes()
     if processes > 1 and "LOCAL_RANK" not in os.environ:
         return _train_under_torchrun(processes, arguments)
@@ -394,18 +446,17 @@ def training_arguments(hyper: Hyperparameters, output_dir: Path, seed: int, **ov
 
 def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path,
            hyper: Hyperparameters, seed: int, temperature: float = 1.0,
-           cap: int | None = None) -> dict:
+           cap: int | None = None, new_heads: bool = False) -> dict:
     import safetensors.torch
-    from transformers import EarlyStoppingCallback, Trainer, set_seed
+    from transformers import EarlyStoppingCallback, Trainer
     from transformers.trainer_utils import get_last_checkpoint
 
-    set_seed(seed)
     output_dir = Path(output_dir)
     checkpoints = output_dir / "checkpoints"
     by_name = {t.name: t for t in tasks}
     if not any(t.dev is not None for t in tasks):
         raise ValueError("at least one task needs a dev set for model selection")
-    model = build_model(init_path, by_name, hyper.attention)
+    model = initial_model(init_path, by_name, hyper, seed, new_heads)
     schedule = batch_schedule({t.name: t.train["length"] for t in tasks},
                               hyper.per_device_batch_size, hyper.epochs, seed, temperature, cap,
                               hyper.length_grouping)

@@ -4,7 +4,6 @@ a small CLDF dataset, the download path on local copies, and sanity on the real 
 from __future__ import annotations
 
 import math
-import shutil
 import unicodedata
 import zipfile
 from collections import Counter
@@ -251,30 +250,80 @@ def test_declared_scripts_match_the_real_text(shared_data):
 
 # --- download path, on local copies -----------------------------------------------------------
 
-def test_download_fetches_every_source_into_the_build_layout(shared_data, tmp_path, monkeypatch):
-    wals_zip = tmp_path / "upstream" / "wals.zip"
-    wals_zip.parent.mkdir()
-    with zipfile.ZipFile(wals_zip, "w") as archive:
-        for path in (shared_data / "wals").glob("*.csv"):
-            archive.write(path, f"wals-2020.4/cldf/{path.name}")
-        archive.write(shared_data / "wals" / "StructureDataset-metadata.json",
-                      "wals-2020.4/cldf/StructureDataset-metadata.json")
-        archive.write(shared_data / "wals" / "sources.bib", "wals-2020.4/cldf/sources.bib")
-    ud_files = {t.file: t.path(shared_data) for t in m.TREEBANKS}
-    upstream_ud = tmp_path / "upstream" / "ud"
-    upstream_ud.mkdir()
-    for name, path in ud_files.items():
-        shutil.copy(path, upstream_ud / name)
-    monkeypatch.setitem(m.SOURCE_URLS, "wals", wals_zip.as_uri())
-    monkeypatch.setitem(m.SOURCE_URLS, "tatoeba", (shared_data / "tatoeba").as_uri() + "/{name}")
-    monkeypatch.setitem(m.SOURCE_URLS, "ud", upstream_ud.as_uri() + "/{file}")
+def _upstream(shared_data: Path, root: Path, leave_out: set[str] = frozenset()) -> None:
+    """A file:// stand-in laid out like GitHub: raw/<repo>/<commit>/<path> and
+    archive/<repo>/<commit>.zip, holding the data pack's copies of the pinned files."""
+    rows = pd.read_csv(m.DOWNLOAD_SOURCES, sep="\t", dtype=str, keep_default_na=False)
+    for row in rows.itertuples():
+        if row.path in leave_out:
+            continue
+        if row.path.endswith(".zip"):
+            archive_path = root / "archive" / row.repository / f"{row.commit}.zip"
+            archive_path.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(archive_path, "w") as archive:
+                for path in (shared_data / "wals").glob("*.csv"):
+                    archive.write(path, f"wals-{row.commit}/cldf/{path.name}")
+                for name in ("StructureDataset-metadata.json", "sources.bib"):
+                    archive.write(shared_data / "wals" / name, f"wals-{row.commit}/cldf/{name}")
+            continue
+        destination = root / "raw" / row.repository / row.commit / row.source_path
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.symlink_to(shared_data / row.path)
+
+
+def _point_at(monkeypatch, root: Path) -> None:
+    monkeypatch.setitem(m.SOURCE_URLS, "archive", root.as_uri() + "/archive/{repository}/{commit}.zip")
+    monkeypatch.setitem(m.SOURCE_URLS, "raw",
+                        root.as_uri() + "/raw/{repository}/{commit}/{source_path}")
+
+
+def test_download_urls_name_the_recorded_commits():
+    rows = pd.read_csv(m.DOWNLOAD_SOURCES, sep="\t", dtype=str, keep_default_na=False)
+    urls = {row["path"]: m.source_url(row) for row in rows.to_dict("records")}
+    assert urls["ud/fi_tdt-ud-test.conllu"] == (
+        "https://raw.githubusercontent.com/UniversalDependencies/UD_Finnish-TDT/"
+        "5e3a88a671ea673fa330e10cc59f54da587a95a7/fi_tdt-ud-test.conllu")
+    assert urls["wals.zip"] == ("https://github.com/cldf-datasets/wals/archive/"
+                                "3a9efd69074e1ced1da69e31b9aebfd55006eb70.zip")
+    versions = m.read_indices(data_dir() / "morphology" / "indices.csv")["source_version"]
+    committed = {version for version in versions.dropna() if version}
+    recorded = {f"{row.repository}@{row.commit[:12]}" for row in rows.itertuples()}
+    assert committed == recorded  # every version in the tables is fetched, and nothing else
+    assert not [path for path in urls if "th_tud" in path]
+
+
+def test_download_fetches_the_pinned_files_and_lists_each_missing_one(shared_data, tmp_path,
+                                                                      monkeypatch):
+    upstream = tmp_path / "upstream"
+    _upstream(shared_data, upstream, leave_out={"ud/wo_wtb-ud-test.conllu"})
+    _point_at(monkeypatch, upstream)
     target = m.download_sources(tmp_path / "sources", log=lambda _: None)
     assert (target / "wals" / "StructureDataset-metadata.json").exists()
-    assert (target / "ud" / "pud" / "fi_pud-ud-test.conllu").exists()
+    assert (target / "ud" / "pud" / "th_pud-ud-test.conllu").exists()
     versions = m.SourceVersions(target)
-    assert versions("tatoeba/tatoeba.fin-eng.fin") == "facebookresearch/LASER@main"
-    assert versions("ud/fi_tdt-ud-test.conllu") == f"UniversalDependencies/UD_Finnish-TDT@{m.UD_RELEASE}"
-    assert m.read_wals(target / "wals" / "StructureDataset-metadata.json")[1].shape[0] > 0
+    assert versions("tatoeba/tatoeba.fin-eng.fin") == "facebookresearch/LASER@74bc6ae7ffb7"
+    assert versions("ud/fi_tdt-ud-test.conllu") == "UniversalDependencies/UD_Finnish-TDT@5e3a88a671ea"
+    missing = m.missing_sources(target)
+    assert list(missing) == ["ud/wo_wtb-ud-test.conllu"]
+    assert "UD_Wolof-WTB/575a3ab64619" in missing["ud/wo_wtb-ud-test.conllu"]
+    rows = m.all_treebank_rows(target, versions, m.MorphologySettings(ud_samples=1),
+                               log=lambda _: None)
+    wolof = [r for r in rows if r["language"] == "wo"]
+    assert wolof and all(r["value"] is None and "not downloaded: file://" in r["note"]
+                         for r in wolof)
+
+
+def test_a_file_that_differs_from_the_recorded_one_is_refused(shared_data, tmp_path, monkeypatch):
+    upstream = tmp_path / "upstream"
+    _upstream(shared_data, upstream)
+    _point_at(monkeypatch, upstream)
+    changed = upstream / "raw" / "UniversalDependencies" / "UD_Yoruba-YTB"
+    (link,) = changed.rglob("*.conllu")
+    link.unlink()
+    link.write_text("# sent_id = 1\n1\tA\ta\tX\t_\t_\t0\troot\t_\t_\n\n")
+    target = m.download_sources(tmp_path / "sources", log=lambda _: None)
+    assert "is not the committed tables'" in m.missing_sources(target)["ud/yo_ytb-ud-test.conllu"]
+    assert not (target / "ud" / "yo_ytb-ud-test.conllu").exists()
 
 
 def test_misaligned_tatoeba_pairs_name_both_files(tmp_path):

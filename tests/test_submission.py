@@ -12,6 +12,7 @@ from stilts_core.evaluation import references, score_language
 from stilts_core.submission import (
     SubmissionError,
     export_run,
+    format_report,
     get_layout,
     prediction_records,
     retrieval_records,
@@ -169,7 +170,10 @@ def test_xtreme_r_formats_multiple_choice_and_rankings(tmp_path):
                               {"m1": ["Q9", "Q1"], "m2": ["Q2", "Q2"]})
     report = score_folders(predictions, labels, "xtreme-r", partial=True)
     assert report["xcopa"]["accuracy"] == {"it": 50.0}
-    assert report["mewslix"]["map_at_20"] == {"de": (0.5 + 1.0) / 2 * 100}
+    assert report["mewslix"]["map@20"] == {"de": (0.5 + 1.0) / 2 * 100}
+    assert report["mewslix"]["avg_map@20"] == report["mewslix"]["avg_metric"] == 75.0
+    assert not [key for key in report["mewslix"] if "map_at" in key]
+    assert "map@20" in format_report(report)
     assert report["notes"]["xcopa"]["missing_languages"][0] == "et"
     xcopa.write_predictions(predictions / "xcopa" / "test-it.jsonl", [{"idx": 1, "label": 1},
                                                                       {"idx": 0, "label": 1}])

@@ -55,7 +55,8 @@ def test_hub_config_uses_the_task_language_code():
 
 def test_each_format_checks_its_declared_fields():
     common = dict(name="bad", role="source", description="", languages=("en",),
-                  hub=HubSource(path="x", splits={"test": "test"}), metric="accuracy",
+                  hub=HubSource(path="x", splits={"test": "test"}, evidence="test"),
+                  metric="accuracy",
                   dev_metric="accuracy", citation="c")
     with pytest.raises(ValidationError, match="one or two text fields"):
         TaskSpec(format="classification", fields=Fields(text=("a", "b", "c"), label="l"),
@@ -77,7 +78,7 @@ def test_tasks_are_frozen_and_reject_unknown_keys():
 def test_metrics_are_validated_against_the_registry():
     with pytest.raises(ValidationError, match=r"unknown metric\(s\) \['seqeval_f1'\]"):
         TaskSpec(name="t", role="retrieval", format="bitext_retrieval", description="d",
-                 languages=("en",), hub=HubSource(path="p", splits={"test": "test"}),
+                 languages=("en",), hub=HubSource(path="p", splits={"test": "test"}, evidence="test"),
                  fields=Fields(text=("a", "b")), metric="seqeval_f1", dev_metric="accuracy",
                  citation="c")
     assert get_task("udpos").metric == get_task("panx").metric == "seqeval"
