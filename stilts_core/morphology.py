@@ -417,15 +417,16 @@ def _segmenter(spec: LanguageSpec) -> Segmenter | None:
     return SEGMENTERS[spec.script]
 
 
-def words(text: str, language: str) -> list[str]:
-    """Case-folded words: runs of letters, marks and digits (NFC), after segmentation where the
-    orthography has no spaces; punctuation and symbols are not words."""
+def words(text: str, language: str, casefold: bool = True) -> list[str]:
+    """Words: runs of letters, marks and digits (NFC), after segmentation where the
+    orthography has no spaces; punctuation and symbols are not words. Case-folded for the
+    corpus measures; as written for the (cased) tokenizers."""
     import unicodedata
 
     text = unicodedata.normalize("NFC", text)
     segmenter = _segmenter(get_language(language))
     pieces = segmenter.segment(text) if segmenter else [text]
-    return [w.casefold() for piece in pieces for w in WORD.findall(piece)]
+    return [w.casefold() if casefold else w for piece in pieces for w in WORD.findall(piece)]
 
 
 # --- 2. corpus measures ------------------------------------------------------------------------
@@ -489,8 +490,7 @@ def tatoeba_words(root: Path, language: str) -> tuple[list[str], list[str]]:
 
 
 def tatoeba_pairs(root: Path) -> dict[str, tuple[list[str], list[str]]]:
-    """:func:`tatoeba_words` of every Tatoeba language, read and segmented once for the corpus
-    and the tokenizer measures."""
+    """:func:`tatoeba_words` of every Tatoeba language, read and segmented once."""
     return {language: tatoeba_words(root, language) for language in get_task("tatoeba").languages
             if language in xtreme_r_languages()}
 
@@ -701,40 +701,119 @@ def all_treebank_rows(root: Path, versions: SourceVersions, settings: Morphology
 
 # --- 4. tokenizer measures (Rust et al. 2021) ---------------------------------------------------
 
+TOKENIZER_MEASURES = ("subword_fertility", "proportion_split")
+
+
 def subword_fertility(tokenize: Callable[[str], Sequence], tokens: Sequence[str]) -> tuple[float, float]:
     """(subwords per word, share of words split into two or more subwords), each word
-    tokenised on its own as in Rust et al. (2021)."""
-    pieces = np.array([len(tokenize(word)) for word in tokens])
-    return float(pieces.mean()), float((pieces >= 2).mean())
+    tokenised on its own as in Rust et al. (2021); each distinct word is tokenised once."""
+    counts = Counter(tokens)
+    pieces = {word: len(tokenize(word)) for word in counts}
+    total = sum(counts.values())
+    return (sum(pieces[word] * count for word, count in counts.items()) / total,
+            sum(count for word, count in counts.items() if pieces[word] >= 2) / total)
 
 
-def tokenizer_rows(pairs: dict[str, tuple[list[str], list[str]]], tokenizer, name: str,
+@dataclass(frozen=True)
+class TokenizerText:
+    """The words of one text of a language as written (NFC, not case-folded: the model
+    tokenizers are cased), which the tokenizer measures are computed on."""
+
+    language: str
+    source: str
+    files: tuple[str, ...]  # relative to the sources folder
+    words: list[str]
+    primary: bool
+
+
+def treebank_surface_words(path: Path) -> list[str]:
+    """The words of a treebank as they are written: a multiword token (``zum``, not ``zu dem``)
+    counts once, its syntactic words not at all; punctuation and symbols are not words."""
+    import unicodedata
+
+    import conllu
+
+    forms = []
+    with open(path, encoding="utf-8") as handle:
+        try:
+            for sentence in conllu.parse_incr(handle):
+                inside = set()
+                for token in sentence:
+                    identifier = token["id"]
+                    if isinstance(identifier, tuple) and identifier[1] == "-":
+                        forms.append(token["form"])
+                        inside.update(range(identifier[0], identifier[2] + 1))
+                    elif (isinstance(identifier, int) and identifier not in inside
+                          and token["upos"] not in NON_WORD_UPOS):
+                        forms.append(token["form"])
+        except (conllu.exceptions.ParseException, KeyError) as error:
+            raise MorphologyError(f"{path}: not valid CoNLL-U ({error}); a word line needs the "
+                                  "ten CoNLL-U columns") from None
+    return [unicodedata.normalize("NFC", form) for form in forms]
+
+
+def tokenizer_texts(root: Path) -> list[TokenizerText]:
+    """Every text of each XTREME-R language in the sources: its Tatoeba side, its main UD test
+    treebank and its PUD treebank. The primary one is Tatoeba (the same content in every
+    language), else the main treebank, else PUD; English's Tatoeba text is the English sides of
+    all pair files."""
+    tatoeba = [lang for lang in get_task("tatoeba").languages if lang in xtreme_r_languages()]
+    texts = []
+    for language in tatoeba:
+        own = tatoeba_files(language)[0]
+        texts.append(TokenizerText(language, f"Tatoeba {Path(own).name}", (own,), [
+            w for line in _read_lines(root / own) for w in words(line, language, casefold=False)],
+            primary=True))
+    english = [tatoeba_files(language)[1] for language in tatoeba]
+    texts.append(TokenizerText("en", "Tatoeba, English sides", tuple(english), [
+        w for name in english for line in _read_lines(root / name)
+        for w in words(line, "en", casefold=False)], primary=True))
+    with_text = {text.language for text in texts}
+    for kind in ("main", "pud"):
+        for treebank in (t for t in TREEBANKS if t.kind == kind):
+            texts.append(TokenizerText(
+                treebank.language, f"{treebank.repository} ({kind})", (treebank.relative_path,),
+                treebank_surface_words(treebank.path(root)),
+                primary=treebank.language not in with_text))
+            with_text.add(treebank.language)
+    return texts
+
+
+METASPACE = "\u2581"  # SentencePiece's word-boundary mark
+
+
+def tokenizer_rows(texts: Sequence[TokenizerText], tokenizer, name: str,
                    versions: SourceVersions, log=print) -> list[dict]:
-    def tokenize(word: str) -> list[int]:
-        return tokenizer(word, add_special_tokens=False)["input_ids"]
+    """Both measures on every text; a language without any text gets empty values that say so.
 
-    rows, english, english_versions = [], [], set()
-    for language in xtreme_r_languages():
-        if language == "en":
-            continue
-        if language not in pairs:
-            rows += [_row(language, "tokenizer", m, None, name, "",
-                          note="no Tatoeba test pairs for this language")
-                     for m in ("subword_fertility", "proportion_split")]
-            continue
-        own, eng = pairs[language]
-        own_file = tatoeba_files(language)[0]
-        fertility, split = subword_fertility(tokenize, own)
-        english.append(subword_fertility(tokenize, eng))
-        english_versions.add(versions(tatoeba_files(language)[1]))
-        log(f"[morphology] tokenizer {language}: fertility {fertility:.2f}")
-        for measure, value in (("subword_fertility", fertility), ("proportion_split", split)):
-            rows.append(_row(language, "tokenizer", measure, value, f"{name} on Tatoeba",
-                             versions(own_file), len(own)))
-    for index, measure in enumerate(("subword_fertility", "proportion_split")):
-        rows.append(_row("en", "tokenizer", measure, float(np.mean([e[index] for e in english])),
-                         f"{name} on Tatoeba, English sides", ", ".join(sorted(english_versions)),
-                         note=f"mean over the English sides of {len(english)} pair files"))
+    A word tokenised alone is read as if a space preceded it. For orthographies without spaces
+    between words that adds a piece running text does not have (XLM-R: ``▁`` then ``日本``),
+    so there a leading piece that is only the boundary mark is not counted."""
+    def tokenize(word: str, spaced: bool) -> list[int]:
+        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        unspaced_mark = (not spaced and len(ids) > 1
+                         and tokenizer.convert_ids_to_tokens(ids[0]) == METASPACE)
+        return ids[1:] if unspaced_mark else ids
+
+    rows = []
+    for text in texts:
+        spaced = get_language(text.language).spaces_between_words
+        fertility, split = subword_fertility(lambda word, spaced=spaced: tokenize(word, spaced),
+                                             text.words)
+        log(f"[morphology] tokenizer {text.language} ({text.source}): {len(text.words)} words, "
+            f"fertility {fertility:.2f}")
+        version = ", ".join(sorted({versions(file) for file in text.files}))
+        note = "words as written, each tokenised alone" + (
+            "" if spaced else f"; a leading {METASPACE} piece not counted (no spaces in the "
+                              "orthography)")
+        rows += [_row(text.language, "tokenizer", measure, value, f"{name} on {text.source}",
+                      version, len(text.words), note, primary=text.primary)
+                 for measure, value in zip(TOKENIZER_MEASURES, (fertility, split), strict=True)]
+    with_text = {text.language for text in texts}
+    rows += [_row(language, "tokenizer", measure, None, name, "",
+                  note="no Tatoeba, UD or PUD text for this language in the sources")
+             for language in xtreme_r_languages() if language not in with_text
+             for measure in TOKENIZER_MEASURES]
     return rows
 
 
@@ -764,7 +843,7 @@ def build_indices(root: Path, wals_values: pd.DataFrame,
     rows += corpus_rows(pairs, versions, settings, log)
     rows += all_treebank_rows(root, versions, settings, log)
     if tokenizer is not None:
-        rows += tokenizer_rows(pairs, tokenizer, tokenizer_name, versions, log)
+        rows += tokenizer_rows(tokenizer_texts(root), tokenizer, tokenizer_name, versions, log)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["n_tokens"] = table["n_tokens"].astype("Int64")
     return table.sort_values(["family", "measure", "language", "source"], ignore_index=True)

