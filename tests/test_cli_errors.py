@@ -54,7 +54,8 @@ def test_every_command_is_exercised(tmp_path):
     from stilts_core.cli import build_parser
 
     parsers = build_parser()._subparsers._group_actions[0].choices
-    covered = {name.split()[0] for name in COMMANDS} | {"run", "fixtures"}
+    # run and fixtures: below; models (prepare): its wheel errors in tests/test_e5_wheel.py
+    covered = {name.split()[0] for name in COMMANDS} | {"run", "fixtures", "models"}
     assert covered == set(parsers)
     assert set(_commands(tmp_path, missing=True)) == set(COMMANDS)
 

@@ -69,3 +69,29 @@ def test_the_cost_of_a_resumed_run_counts_every_attempt(tmp_path):
         assert len(on_disk) == 2 and on_disk[1]["finished"] is None  # visible while it runs
     assert attempts[1]["finished"] is not None
     assert compute_record(attempts)["seconds"] >= 60.0
+
+
+def test_a_committed_set_in_the_book_configuration_is_read_not_run(tmp_path):
+    """A ``path`` set is a table (e.g. a committed real set): planning the build reads it, runs
+    no grid, and, as it is a finding, analyses it instead of a simulation."""
+    import pandas as pd
+
+    from stilts_core.book import plan_build
+    from stilts_core.result_sets import DEFAULT_BOOK_CONFIG
+
+    table = tmp_path / "real.parquet"
+    pd.DataFrame([{"model": "multilingual-e5-small", "intermediate_task": "none",
+                   "target_task": "tatoeba", "language": "de", "seed": None, "split": "test",
+                   "metric": "accuracy", "value": 90.0, "provenance": "reduced-scale real run",
+                   "run_id": "r", "settings": "{}"}]).to_parquet(table)
+    config = yaml.safe_load(DEFAULT_BOOK_CONFIG.read_text())
+    config["result_sets"] = [{"name": "real", "description": "a committed set", "path": str(table),
+                              "analysis": {"bootstrap_reps": 50}}]
+    path = tmp_path / "book.yaml"
+    path.write_text(yaml.safe_dump(config))
+    build = plan_build(path, log=lambda _: None)
+    (real,) = build.sets
+    assert (real.name, real.provenance, real.analysed) == ("real", "reduced-scale real run", True)
+    assert build.simulation is None and build.analysed() == [real]
+    assert build.grids == ("configs/xstilts.yaml",)
+    assert build.config.plan.with_settings(real.analysis)["bootstrap_reps"] == 50
