@@ -277,7 +277,7 @@ def _start(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel]:
 @dataclass(frozen=True)
 class RecipeCut:
     """A parameter that, set this way, cuts the published recipe (so the run is not full-scale).
-    ``applies`` to the phases whose parameters have ``field``; ``cuts(p)`` says whether it does."""
+    It is judged for the phases whose parameters have ``field``; ``cuts(p)`` says whether it does."""
 
     field: str
     requirement: str
@@ -288,24 +288,26 @@ def _below_default(field: str):
     return lambda p: getattr(p, field) < getattr(p.defaults(), field)
 
 
-def _declared_mixture(field: str):
-    def cuts(p) -> bool:
-        value = getattr(p, field)
-        if value is None:
-            return False
-        if p.task in MIXTURES:
-            return tuple(value) != get_mixture(p.task).tasks if field == "mixture_tasks" else True
-        return tuple(value) != get_task(p.task).combined_with
-    return cuts
+def _other_mixture(p: IntermediateParams) -> bool:
+    """Members other than the declared mixture's (a single task has no members to change)."""
+    return (p.mixture_tasks is not None and p.task in MIXTURES
+            and tuple(p.mixture_tasks) != get_mixture(p.task).tasks)
+
+
+def _other_combined_sets(p: IntermediateParams) -> bool:
+    """Sets combined with the task's training data other than its declaration's (ANLI+)."""
+    if p.combined_with is None:
+        return False
+    return p.task in MIXTURES or tuple(p.combined_with) != get_task(p.task).combined_with
 
 
 RECIPE_CUTS = (
     RecipeCut("smoke", "false (no truncation of any split)", lambda p: p.smoke),
     RecipeCut("max_steps", "-1 (train for the declared epochs)", lambda p: p.max_steps != -1),
     RecipeCut("epochs", "at least the task's published epochs", _below_default("epochs")),
-    RecipeCut("mixture_tasks", "the declared mixture", _declared_mixture("mixture_tasks")),
+    RecipeCut("mixture_tasks", "the declared mixture", _other_mixture),
     RecipeCut("mixture_cap", "the declared cap", lambda p: p.mixture_cap is not None),
-    RecipeCut("combined_with", "the declared combined sets (ANLI+)", _declared_mixture("combined_with")),
+    RecipeCut("combined_with", "the declared combined sets (ANLI+)", _other_combined_sets),
     RecipeCut("dual_max_steps", "-1 (train for the declared epochs)", lambda p: p.dual_max_steps != -1),
     RecipeCut("dual_epochs", "at least the task's published epochs",
               lambda p: p.dual_epochs is not None and p.dual_epochs < get_task(p.task).retrieval.epochs),
