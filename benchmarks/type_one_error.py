@@ -4,7 +4,10 @@ structure the analysis fits, at several plausible sizes of the variance componen
 rejection rate with a Wilson 95% interval per setting and writes them to
 ``benchmarks/results/type_one_error.json``; the target is every rate within [0.03, 0.08].
 
-    python benchmarks/type_one_error.py [--reps 500] [--n-jobs 2] [--old-model-reps 100]
+    python benchmarks/type_one_error.py [--reps 500] [--n-jobs 2] [--old-model-reps 100] [--resume]
+
+``--resume`` keeps the settings already in the output file with the same number of replicates
+(the file is rewritten after each setting), so a stopped run continues where it stopped.
 
 Design: 24 real languages with ``mattr_over_english`` (their real index values and covariates) x
 4 target tasks (one per XTREME-R group) x 3 intermediate tasks x 2 seeds, the shape the issue's
@@ -42,8 +45,8 @@ NO_CROSSINGS = {name: 0.0 for name in st.PLAUSIBLE_VARIANCES} | {
 # variance components (gain points^2) of each null setting
 SETTINGS = {
     "plausible (Methods)": st.PLAUSIBLE_VARIANCES,
-    "no crossings (all two-way components and the cell at 0)": NO_CROSSINGS,
     "large language x target task (SD 1.5)": st.PLAUSIBLE_VARIANCES | {"language:target_task": 2.25},
+    "no crossings (all two-way components and the cell at 0)": NO_CROSSINGS,
     "large language x intermediate task (SD 1.0)":
         st.PLAUSIBLE_VARIANCES | {"language:intermediate_task": 1.0},
     "large language (SD 2) and cell (SD 1)": st.PLAUSIBLE_VARIANCES | {"language": 4.0, "cell": 1.0},
@@ -78,6 +81,8 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--old-model-reps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the settings already in --output with the same --reps")
     parser.add_argument("--output", type=Path,
                         default=Path(__file__).parent / "results" / "type_one_error.json")
     args = parser.parse_args()
@@ -88,8 +93,16 @@ def main() -> None:
           f"LRT of {st.MORPH} terms in {st.MAIN_FORMULA!r} at alpha {ALPHA}, {args.reps} "
           f"replicates per setting")
     print(f"python {platform.python_version()}, {os.cpu_count()} CPU(s), {args.n_jobs} worker(s)")
+    done = {}
+    if args.resume and args.output.exists():
+        done = {row["setting"]: row for row in json.loads(args.output.read_text())["settings"]
+                if row["reps"] == args.reps}
     rows = []
     for number, (name, variances) in enumerate(SETTINGS.items()):
+        if name in done:
+            rows.append(done[name])
+            print(f"{name:<58} type-I error {done[name]['rate']:.3f} (from {args.output.name})")
+            continue
         start = time.perf_counter()
         curve = st.power_curve(design, covariates, [0.0], variances, reps=args.reps,
                                alpha=ALPHA, test="lrt", n_jobs=args.n_jobs,

@@ -100,7 +100,6 @@ class CrossedFit:
     nobs: int
     converged: bool
     message: str
-    evaluations: int
     dropped: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -124,7 +123,6 @@ class DesignModel:
     exog: np.ndarray
     exog_names: list[str]
     data: object
-    cells: np.ndarray
 
 
 def cell_structure(frame: pd.DataFrame, cell: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -293,7 +293,7 @@ def _result(problem, theta, reml, frame, y, x, cell_codes, cells, dropped, formu
     components["residual"] = float(solution.sigma2)
     main = [i for i, label in enumerate(labels) if ":" not in label.split("[")[0]]
     model = crossed_reml.DesignModel(formula=formula, exog=x.to_numpy(), exog_names=names,
-                                     data=_ModelData(x.design_info), cells=cell_codes)
+                                     data=_ModelData(x.design_info))
     return crossed_reml.CrossedFit(
         fe_params=pd.Series(solution.beta, index=names),
         covariance=pd.DataFrame(solution.sigma2 * np.linalg.inv(solution.xtvx), index=names,
@@ -310,7 +310,7 @@ def _result(problem, theta, reml, frame, y, x, cell_codes, cells, dropped, formu
                                                 index=[labels[i] for i in main],
                                                 columns=[labels[i] for i in main])},
         model=model, nobs=len(frame), converged=bool(outcome.success),
-        message=str(outcome.message), evaluations=int(outcome.nfev), dropped=dropped)
+        message=str(outcome.message), dropped=dropped)
 
 
 @dataclass
