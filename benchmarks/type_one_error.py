@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--old-model-reps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--old-model-only", action="store_true",
+                        help="only the old-model contrast, added to the settings in --output")
     parser.add_argument("--resume", action="store_true",
                         help="keep the settings already in --output with the same --reps")
     parser.add_argument("--output", type=Path,
@@ -93,9 +95,16 @@ def main() -> None:
           f"LRT of {st.MORPH} terms in {st.MAIN_FORMULA!r} at alpha {ALPHA}, {args.reps} "
           f"replicates per setting")
     print(f"python {platform.python_version()}, {os.cpu_count()} CPU(s), {args.n_jobs} worker(s)")
+    if args.old_model_only:
+        old = old_model_rate(design, covariates, SETTINGS[CONTRAST], args.old_model_reps,
+                             args.seed + 100)
+        print(f"old model (language, target task, intermediate task only) on '{CONTRAST}': "
+              f"{old['rate']:.3f} ({old['low']:.3f}-{old['high']:.3f}, {old['reps']} reps)")
+        write(args.output, saved(args.output)["settings"], old)
+        return
     done = {}
     if args.resume and args.output.exists():
-        done = {row["setting"]: row for row in json.loads(args.output.read_text())["settings"]
+        done = {row["setting"]: row for row in saved(args.output)["settings"]
                 if row["reps"] == args.reps}
     rows = []
     for number, (name, variances) in enumerate(SETTINGS.items()):
@@ -127,8 +136,15 @@ def main() -> None:
     print(f"all settings within {TARGET}: {summary['all_within_target']}; written to {args.output}")
 
 
+def saved(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {"settings": []}
+
+
 def write(path: Path, rows: list[dict], old: dict | None) -> dict:
-    """The figures so far, rewritten after each setting (atomically) so a stopped run keeps them."""
+    """The figures so far, rewritten after each setting (atomically) so a stopped run keeps them;
+    an old-model contrast already in the file is kept unless a new one is given."""
+    if old is None:
+        old = saved(path).get("old_model_contrast")
     summary = {"alpha": ALPHA, "target": TARGET, "formula": st.MAIN_FORMULA,
                "design": "24 languages x 4 target tasks (xnli, udpos, xquad, tatoeba) x 3 "
                          "intermediate tasks (mnli, squad, multi) x 2 seeds; real "
