@@ -150,7 +150,8 @@ def write(path: Path, rows: list[dict], old: dict | None) -> dict:
                          "intermediate tasks (mnli, squad, multi) x 2 seeds; real "
                          "mattr_over_english values and covariates; no fixed effects",
                "settings": rows, "old_model_contrast": old and {"setting": CONTRAST, **old},
-               "all_within_target": all(row["within_target"] for row in rows)}
+               # None: no setting in this file (an old-model contrast alone)
+               "all_within_target": all(row["within_target"] for row in rows) if rows else None}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(summary, indent=1) + "\n")
     return summary
