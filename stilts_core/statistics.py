@@ -4,19 +4,24 @@ The analysis data are paired gains (STILTs minus direct target fine-tuning, same
 language and seed; retrieval: phase-(ii) encoder minus the base encoder) joined with one
 morphological index and the language covariates. The main model
 
-    gain ~ morph + morph:task_group + log_pretraining_size + latin_script + indo_european
+    gain ~ morph + morph:C(task_group, Sum) + log_pretraining_size + latin_script + indo_european
            + (1 | language) + (1 | target_task) + (1 | intermediate_task)
+           + (1 | language:target_task) + (1 | language:intermediate_task)
+           + (1 | target_task:intermediate_task) + (1 | language:target_task:intermediate_task)
 
-is fitted with statsmodels ``MixedLM``: crossed random intercepts are variance components of a
-single all-rows group (the statsmodels idiom for crossed effects). REML gives the estimates; ML
-fits give likelihood-ratio tests of the morphology terms and AIC across indices. Every fit
-reports its optimiser, convergence, warnings and any variance component at zero.
+has a random intercept for every crossing of the design that the fixed effects are tested
+against, and a cell component (the seeds of one cell are replicates, not independent gains).
+Sum coding makes ``morph`` the average of the four task groups' slopes; each group's slope is a
+derived quantity (:func:`slopes`). The model is fitted on cell means with the exact likelihood of
+all rows (:mod:`stilts_core.crossed_reml`): REML for estimates, ML for likelihood-ratio tests and
+AIC. Every fit reports its optimiser, convergence, warnings, any variance at zero and any
+component the design cannot separate.
 """
 
 from __future__ import annotations
 
+import ast
 import math
-import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -24,15 +29,33 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import crossed_reml
+from .crossed_reml import Component
 from .results import NO_INTERMEDIATE, headline_scores, paired_gains, setting
 from .tasks import TASK_GROUPS, get_mixture, get_task
 
-MAIN_FORMULA = ("gain ~ morph + morph:task_group + log_pretraining_size + latin_script "
+MAIN_FORMULA = ("gain ~ morph + morph:C(task_group, Sum) + log_pretraining_size + latin_script "
                 "+ indo_european")
-RANDOM_INTERCEPTS = ("language", "target_task", "intermediate_task")
-LME4_FORMULA = (MAIN_FORMULA + " + (1 | language) + (1 | target_task) + (1 | intermediate_task)")
 MORPH = "morph"
-OPTIMISERS = ("lbfgs", "bfgs", "powell", "nm")
+# the average slope over task groups, and each group's, as rows of :func:`slopes`
+AVERAGE_SLOPE = "average"
+# Random intercepts: every factor of the design and every two-way crossing of them. The
+# language-level terms (morph and the covariates) are tested against the language component,
+# morph:task_group against language x target task; leaving either out puts its variation in the
+# residual and makes those terms look far more precise than they are.
+RANDOM_EFFECTS = (
+    Component("language", ("language",)),
+    Component("target_task", ("target_task",)),
+    Component("intermediate_task", ("intermediate_task",)),
+    Component("language:target_task", ("language", "target_task")),
+    Component("language:intermediate_task", ("language", "intermediate_task")),
+    Component("target_task:intermediate_task", ("target_task", "intermediate_task")),
+)
+RANDOM_INTERCEPTS = tuple(component.name for component in RANDOM_EFFECTS)
+# one cell: the seeds of it are replicates; its own component is the three-way crossing
+CELL = ("model", "language", "target_task", "intermediate_task")
+CELL_COMPONENT = "cell"
+OPTIMISERS = tuple(crossed_reml.OPTIMISERS)
 # a variance component below this share of the residual variance counts as zero (singular fit)
 SINGULAR_SHARE = 1e-6
 
@@ -158,123 +181,271 @@ class FitReport:
     params: pd.DataFrame
     variance_components: dict[str, float]
     attempts: list[dict] = field(default_factory=list)
+    dropped_components: dict[str, str] = field(default_factory=dict)
+    slopes: pd.DataFrame | None = None
 
     def summary(self) -> dict:
         """JSON-ready: the numbers and the diagnostics, for ``stilts stats export``."""
         return {
             "formula": self.formula, "lme4_formula": lme4_formula(self.formula),
             "reml": self.reml, "optimiser": self.optimiser, "converged": self.converged,
-            "singular_components": self.singular, "warnings": self.warnings,
-            "loglike": self.loglike, "aic": self.aic, "n_obs": self.n_obs,
-            "n_groups": self.n_groups,
+            "singular_components": self.singular, "dropped_components": self.dropped_components,
+            "warnings": self.warnings, "loglike": self.loglike, "aic": self.aic,
+            "n_obs": self.n_obs, "n_groups": self.n_groups,
             "fixed_effects": self.params.reset_index(names="term").to_dict("records"),
+            "slopes": (None if self.slopes is None
+                       else self.slopes.reset_index(names="task_group").to_dict("records")),
             "variance_components": self.variance_components,
         }
 
 
+# statsmodels/patsy spellings -> R's, for the lme4 formula
+R_SPELLINGS = (
+    (r"C\((\w+),\s*Sum\)", r"C(factor(\1), contr.sum)"),
+    (r"\*\*", "^"),
+)
+
+
 def lme4_formula(formula: str) -> str:
-    """The same model in R's lme4 syntax (for ``lmer(..., REML = TRUE)``)."""
-    return formula + "".join(f" + (1 | {name})" for name in RANDOM_INTERCEPTS)
+    """The same model in R's lme4 syntax (for ``lmer(..., REML = TRUE)``): the fixed part with
+    R's spelling of sum coding, every random intercept and the cell component."""
+    import re
+
+    for pattern, replacement in R_SPELLINGS:
+        formula = re.sub(pattern, replacement, formula)
+    grouping = [*RANDOM_INTERCEPTS, ":".join(CELL[1:])]
+    return formula + "".join(f" + (1 | {name})" for name in grouping)
 
 
-def _model(frame: pd.DataFrame, formula: str):
-    import statsmodels.formula.api as smf
+def _design_matrices(frame: pd.DataFrame, formula: str):
+    import patsy
 
-    levels = {name: frame[name].nunique() for name in RANDOM_INTERCEPTS}
-    if min(levels.values()) < 2:
-        raise AnalysisError(f"crossed random intercepts need at least two levels each; the data "
-                            f"have {levels}")
-    data = frame.assign(_all_rows=1)
-    return smf.mixedlm(formula, data, groups="_all_rows", re_formula="0",
-                       vc_formula={name: f"0 + C({name})" for name in RANDOM_INTERCEPTS})
+    if "~" not in formula:
+        raise AnalysisError(f"formula {formula!r} has no '~': write 'gain ~ terms'")
+    try:
+        y, x = patsy.dmatrices(formula, frame, return_type="dataframe", NA_action="raise")
+    except patsy.PatsyError as error:
+        raise AnalysisError(f"formula {formula!r} cannot be built from the analysis data "
+                            f"(columns: {sorted(frame.columns)}): {error}") from error
+    if y.shape[1] != 1:
+        raise AnalysisError(f"formula {formula!r} must have one numeric response, e.g. gain")
+    rank = np.linalg.matrix_rank(x.to_numpy())
+    if rank < x.shape[1]:
+        raise AnalysisError(f"formula {formula!r} gives {x.shape[1]} fixed-effect columns of rank "
+                            f"{rank} on these data ({list(x.columns)}): drop aliased terms")
+    return y, x
 
 
 def fit(frame: pd.DataFrame, formula: str = MAIN_FORMULA, reml: bool = True,
-        optimisers: tuple[str, ...] = OPTIMISERS):
-    """Fit with each optimiser in turn until one converges; returns the statsmodels result and
-    a :class:`FitReport`. Warnings are recorded, never silenced: a boundary warning (a
-    variance at zero) is kept and reported as a singular fit, a failure to converge moves on to
-    the next optimiser. If none converges, the attempt with the highest likelihood is kept and
-    the report says it did not converge."""
-    model = _model(frame, formula)
+        optimisers: tuple[str, ...] = OPTIMISERS, start: np.ndarray | None = None,
+        random_effects: tuple[Component, ...] = RANDOM_EFFECTS):
+    """Fit with each optimiser in turn until one converges; returns the fitted model
+    (:class:`stilts_core.crossed_reml.CrossedFit`) and a :class:`FitReport`. A variance at zero
+    is kept and reported as a singular fit (a boundary estimate, not an error); a component the
+    design cannot separate from another is dropped by the rule of :func:`crossed_reml.build_problem`
+    and reported. If no optimiser converges, the attempt with the highest likelihood is kept and
+    the report says it did not converge. ``random_effects`` other than the default serve to
+    show what a poorer model gets wrong (the calibration benchmark and its test)."""
+    y, x = _design_matrices(frame, formula)
+    levels = {name: frame[name].nunique() for name in ("language", "target_task",
+                                                        "intermediate_task")}
+    if min(levels.values()) < 2:
+        raise AnalysisError(f"crossed random intercepts need at least two levels each of "
+                            f"language, target task and intermediate task; the data have {levels}")
+    try:
+        problem, cell_codes, cells, dropped = crossed_reml.build_problem(
+            frame, y.to_numpy()[:, 0], x.to_numpy(), list(x.columns), list(random_effects), CELL)
+    except crossed_reml.DesignError as error:
+        raise AnalysisError(f"formula {formula!r}: {error}") from error
     attempts, fits = [], []
     for optimiser in optimisers:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                result = model.fit(reml=reml, method=[optimiser])
-            except (np.linalg.LinAlgError, ValueError) as error:
-                attempts.append({"optimiser": optimiser, "error": str(error)})
-                continue
-        messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-        failed = not result.converged or any("failed to converge" in m for m in messages)
-        attempts.append({"optimiser": optimiser, "converged": not failed, "warnings": messages})
-        fits.append((not failed, result.llf, optimiser, result, messages))
-        if not failed:
+        try:
+            outcome = crossed_reml.optimise(problem, reml, optimiser, start)
+        except (KeyError, np.linalg.LinAlgError, ValueError) as error:
+            attempts.append({"optimiser": optimiser, "error": repr(error)})
+            continue
+        attempts.append({"optimiser": optimiser, "converged": bool(outcome.success),
+                         "message": str(outcome.message), "evaluations": int(outcome.nfev)})
+        fits.append((bool(outcome.success), -outcome.fun, optimiser, outcome))
+        if outcome.success:
             break
     if not fits:
         raise AnalysisError(f"every optimiser failed for {formula!r}: {attempts}")
-    converged, _, optimiser, result, messages = max(fits, key=lambda f: (f[0], f[1]))
-    report = _report(result, formula, reml, optimiser, messages, attempts, frame)
-    report.converged = converged
-    return result, report
+    converged, _, optimiser, outcome = max(fits, key=lambda f: (f[0], f[1]))
+    result = _result(problem, np.abs(outcome.x), reml, frame, y, x, cell_codes, cells, dropped,
+                     formula, outcome)
+    return result, _report(result, formula, optimiser, attempts, frame)
 
 
-def _report(result, formula, reml, optimiser, messages, attempts, frame) -> FitReport:
-    names = list(result.model.exog_names)
-    interval = result.conf_int().loc[names]
-    params = pd.DataFrame({"estimate": result.fe_params, "std_error": result.bse_fe,
-                           "z": result.fe_params / result.bse_fe,
-                           "p_value": 2 * stats.norm.sf(np.abs(result.fe_params / result.bse_fe)),
-                           "wald_low": interval[0], "wald_high": interval[1]})
-    components = dict(zip(result.model.exog_vc.names, map(float, result.vcomp), strict=True))
-    components["residual"] = float(result.scale)
-    singular = [name for name, value in components.items()
-                if name != "residual" and value < SINGULAR_SHARE * result.scale]
+def _result(problem, theta, reml, frame, y, x, cell_codes, cells, dropped, formula, outcome):
+    solution = crossed_reml.solve(problem, theta, reml)
+    names = list(x.columns)
+    effects, variances, cell_effects = crossed_reml.conditional_effects(problem, solution, theta)
+    labels = [f"{c.name}[C({c.name})[{':'.join(map(str, np.atleast_1d(level)))}]]"
+              for c in problem.components
+              for level in cells.groupby(list(c.factors), sort=True, observed=True).groups]
+    linear = problem.z @ effects + cell_effects
+    fitted = x.to_numpy() @ solution.beta + linear[cell_codes]
+    components = {c.name: float(solution.sigma2 * t**2)
+                  for c, t in zip(problem.components, theta, strict=False)}
+    if problem.has_cell:
+        components[CELL_COMPONENT] = float(solution.sigma2 * theta[-1] ** 2)
+    components["residual"] = float(solution.sigma2)
+    main = [i for i, label in enumerate(labels) if ":" not in label.split("[")[0]]
+    model = crossed_reml.DesignModel(formula=formula, exog=x.to_numpy(), exog_names=names,
+                                     data=_ModelData(x.design_info))
+    return crossed_reml.CrossedFit(
+        fe_params=pd.Series(solution.beta, index=names),
+        covariance=pd.DataFrame(solution.sigma2 * np.linalg.inv(solution.xtvx), index=names,
+                                columns=names),
+        llf=-solution.deviance / 2, reml=reml, theta=theta, sigma2=solution.sigma2,
+        variance_components=components, components=problem.components,
+        has_cell=problem.has_cell,
+        fittedvalues=pd.Series(fitted, index=frame.index),
+        resid=pd.Series(y.to_numpy()[:, 0] - fitted, index=frame.index),
+        # the main factors' intercepts, for the caterpillar plot; the crossings' are in
+        # ``all_random_effects``
+        random_effects={"all": pd.Series(effects[main], index=[labels[i] for i in main])},
+        random_effects_cov={"all": pd.DataFrame(np.diag(variances[main]),
+                                                index=[labels[i] for i in main],
+                                                columns=[labels[i] for i in main])},
+        model=model, nobs=len(frame), converged=bool(outcome.success),
+        message=str(outcome.message), dropped=dropped)
+
+
+@dataclass
+class _ModelData:
+    model_spec: object
+
+
+def _report(result, formula, optimiser, attempts, frame) -> FitReport:
+    estimate, se = result.fe_params, result.bse_fe
+    params = _wald(estimate, se)
+    singular = [name for name, value in result.variance_components.items()
+                if name != "residual" and value < SINGULAR_SHARE * result.sigma2]
+    messages = [] if result.converged else [f"ConvergenceWarning: {result.message}"]
+    if singular:
+        messages.append(f"boundary: variance component(s) {', '.join(singular)} estimated at "
+                        "zero (a singular fit; the component stays in the model)")
+    messages += [f"component {name} dropped: {why}" for name, why in result.dropped.items()]
+    n_groups = {c.name: int(frame.groupby(list(c.factors), observed=True).ngroups)
+                for c in result.components}
     return FitReport(
-        formula=formula, reml=reml, optimiser=optimiser, converged=bool(result.converged),
+        formula=formula, reml=result.reml, optimiser=optimiser, converged=result.converged,
         singular=singular, warnings=messages, loglike=float(result.llf),
-        aic=None if reml else float(result.aic), n_obs=int(result.nobs),
-        n_groups={name: int(frame[name].nunique()) for name in RANDOM_INTERCEPTS},
-        params=params, variance_components=components, attempts=attempts)
+        aic=None if result.reml else float(result.aic), n_obs=int(result.nobs),
+        n_groups=n_groups, params=params, variance_components=result.variance_components,
+        attempts=attempts, dropped_components=dict(result.dropped),
+        slopes=slopes(result, frame) if morph_terms(formula) else None)
+
+
+def _wald(estimate: pd.Series, se: pd.Series) -> pd.DataFrame:
+    z = estimate / se
+    return pd.DataFrame({"estimate": estimate, "std_error": se, "z": z,
+                         "p_value": 2 * stats.norm.sf(np.abs(z)),
+                         "wald_low": estimate - 1.959964 * se,
+                         "wald_high": estimate + 1.959964 * se})
+
+
+def slopes(result, frame: pd.DataFrame) -> pd.DataFrame:
+    """The slope of the gain on the index in each task group, and their unweighted average
+    (row ``average``), as linear combinations of the fixed effects with Wald intervals: the
+    change in predicted gain from half an SD below to half an SD above the index mean, the other
+    terms held fixed (for a formula linear in ``morph``, exactly its slope)."""
+    from patsy import build_design_matrices
+
+    groups = sorted(frame["task_group"].unique())
+    template = frame.iloc[[0] * 2 * len(groups)].reset_index(drop=True)
+    template["task_group"] = [g for g in groups for _ in (0, 1)]
+    template[MORPH] = [0.5, -0.5] * len(groups)
+    (design,) = build_design_matrices([result.model.data.model_spec], template,
+                                      return_type="dataframe")
+    rows = design[list(result.fe_params.index)].to_numpy()
+    combinations = rows[0::2] - rows[1::2]
+    combinations = np.vstack([combinations.mean(axis=0), combinations])
+    covariance = result.cov_params().to_numpy()
+    estimate = pd.Series(combinations @ result.fe_params.to_numpy(),
+                         index=[AVERAGE_SLOPE, *groups])
+    se = pd.Series(np.sqrt(np.einsum("ij,jk,ik->i", combinations, covariance, combinations)),
+                   index=estimate.index)
+    return _wald(estimate, se)
 
 
 def morph_terms(formula: str) -> list[str]:
-    """The right-hand-side terms of ``formula`` that involve the index."""
-    rhs = formula.split("~", 1)[1]
-    return [t.strip() for t in rhs.split("+") if MORPH in [p.strip() for p in t.split(":")]]
+    """The model terms (patsy's expansion of the formula, e.g. ``morph*task_group`` into
+    ``morph``, ``task_group`` and ``morph:task_group``) that read the index anywhere, including
+    inside a transformation such as ``I(morph**2)``."""
+    from patsy import ModelDesc
+
+    terms = ModelDesc.from_formula(formula).rhs_termlist
+    return [term.name() for term in terms
+            if any(MORPH in _factor_variables(factor) for factor in term.factors)]
+
+
+def _factor_variables(factor) -> set[str]:
+    tree = ast.parse(factor.code, mode="eval")
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
 
 
 def without_morph(formula: str) -> str:
-    lhs, rhs = formula.split("~", 1)
-    kept = [t.strip() for t in rhs.split("+") if t.strip() not in morph_terms(formula)]
-    return f"{lhs.strip()} ~ {' + '.join(kept) or '1'}"
+    """The formula with every morphology term removed (the null model of the test)."""
+    from patsy import ModelDesc
+
+    description = ModelDesc.from_formula(formula)
+    dropped = set(morph_terms(formula))
+    kept = [term for term in description.rhs_termlist if term.name() not in dropped]
+    return ModelDesc(description.lhs_termlist, kept).describe()
 
 
-def likelihood_ratio_test(frame: pd.DataFrame, formula: str = MAIN_FORMULA) -> dict:
-    """ML fits with and without the morphology terms: chi-square statistic, df and p value."""
-    full, full_report = fit(frame, formula, reml=False)
-    reduced, reduced_report = fit(frame, without_morph(formula), reml=False)
+def validate_formula(frame: pd.DataFrame, formula: str) -> int:
+    """The degrees of freedom of the test of the morphology terms; an :class:`AnalysisError`
+    naming the formula when the test would not contain the index or would have 0 df."""
+    allowed = ("terms in the index (morph, morph:C(task_group, Sum), I(morph**2), ...) beside "
+               f"terms without it; the main model is {MAIN_FORMULA!r}")
+    terms = morph_terms(formula)
+    if not terms:
+        raise AnalysisError(f"formula {formula!r} has no term in {MORPH!r}, so there is nothing "
+                            f"to test; allowed: {allowed}")
+    reduced = without_morph(formula)
+    full_columns = _design_matrices(frame, formula)[1].shape[1]
+    reduced_columns = _design_matrices(frame, reduced)[1].shape[1]
+    if full_columns <= reduced_columns:
+        raise AnalysisError(f"formula {formula!r}: without its morphology terms {terms} the model "
+                            f"({reduced!r}) has as many fixed effects, so the test has 0 df; "
+                            f"allowed: {allowed}")
+    return full_columns - reduced_columns
+
+
+def likelihood_ratio_test(frame: pd.DataFrame, formula: str = MAIN_FORMULA,
+                          random_effects: tuple[Component, ...] = RANDOM_EFFECTS) -> dict:
+    """ML fits with and without every morphology term: chi-square statistic, df and p value.
+    The null fit starts at the full fit's variance parameters."""
+    df = validate_formula(frame, formula)
+    full, full_report = fit(frame, formula, reml=False, random_effects=random_effects)
+    reduced, reduced_report = fit(frame, without_morph(formula), reml=False, start=full.theta,
+                                  random_effects=random_effects)
     statistic = max(0.0, 2 * (full.llf - reduced.llf))
-    df = len(full.fe_params) - len(reduced.fe_params)
     return {"statistic": statistic, "df": df, "p_value": float(stats.chi2.sf(statistic, df)),
             "aic": full_report.aic, "reports": (full_report, reduced_report)}
 
 
 def leave_one_out(frame: pd.DataFrame, formula: str = MAIN_FORMULA, factor: str = "language",
-                  term: str = MORPH, reml: bool = True) -> pd.DataFrame:
-    """The ``term`` estimate with each level of ``factor`` left out in turn, beside the full
-    fit: whether one language (or task) carries the slope. The index keeps the standardisation
-    of the full frame, so the estimates are on one scale."""
-    full, _ = fit(frame, formula, reml=reml)
+                  term: str = AVERAGE_SLOPE, reml: bool = True) -> pd.DataFrame:
+    """The slope ``term`` (a row of :func:`slopes`: the average over task groups, or one group)
+    with each level of ``factor`` left out in turn, beside the full fit: whether one language
+    (or task) carries the slope. The index keeps the standardisation of the full frame, so the
+    estimates are on one scale."""
+    full = fit(frame, formula, reml=reml)[1].slopes.loc[term, "estimate"]
     rows = []
     for level in sorted(frame[factor].unique()):
-        result, report = fit(frame[frame[factor] != level], formula, reml=reml)
-        rows.append({factor: level, "estimate": float(result.fe_params[term]),
-                     "se": float(result.bse_fe[term]), "converged": report.converged})
+        kept = frame[frame[factor] != level]
+        _, report = fit(kept, formula, reml=reml)
+        slope = report.slopes.loc[term]
+        rows.append({factor: level, "estimate": float(slope["estimate"]),
+                     "se": float(slope["std_error"]), "converged": report.converged})
     table = pd.DataFrame(rows)
-    table["shift"] = table["estimate"] - float(full.fe_params[term])
-    table.attrs["full_estimate"] = float(full.fe_params[term])
+    table["shift"] = table["estimate"] - float(full)
+    table.attrs["full_estimate"] = float(full)
     return table.sort_values("shift", key=abs, ascending=False, ignore_index=True)
 
 
@@ -289,8 +460,9 @@ def compare_indices(gains: pd.DataFrame, indices_wide: pd.DataFrame, languages: 
                     indices: list[str], formula: str = MAIN_FORMULA,
                     only_languages: list[str] | None = None) -> pd.DataFrame:
     """The main model with each index in turn, on the languages that have *all* of them (AIC
-    is only comparable on the same rows): REML slope with its Wald interval, the ML
-    likelihood-ratio test of the morphology terms, AIC, and Holm-adjusted p values."""
+    is only comparable on the same rows): the REML average slope over task groups with its Wald
+    interval, the ML likelihood-ratio test of the morphology terms, AIC, and Holm-adjusted p
+    values."""
     frame_languages = set(gains["language"]) - {"en"}
     if only_languages is not None:
         frame_languages &= set(only_languages)
@@ -309,8 +481,8 @@ def compare_indices(gains: pd.DataFrame, indices_wide: pd.DataFrame, languages: 
         frame = analysis_frame(gains, indices_wide, languages, index, only_languages=common)
         _, report = fit(frame, formula, reml=True)
         test = likelihood_ratio_test(frame, formula)
-        slope = report.params.loc[MORPH]
-        rows.append({"index": index, "slope": slope["estimate"],
+        slope = report.slopes.loc[AVERAGE_SLOPE]
+        rows.append({"index": index, "average_slope": slope["estimate"],
                      "wald_low": slope["wald_low"], "wald_high": slope["wald_high"],
                      "lrt_statistic": test["statistic"], "lrt_df": test["df"],
                      "p_value": test["p_value"], "aic": test["aic"],
@@ -349,62 +521,66 @@ def _in_chunks(function, arguments, items: list, n_jobs: int, what: str, log) ->
     return outputs
 
 
-def simulate_response(result, rng: np.random.Generator) -> np.ndarray:
-    """A new response from a fitted model: fixed part + a draw of every random intercept from
-    its estimated variance + residual noise."""
-    model = result.model
-    response = model.exog @ result.fe_params.to_numpy()
-    # one all-rows group: mats[component][0] is each component's design matrix
-    for matrices, variance in zip(model.exog_vc.mats, result.vcomp, strict=True):
-        design = matrices[0]
-        response = response + design @ rng.normal(0, math.sqrt(max(variance, 0)),
-                                                   design.shape[1])
-    return response + rng.normal(0, math.sqrt(result.scale), len(response))
+def random_part(frame: pd.DataFrame, variances: dict[str, float],
+                rng: np.random.Generator) -> np.ndarray:
+    """One draw of every random intercept (each crossing, the cell) and the seed-level residual
+    for the rows of ``frame``: the generating structure the analysis fits. ``variances`` names
+    every component of :data:`RANDOM_INTERCEPTS`, ``cell`` and ``residual``."""
+    expected = {*RANDOM_INTERCEPTS, CELL_COMPONENT, "residual"}
+    if set(variances) != expected:
+        raise AnalysisError(f"variances must give exactly {sorted(expected)} (0 for a component "
+                            f"left out), not {sorted(variances)}")
+    draw = np.zeros(len(frame))
+    groupings = [*((c.name, c.factors) for c in RANDOM_EFFECTS), (CELL_COMPONENT, CELL)]
+    for name, factors in groupings:
+        codes = frame.groupby(list(factors), sort=True, observed=True).ngroup().to_numpy()
+        draw += rng.normal(0, math.sqrt(max(variances[name], 0)), codes.max() + 1)[codes]
+    return draw + rng.normal(0, math.sqrt(max(variances["residual"], 0)), len(frame))
 
 
-def _bootstrap_chunk(args) -> list[np.ndarray]:
-    frame, formula, reml, fe_params, vcomp, scale, seeds = args
-    model = _model(frame, formula)
-    template = _Fitted(model, fe_params, vcomp, scale)
+def _bootstrap_chunk(args) -> list[tuple[np.ndarray, np.ndarray]]:
+    frame, formula, reml, fixed_part, variances, theta, seeds = args
     draws = []
     for seed in seeds:
-        simulated = frame.assign(gain=simulate_response(template, np.random.default_rng(seed)))
-        with warnings.catch_warnings():
-            # a replicate's convergence is judged by its estimates, collected as they are
-            warnings.simplefilter("ignore")
-            result = _model(simulated, formula).fit(reml=reml, method=list(OPTIMISERS[:2]))
-        draws.append(result.fe_params.to_numpy())
+        rng = np.random.default_rng(seed)
+        simulated = frame.assign(gain=fixed_part + random_part(frame, variances, rng))
+        _, report = fit(simulated, formula, reml=reml, optimisers=OPTIMISERS[:2], start=theta)
+        draws.append((report.params["estimate"].to_numpy(),
+                      report.slopes["estimate"].to_numpy()))
     return draws
 
 
-@dataclass
-class _Fitted:
-    """The parts of a fitted model :func:`simulate_response` needs, picklable for workers."""
-
-    model: object
-    fe_params: pd.Series
-    vcomp: np.ndarray
-    scale: float
+def morph_columns(result) -> list[str]:
+    """The fixed-effect columns of a fit's morphology terms."""
+    spec = result.model.data.model_spec
+    terms = set(morph_terms(result.model.formula))
+    return [column for name, columns in spec.term_name_slices.items() if name in terms
+            for column in spec.column_names[columns]]
 
 
 def parametric_bootstrap(result, frame: pd.DataFrame, formula: str = MAIN_FORMULA,
                          reps: int = 200, n_jobs: int = 1, seed: int = 0,
                          reml: bool = True, level: float = 0.95, log=None) -> pd.DataFrame:
-    """Percentile intervals for the morphology terms from ``reps`` refits to responses
-    simulated from ``result``; ``n_jobs`` worker processes share the replicates and ``log``
-    (e.g. ``print``) hears how many are done."""
+    """Percentile intervals for the morphology terms and the derived slopes (the average over
+    task groups and each group's) from ``reps`` refits to responses simulated from the full
+    fitted model (every variance component, the cell and the residual); ``n_jobs`` worker
+    processes share the replicates and ``log`` (e.g. ``print``) hears how many are done."""
     seeds = np.random.SeedSequence(seed).generate_state(reps).tolist()
-    fitted = (frame, formula, reml, result.fe_params, np.asarray(result.vcomp),
-              float(result.scale))
+    fixed_part = result.model.exog @ result.fe_params.to_numpy()
+    fitted = (frame, formula, reml, fixed_part, variances_of(result), result.theta)
     draws = _in_chunks(_bootstrap_chunk, lambda chunk: (*fitted, chunk), seeds, n_jobs,
                        "bootstrap replicates", log)
-    draws = pd.DataFrame(draws, columns=result.fe_params.index)
+    estimates = slopes(result, frame)
+    terms = morph_columns(result)
+    params = pd.DataFrame([d[0] for d in draws], columns=result.fe_params.index)[terms]
+    slope_draws = pd.DataFrame([d[1] for d in draws], columns=estimates.index)
+    both = pd.concat([params, slope_draws.add_prefix("slope: ")], axis=1)
+    point = pd.concat([result.fe_params[terms],
+                       estimates["estimate"].rename(lambda name: f"slope: {name}")])
     tail = (1 - level) / 2
-    terms = [name for name in draws.columns if MORPH in name.split(":")]
-    return pd.DataFrame({"estimate": result.fe_params[terms],
-                         "bootstrap_low": draws[terms].quantile(tail),
-                         "bootstrap_high": draws[terms].quantile(1 - tail),
-                         "bootstrap_sd": draws[terms].std(), "reps": len(draws)})
+    return pd.DataFrame({"estimate": point, "bootstrap_low": both.quantile(tail),
+                         "bootstrap_high": both.quantile(1 - tail),
+                         "bootstrap_sd": both.std(), "reps": len(both)})
 
 
 # --- simulation: power and parameter recovery -------------------------------------------------------
@@ -435,36 +611,34 @@ def xtreme_r_design(languages: list[str] | None = None, seeds: int = 3) -> Desig
 
 
 # Plausible variance components (gain points^2) where no fitted model is at hand; documented in
-# the book's power chapter: language and task differences of a few points, seed noise ~1 point.
+# Methods: language and task differences of a few points, languages gaining differently on
+# different target tasks (language x target task) about as much as they differ overall, smaller
+# language x intermediate and task x task crossings, cell (model run) noise and seed noise.
 PLAUSIBLE_VARIANCES = {"language": 1.0, "target_task": 4.0, "intermediate_task": 2.0,
-                       "residual": 1.0}
+                       "language:target_task": 1.0, "language:intermediate_task": 0.25,
+                       "target_task:intermediate_task": 1.0, "cell": 0.25, "residual": 1.0}
 
 
 def simulate_gains(design: Design, covariates: pd.DataFrame, slope: float,
                    variances: dict[str, float], rng: np.random.Generator,
                    fixed: dict[str, float] | None = None) -> pd.DataFrame:
-    """Gains drawn from the main model's generating process: the fixed effects (``slope`` for
-    the standardised index; ``fixed`` for the others, default 0), one random intercept per
-    language, target task and intermediate task, and residual noise. ``covariates`` holds,
-    per language, ``morph`` (standardised) and the language covariates."""
+    """Gains drawn from the structure the analysis fits: the fixed effects (``slope`` for the
+    standardised index, the same in every task group; ``fixed`` for the others, default 0), a
+    random intercept per language, target task, intermediate task and each two-way crossing of
+    them, a cell effect shared by a cell's seeds and seed-level noise (:func:`random_part`).
+    ``covariates`` holds, per language, ``morph`` (standardised) and the language covariates."""
     fixed = {"Intercept": 0.0, **(fixed or {})}
     rows = [(t, lang, i, s) for t, langs in design.tasks.items() for lang in langs
             for i in design.intermediate_tasks for s in design.seeds]
     frame = pd.DataFrame(rows, columns=["target_task", "language", "intermediate_task", "seed"])
     frame = frame.join(covariates, on="language")
     frame["task_group"] = frame["target_task"].map(task_group)
-    effects = {name: dict(zip(levels := sorted(frame[name].unique()),
-                              rng.normal(0, math.sqrt(variances[name]), len(levels)),
-                              strict=True))
-               for name in RANDOM_INTERCEPTS}
+    frame["model"] = "simulated"
     gain = fixed["Intercept"] + slope * frame["morph"]
     for name, value in fixed.items():
         if name != "Intercept":
             gain = gain + value * frame[name]
-    for name in RANDOM_INTERCEPTS:
-        gain = gain + frame[name].map(effects[name])
-    frame["gain"] = gain + rng.normal(0, math.sqrt(variances["residual"]), len(frame))
-    frame["model"] = "simulated"
+    frame["gain"] = gain + random_part(frame, variances, rng)
     return frame
 
 
@@ -473,25 +647,36 @@ def _power_chunk(args) -> list[tuple[float, bool]]:
     outcomes = []
     for slope, seed in jobs:
         frame = simulate_gains(design, covariates, slope, variances, np.random.default_rng(seed))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # replicate fits are judged by their p values
-            if test == "lrt":
-                p = likelihood_ratio_test(frame, formula)["p_value"]
-            else:
-                p = fit(frame, formula, reml=True, optimisers=OPTIMISERS[:2])[1].params.loc[
-                    MORPH, "p_value"]
+        p = TESTS[test](frame, formula)
         outcomes.append((slope, p < alpha))
     return outcomes
+
+
+def _lrt_p(frame: pd.DataFrame, formula: str) -> float:
+    return likelihood_ratio_test(frame, formula)["p_value"]
+
+
+def _wald_p(frame: pd.DataFrame, formula: str) -> float:
+    report = fit(frame, formula, reml=True, optimisers=OPTIMISERS[:2])[1]
+    return float(report.slopes.loc[AVERAGE_SLOPE, "p_value"])
+
+
+# the tests the power analysis can simulate: the pre-registered likelihood-ratio test of every
+# morphology term, or the Wald test of the average slope over task groups
+TESTS = {"lrt": _lrt_p, "wald": _wald_p}
 
 
 def power_curve(design: Design, covariates: pd.DataFrame, slopes: list[float],
                 variances: dict[str, float], reps: int = 100, formula: str = MAIN_FORMULA,
                 alpha: float = 0.05, test: str = "lrt", n_jobs: int = 1,
                 seed: int = 0, log=None) -> pd.DataFrame:
-    """For each true slope (gain points per standard deviation of the index), the share of
-    ``reps`` simulated result sets in which the test of the morphology terms rejects at
-    ``alpha``, with a Wilson 95% interval. ``test``: ``lrt`` (the main test) or ``wald``;
-    ``log`` (e.g. ``print``) hears how many sets are done."""
+    """For each true slope (gain points per standard deviation of the index, the same in every
+    task group), the share of ``reps`` simulated result sets in which the test rejects at
+    ``alpha``, with a Wilson 95% interval. ``test``: ``lrt`` (the main test of every
+    morphology term) or ``wald`` (the average slope); ``log`` (e.g. ``print``) hears how many
+    sets are done."""
+    if test not in TESTS:
+        raise AnalysisError(f"test must be one of {sorted(TESTS)}, not {test!r}")
     seeds = np.random.SeedSequence(seed).generate_state(len(slopes) * reps).tolist()
     jobs = [(slope, seeds[k * reps + r]) for k, slope in enumerate(slopes) for r in range(reps)]
     setting = (design, covariates, variances, formula, alpha, test)
@@ -499,11 +684,12 @@ def power_curve(design: Design, covariates: pd.DataFrame, slopes: list[float],
                           "simulated result sets", log)
     table = pd.DataFrame(outcomes, columns=["slope", "rejected"]).groupby("slope")["rejected"]
     curve = table.agg(["mean", "count"]).rename(columns={"mean": "power", "count": "reps"})
-    low, high = _wilson(curve["power"] * curve["reps"], curve["reps"])
+    low, high = wilson(curve["power"] * curve["reps"], curve["reps"])
     return curve.assign(power_low=low, power_high=high).reset_index()
 
 
-def _wilson(successes, n, z: float = 1.959964):
+def wilson(successes, n, z: float = 1.959964):
+    """Wilson score interval of a binomial proportion."""
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -527,9 +713,11 @@ def detectable_slope(curve: pd.DataFrame, target: float = 0.8) -> float | None:
     return float(before["slope"] + share * (after["slope"] - before["slope"]))
 
 
-def variances_of(report: FitReport) -> dict[str, float]:
-    """A fitted model's variance components in the form :func:`simulate_gains` takes."""
-    return {name: report.variance_components[name] for name in (*RANDOM_INTERCEPTS, "residual")}
+def variances_of(fitted) -> dict[str, float]:
+    """A fit's (:class:`FitReport` or fitted model) variance components in the form
+    :func:`simulate_gains` takes (0 for a component the design could not separate)."""
+    return {name: fitted.variance_components.get(name, 0.0)
+            for name in (*RANDOM_INTERCEPTS, CELL_COMPONENT, "residual")}
 
 
 def simulation_covariates(languages: pd.DataFrame, indices_wide: pd.DataFrame,
@@ -589,6 +777,7 @@ def export_analysis(frame: pd.DataFrame, output_dir, formula: str = MAIN_FORMULA
 
     output_dir = Path(output_dir)
     index = frame.attrs["index"]
+    validate_formula(frame, formula)
     _, reml = fit(frame, formula, reml=True)
     test = likelihood_ratio_test(frame, formula)
     summary = {
@@ -600,8 +789,11 @@ def export_analysis(frame: pd.DataFrame, output_dir, formula: str = MAIN_FORMULA
         "lme4": {"formula": lme4_formula(formula),
                  "call": f"lmer({lme4_formula(formula)}, data = read.csv('analysis_{index}.csv'), "
                          "REML = TRUE)",
-                 "note": "task_group is a factor with treatment coding; its first level "
-                         "(alphabetical) is the reference, as in patsy"},
+                 "note": "C(factor(task_group), contr.sum) is patsy's C(task_group, Sum): the "
+                         "levels in alphabetical order, the last coded -1, so morph is the "
+                         "average slope over task groups; (1 | language:target_task:"
+                         "intermediate_task) is the cell component (the seeds of a cell are "
+                         "replicates). With one model per data set this is the model fitted here."},
     }
     data_path = output_dir / f"analysis_{index}.csv"
     fit_path = output_dir / f"fit_{index}.json"

@@ -1,5 +1,6 @@
 """Mixed-effects analysis: schema validation of the analysis data, parameter recovery and
-interval coverage on simulated data with known effects, the tests, bootstrap, power and export."""
+interval coverage on data from the full generating model, agreement with statsmodels MixedLM, the
+calibration of the main test on null data, formula validation, bootstrap, power and export."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from stilts_core.morphology import read_indices, wide_view
 from stilts_core.tasks import intermediate_choices
 
 INDEX = "mattr_over_english"
-VARIANCES = {"language": 1.0, "target_task": 1.0, "intermediate_task": 0.5, "residual": 1.0}
+# every component of the generating structure the analysis fits, none near zero
+VARIANCES = {"language": 1.0, "target_task": 1.0, "intermediate_task": 0.5,
+             "language:target_task": 0.5, "language:intermediate_task": 0.3,
+             "target_task:intermediate_task": 0.3, "cell": 0.3, "residual": 1.0}
 FIXED = {"log_pretraining_size": 0.5, "latin_script": 0.3}
 
 
@@ -100,15 +104,83 @@ def test_unknown_language_is_an_error(results, languages, indices_wide):
         st.analysis_frame(gains, indices_wide, languages, INDEX)
 
 
-def test_formula_helpers():
-    assert st.morph_terms(st.MAIN_FORMULA) == ["morph", "morph:task_group"]
+GROUPS = ["classification", "qa", "retrieval", "structured_prediction"]
+
+
+# --- formulas -------------------------------------------------------------------------------------
+
+def test_morphology_terms_come_from_the_models_terms():
+    assert st.morph_terms(st.MAIN_FORMULA) == ["morph", "morph:C(task_group, Sum)"]
     assert st.without_morph(st.MAIN_FORMULA) == (
         "gain ~ log_pretraining_size + latin_script + indo_european")
-    assert st.lme4_formula("gain ~ morph") == (
-        "gain ~ morph + (1 | language) + (1 | target_task) + (1 | intermediate_task)")
+    # patsy expands the product; the interaction and a transformed index are morphology terms
+    assert st.morph_terms("gain ~ morph*task_group + I(morph**2)") == [
+        "morph", "morph:task_group", "I(morph ** 2)"]
+    assert st.without_morph("gain ~ morph*task_group + I(morph**2)") == "gain ~ task_group"
 
 
-# --- recovery and coverage on simulated data with known effects ------------------------------------
+def test_the_test_of_a_product_formula_has_its_degrees_of_freedom(results, languages,
+                                                                  indices_wide):
+    frame = st.analysis_frame(st.gains_table(results), indices_wide, languages, INDEX)
+    assert st.validate_formula(frame, "gain ~ morph*task_group") == 4
+    assert st.validate_formula(frame, "gain ~ morph + I(morph**2) + latin_script") == 2
+
+
+def test_a_formula_without_the_index_or_with_a_0_df_test_is_refused(results, languages,
+                                                                   indices_wide):
+    frame = st.analysis_frame(st.gains_table(results), indices_wide, languages, INDEX)
+    with pytest.raises(st.AnalysisError, match=r"(?s)'gain ~ latin_script'.*no term in 'morph'"
+                                               r".*allowed"):
+        st.likelihood_ratio_test(frame, "gain ~ latin_script")
+    # morph is constant within a language: beside language fixed effects it adds nothing
+    with pytest.raises(st.AnalysisError, match=r"(?s)'gain ~ C\(language\) \+ morph'.*rank"):
+        st.likelihood_ratio_test(frame, "gain ~ C(language) + morph")
+    with pytest.raises(st.AnalysisError, match="no_such_column"):
+        st.fit(frame, "gain ~ morph + no_such_column")
+
+
+def test_lme4_formula_has_every_component_and_rs_sum_coding():
+    assert st.lme4_formula(st.MAIN_FORMULA) == (
+        "gain ~ morph + morph:C(factor(task_group), contr.sum) + log_pretraining_size "
+        "+ latin_script + indo_european + (1 | language) + (1 | target_task) "
+        "+ (1 | intermediate_task) + (1 | language:target_task) + (1 | language:intermediate_task)"
+        " + (1 | target_task:intermediate_task) + (1 | language:target_task:intermediate_task)")
+
+
+# --- the fitter against statsmodels MixedLM --------------------------------------------------------
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_cell_means_fit_matches_statsmodels_mixedlm_on_all_rows(covariates, reml):
+    import warnings
+
+    import statsmodels.formula.api as smf
+
+    small = st.Design(tasks={t: tuple(covariates.index[:8]) for t in ("xnli", "udpos", "xquad")},
+                      intermediate_tasks=("mnli", "squad", "multi"), seeds=(1, 2))
+    frame = st.simulate_gains(small, covariates, 1.0, {k: 1.0 for k in VARIANCES},
+                              np.random.default_rng(3))
+    formula = "gain ~ morph + log_pretraining_size"
+    ours, report = st.fit(frame, formula, reml=reml)
+    components = {c.name: "0 + " + ":".join(f"C({f})" for f in c.factors)
+                  for c in st.RANDOM_EFFECTS}
+    components["cell"] = "0 + C(language):C(target_task):C(intermediate_task)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = smf.mixedlm(formula, frame.assign(all_rows=1), groups="all_rows",
+                                re_formula="0", vc_formula=components).fit(reml=reml,
+                                                                           method=["lbfgs"])
+    assert report.converged
+    # the same likelihood: ours is at least as high (up to optimiser tolerance)
+    assert ours.llf >= reference.llf - 1e-5 and ours.llf == pytest.approx(reference.llf, abs=1e-3)
+    assert np.allclose(ours.fe_params, reference.fe_params, atol=1e-3)
+    assert np.allclose(ours.bse_fe, reference.bse_fe, rtol=1e-2)
+    theirs = dict(zip(reference.model.exog_vc.names, reference.vcomp, strict=True))
+    for name, value in theirs.items():
+        assert report.variance_components[name] == pytest.approx(value, abs=2e-3 + 2e-2 * value)
+    assert report.variance_components["residual"] == pytest.approx(reference.scale, rel=1e-2)
+
+
+# --- recovery and coverage on data from the full generating model -----------------------------------
 
 def test_parameters_are_recovered(covariates):
     design = st.Design(tasks={t: tuple(covariates.index) for t in ("xnli", "udpos", "xquad",
@@ -118,12 +190,22 @@ def test_parameters_are_recovered(covariates):
     frame = st.simulate_gains(design, covariates, 1.0, VARIANCES, np.random.default_rng(7),
                               fixed=FIXED)
     _, report = st.fit(frame)
-    assert report.converged and not report.singular
-    params = report.params
-    for term, truth in {"morph": 1.0, **FIXED, "morph:task_group[T.qa]": 0.0}.items():
+    assert report.converged and not report.singular and not report.dropped_components
+    params, slopes = report.params, report.slopes
+    for term, truth in FIXED.items():
         assert abs(params.loc[term, "estimate"] - truth) < 3 * params.loc[term, "std_error"], term
-    assert report.variance_components["residual"] == pytest.approx(1.0, rel=0.1)
-    assert report.variance_components["language"] == pytest.approx(1.0, rel=0.6)
+    # the average slope and every group's: the truth is 1.0 in each group
+    assert list(slopes.index) == [st.AVERAGE_SLOPE, *GROUPS]
+    assert (abs(slopes["estimate"] - 1.0) < 3 * slopes["std_error"]).all(), slopes
+    assert slopes.loc[st.AVERAGE_SLOPE, "estimate"] == pytest.approx(
+        params.loc["morph", "estimate"])
+    assert slopes.loc[st.AVERAGE_SLOPE, "estimate"] == pytest.approx(
+        slopes.loc[GROUPS, "estimate"].mean())
+    components = report.variance_components
+    assert components["residual"] == pytest.approx(1.0, rel=0.1)
+    assert components["cell"] == pytest.approx(0.3, rel=0.5)
+    assert components["language:target_task"] == pytest.approx(0.5, rel=0.5)
+    assert components["language:intermediate_task"] == pytest.approx(0.3, rel=0.5)
 
 
 def test_wald_intervals_cover_the_truth_at_close_to_the_nominal_rate(design, covariates):
@@ -131,9 +213,12 @@ def test_wald_intervals_cover_the_truth_at_close_to_the_nominal_rate(design, cov
     for seed in range(100):
         frame = st.simulate_gains(design, covariates, 1.0, VARIANCES,
                                   np.random.default_rng(100 + seed), fixed=FIXED)
-        params = st.fit(frame, optimisers=("lbfgs", "bfgs"))[1].params
+        report = st.fit(frame)[1]
+        params, slopes = report.params, report.slopes
         hits.append([params.loc[t, "wald_low"] <= v <= params.loc[t, "wald_high"]
-                     for t, v in {"morph": 1.0, **FIXED}.items()])
+                     for t, v in FIXED.items()]
+                    + [slopes.loc[g, "wald_low"] <= 1.0 <= slopes.loc[g, "wald_high"]
+                       for g in (st.AVERAGE_SLOPE, "classification")])
     coverage = np.mean(hits, axis=0)
     # Nominal 0.95. Wald z intervals for language-level terms with 24 languages run a little
     # below it (a t with ~19 df would give 0.935 for the z interval); 100 draws have sd ~0.025,
@@ -144,18 +229,48 @@ def test_wald_intervals_cover_the_truth_at_close_to_the_nominal_rate(design, cov
 def test_likelihood_ratio_test_counts_the_morphology_terms(design, covariates):
     strong = st.simulate_gains(design, covariates, 1.0, VARIANCES, np.random.default_rng(1))
     test = st.likelihood_ratio_test(strong)
-    assert test["df"] == 4  # morph and its interaction with three of four task groups
+    assert test["df"] == 4  # the average slope and three sum-coded group deviations
     assert test["p_value"] < 0.01
     assert all(not report.reml for report in test["reports"])
+
+
+def test_the_main_test_holds_its_level_where_the_old_model_did_not(design, covariates):
+    """Null data (no morphology effect) in which a language's gain varies by target task (SD
+    1.0): the old model (language, target task and intermediate task intercepts only) rejects
+    in about half of the sets; the model with every crossing close to 5%."""
+    null = dict(VARIANCES, **{"language:target_task": 1.0})
+    states = np.random.SeedSequence(21).generate_state(60)
+    frames = [st.simulate_gains(design, covariates, 0.0, null, np.random.default_rng(state))
+              for state in states]
+    new = np.mean([st.likelihood_ratio_test(f)["p_value"] < 0.05 for f in frames])
+    old = np.mean([st.likelihood_ratio_test(f, random_effects=st.RANDOM_EFFECTS[:3])["p_value"]
+                   < 0.05 for f in frames[:30]])
+    assert new < 0.15, new
+    assert old > 0.3, old
 
 
 def test_a_variance_at_zero_is_reported_as_singular(design, covariates):
     frame = st.simulate_gains(design, covariates, 1.0, dict(VARIANCES, intermediate_task=0.0),
                               np.random.default_rng(5))
     _, report = st.fit(frame)
-    assert report.singular == ["intermediate_task"]
+    assert "intermediate_task" in report.singular
+    assert "intermediate_task" in report.variance_components  # reported, not dropped
     assert any("boundary" in message for message in report.warnings)
-    assert report.summary()["singular_components"] == ["intermediate_task"]
+    assert "intermediate_task" in report.summary()["singular_components"]
+
+
+def test_a_component_the_design_cannot_separate_is_dropped_by_rule(covariates):
+    # each language in one target task only: language x target task is the language grouping,
+    # and language x intermediate task has one level per cell
+    design = st.Design(tasks={"xnli": tuple(covariates.index[:12]),
+                              "udpos": tuple(covariates.index[12:])},
+                       intermediate_tasks=("mnli", "squad", "multi"), seeds=(1, 2))
+    frame = st.simulate_gains(design, covariates, 1.0, VARIANCES, np.random.default_rng(6))
+    _, report = st.fit(frame, "gain ~ morph")
+    assert report.dropped_components == {
+        "language:target_task": "the same grouping as an earlier component",
+        "language:intermediate_task": "one level per cell: the same as the cell component"}
+    assert any("language:target_task dropped" in message for message in report.warnings)
 
 
 def test_a_failing_optimiser_is_recorded_and_the_next_one_used(design, covariates):
@@ -175,12 +290,25 @@ def test_bootstrap_is_the_same_in_parallel_and_brackets_the_estimate(design, cov
                                      log=progress.append)
     parallel = st.parametric_bootstrap(result, frame, reps=6, n_jobs=2, seed=11)
     assert progress[-1] == "[stats] bootstrap replicates: 6/6" and len(progress) > 1
-    assert list(serial.index) == ["morph", "morph:task_group[T.qa]", "morph:task_group[T.retrieval]",
-                                  "morph:task_group[T.structured_prediction]"]
+    assert list(serial.index) == [
+        "morph", *(f"morph:C(task_group, Sum)[S.{g}]" for g in GROUPS[:3]),
+        *(f"slope: {name}" for name in (st.AVERAGE_SLOPE, *GROUPS))]
     assert (serial["reps"] == 6).all()
     # the same replicate seeds, split over workers: the same draws up to order
     assert np.allclose(np.sort(serial["bootstrap_sd"]), np.sort(parallel["bootstrap_sd"]))
     assert (serial["bootstrap_low"] < serial["bootstrap_high"]).all()
+
+
+def test_simulation_draws_every_component(design, covariates):
+    """Each component's spread shows in the simulated gains: with only language x target task
+    switched on, gains are equal within a language-task pair and differ between pairs."""
+    only = {name: 0.0 for name in VARIANCES} | {"language:target_task": 4.0}
+    frame = st.simulate_gains(design, covariates, 0.0, only, np.random.default_rng(8))
+    spread = frame.groupby(["language", "target_task"])["gain"]
+    assert (spread.std() < 1e-12).all()
+    assert spread.mean().std() == pytest.approx(2.0, rel=0.2)
+    with pytest.raises(st.AnalysisError, match="variances must give exactly"):
+        st.simulate_gains(design, covariates, 0.0, {"language": 1.0}, np.random.default_rng(8))
 
 
 def test_compare_indices_fits_each_on_the_common_languages(results, languages, indices_wide):
@@ -191,6 +319,7 @@ def test_compare_indices_fits_each_on_the_common_languages(results, languages, i
     assert (table["n_languages"] == len(common)).all()
     assert (table["p_holm"] >= table["p_value"]).all()
     assert table["delta_aic"].min() == 0
+    assert (table["wald_low"] < table["average_slope"]).all()
 
 
 def test_leave_one_out_finds_the_language_that_carries_the_slope(results, languages,
@@ -204,7 +333,7 @@ def test_leave_one_out_finds_the_language_that_carries_the_slope(results, langua
     assert table.loc[0, "language"] == top  # sorted by the size of the shift
     assert table.loc[0, "shift"] < 0 and table["converged"].all()
     assert table.attrs["full_estimate"] == pytest.approx(
-        st.fit(leveraged)[0].fe_params[st.MORPH])
+        st.fit(leveraged)[1].slopes.loc[st.AVERAGE_SLOPE, "estimate"])
     others = table.iloc[1:]
     assert others["shift"].abs().max() < abs(table.loc[0, "shift"])
 
@@ -224,6 +353,8 @@ def test_power_rises_with_the_true_slope(design, covariates):
     assert power[3.0] == 1.0
     assert power[0.0] <= 0.5
     assert (curve["power_low"] <= curve["power"]).all()
+    with pytest.raises(st.AnalysisError, match="test must be one of"):
+        st.power_curve(design, covariates, [0.0], VARIANCES, reps=1, test="score")
 
 
 def test_the_xtreme_r_design_uses_each_tasks_own_languages():
@@ -247,8 +378,24 @@ def test_stats_export_writes_the_data_and_fits(results, tmp_path):
     data = pd.read_csv(tmp_path / "out" / f"analysis_{INDEX}.csv")
     assert len(data) == 24 * 4 * 3 * 2 and {"gain", "morph", "language"} <= set(data.columns)
     summary = json.loads((tmp_path / "out" / f"fit_{INDEX}.json").read_text())
-    assert summary["lme4"]["formula"].endswith("(1 | intermediate_task)")
+    assert summary["lme4"]["formula"] == st.lme4_formula(st.MAIN_FORMULA)
+    assert "REML = TRUE" in summary["lme4"]["call"]
     assert summary["reml_fit"]["reml"] and not summary["ml_fit"]["reml"]
     assert summary["likelihood_ratio_test"]["df"] == 4
     terms = [row["term"] for row in summary["reml_fit"]["fixed_effects"]]
     assert terms[:2] == ["Intercept", "morph"]
+    assert [row["task_group"] for row in summary["reml_fit"]["slopes"]] == [st.AVERAGE_SLOPE,
+                                                                            *GROUPS]
+    assert set(summary["reml_fit"]["variance_components"]) == {*st.RANDOM_INTERCEPTS, "cell",
+                                                               "residual"}
+
+
+def test_stats_export_refuses_a_formula_without_a_test(results, tmp_path, capsys):
+    from stilts_core.cli import main
+
+    path = tmp_path / "results.parquet"
+    results.to_parquet(path)
+    assert main(["stats", "export", "--results", str(path), "--index", INDEX,
+                 "--formula", "gain ~ latin_script", "--output", str(tmp_path / "out")]) == 2
+    assert "'gain ~ latin_script' has no term in 'morph'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
