@@ -32,7 +32,7 @@ from scipy import stats
 from . import crossed_reml
 from .crossed_reml import Component
 from .results import NO_INTERMEDIATE, headline_scores, paired_gains, setting
-from .tasks import TASK_GROUPS, get_mixture, get_task
+from .tasks import MULTI, PHANG_INTERMEDIATE, TASK_GROUPS, get_task
 
 MAIN_FORMULA = ("gain ~ morph + morph:C(task_group, Sum) + log_pretraining_size + latin_script "
                 "+ indo_european")
@@ -71,6 +71,7 @@ def gains_table(results: pd.DataFrame, split: str = "test",
     """Paired gains on each task's headline score, one row per model x intermediate task x
     target task x language x seed, with the task group. A STILTs cell without its baseline or a
     cell given twice is an error naming the rows, never a silent drop."""
+    _one_kind_of_evidence(results)
     scores = headline_scores(results, split)
     if scores.empty:
         raise AnalysisError(f"the results have no headline scores on the {split!r} split")
@@ -91,6 +92,16 @@ def gains_table(results: pd.DataFrame, split: str = "test",
                             + unpaired[[*cell, "run_id"]].to_string(index=False))
     gains["task_group"] = gains["target_task"].map(task_group)
     return gains.reset_index(drop=True)
+
+
+def _one_kind_of_evidence(results: pd.DataFrame) -> None:
+    """The models are never fitted across provenance classes, nor across models (the book fits
+    one model at a time): refuse a table that mixes either, naming what it holds."""
+    for column, fix in (("provenance", "analyse each result set apart"),
+                        ("model", "select one model (the book fits one model at a time)")):
+        values = sorted(set(results[column]))
+        if len(values) > 1:
+            raise AnalysisError(f"the results mix {column} values {values}; {fix}")
 
 
 def task_group(task: str) -> str:
@@ -586,7 +597,8 @@ def parametric_bootstrap(result, frame: pd.DataFrame, formula: str = MAIN_FORMUL
 # --- simulation: power and parameter recovery -------------------------------------------------------
 
 # The nine English intermediate tasks of Phang et al. (2020) and their multi-task mixture.
-PHANG_INTERMEDIATE = (*get_mixture("multi").tasks, "multi")
+# The intermediate settings of the full design: Phang et al.'s nine tasks and their multi-task mix.
+DESIGN_INTERMEDIATE = (*PHANG_INTERMEDIATE, MULTI)
 
 
 @dataclass(frozen=True)
@@ -602,7 +614,7 @@ class Design:
 def xtreme_r_design(languages: list[str] | None = None, seeds: int = 3) -> Design:
     from .tasks import get_benchmark
 
-    intermediate = PHANG_INTERMEDIATE
+    intermediate = DESIGN_INTERMEDIATE
     tasks = {task: tuple(lang for lang in langs if lang != "en"
                          and (languages is None or lang in languages))
              for task, langs in get_benchmark("xtreme-r").tasks.items()}

@@ -36,12 +36,13 @@ def test_the_plan_states_the_numbers_the_notebooks_use():
     """question.md promises what the build does: the plan's formula, index, test level and
     replicates are read from the book configuration that the chapters take them from."""
     plan = load_book_config().plan
-    question = (REPO_ROOT / "book" / "question.md").read_text(encoding="utf-8")
+    question = " ".join((REPO_ROOT / "book" / "question.md").read_text(encoding="utf-8").split())
     assert f"`{plan.formula}`" in question
     assert plan.formula == MAIN_FORMULA  # the code's default is the plan's model
     assert f"`{plan.index}`" in question
     assert f"α = {plan.alpha}" in question
-    assert f"parametric bootstrap ({plan.bootstrap_reps:,} replicates" in question
+    assert f"({plan.bootstrap_reps:,} replicates at full scale)" in question
+    assert f"({plan.power_reps:,} simulated result sets per slope at full scale)" in question
     for index in plan.compare[1:]:
         assert f"`{index}`" in question
 
