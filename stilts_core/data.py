@@ -279,7 +279,7 @@ def _read_conllu(path: Path, task: TaskSpec) -> list[dict]:
     """Syntactic words and their UPOS tags, as XTREME's preprocessing reads UD: multiword-token
     ranges (``3-4``) and empty nodes (``5.1``) are skipped."""
     rows, tokens, tags = [], [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(pack.text_lines(path.read_text(encoding="utf-8")), start=1):
         if not line.strip():
             if tokens:
                 rows.append({task.fields.tokens: tokens, task.fields.tags: tags})
@@ -634,7 +634,7 @@ def load_mining_corpus(task: TaskSpec, split: str, language: str, root: Path) ->
 
 def _jsonl(path: Path) -> list[dict]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(pack.text_lines(path.read_text(encoding="utf-8")), start=1):
         if line.strip():
             try:
                 rows.append(json.loads(line))

@@ -46,10 +46,19 @@ class PackFile:
     languages: tuple[str, ...] | None = None
 
 
+def text_lines(text: str) -> list[str]:
+    """Lines split at ``\n`` only: ``str.splitlines`` also splits at characters such as U+001D
+    and U+2028, which occur inside XNLI sentences."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
 def read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict]:
     """Headerless TSV with exactly ``len(columns)`` fields per line (XNLI, PAWS-X as XTREME ships
     them); with no ``columns``, the first line is the header (SST-2)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = text_lines(path.read_text(encoding="utf-8"))
     start = 1
     if not columns:
         if not lines:
@@ -72,7 +81,7 @@ def read_word_tag_tsv(path: Path, columns: tuple[str, ...]) -> list[dict]:
     files; ``.gz`` is read compressed). ``columns`` names the two list fields."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
+        lines = text_lines(handle.read())
     tokens_field, tags_field = columns
     rows, tokens, tags = [], [], []
     for number, line in enumerate(lines, start=1):

@@ -149,3 +149,22 @@ def test_well_formed_small_word_tag_file_reads_sentence_by_sentence(tmp_path):
     dataset = load_split(get_task("panx"), "test", "de", tmp_path)
     assert dataset["tokens"] == [["Berlin", "ist"], ["Paris"]]
     assert dataset["tags"] == [["B-LOC", "O"], ["B-LOC"]]
+
+
+def test_separator_characters_inside_a_sentence_do_not_break_its_line(tmp_path):
+    # XNLI's Greek test has U+001D inside a sentence; str.splitlines would split there.
+    _fake_pack(tmp_path, "xtreme/xnli/xtreme/dev-el.tsv",
+               "a\x1db\u2028c\td\tneutral\ne\tf\tentailment\n".encode())
+    dataset = load_split(get_task("xnli"), "validation", "el", tmp_path)
+    assert dataset["text"] == ["a\x1db\u2028c", "e"]
+
+
+@pytest.mark.parametrize("task, split", [("xnli", "validation"), ("xnli", "test"),
+                                         ("panx", "test"), ("udpos", "test"),
+                                         ("xcopa", "test"), ("tatoeba", "test")])
+def test_every_language_of_the_study_reads(shared_data, task, split):
+    spec = get_task(task)
+    languages = [lang for lang in spec.languages if pack_entry(task, split, lang)]
+    assert languages
+    for language in languages:
+        assert len(load_split(spec, split, language, "pack")) > 0, language
