@@ -168,3 +168,17 @@ def test_every_language_of_the_study_reads(shared_data, task, split):
     assert languages
     for language in languages:
         assert len(load_split(spec, split, language, "pack")) > 0, language
+
+
+def test_grid_check_takes_a_stand_in_split_for_what_it_is(shared_data):
+    from stilts_core.data import DataSources
+    from stilts_core.preflight import Need, check_local
+
+    sources = DataSources(shared_data)
+    status, source, detail = check_local(Need("mnli", "train", "en", sources), shared_data)
+    assert status == "ok" and source.endswith("dev_matched_premise_hypothesis_label.jsonl")
+    assert "8833 examples" in detail and "serves as training data" in detail
+    status, _, detail = check_local(Need("sst2", "train", "en", sources), shared_data)
+    assert (status, detail) == ("ok", "67349 examples (= declared size)")
+    status, _, detail = check_local(Need("panx", "test", "th", sources, optional=True), shared_data)
+    assert status == "skipped"
