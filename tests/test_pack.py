@@ -182,3 +182,16 @@ def test_grid_check_takes_a_stand_in_split_for_what_it_is(shared_data):
     assert (status, detail) == ("ok", "67349 examples (= declared size)")
     status, _, detail = check_local(Need("panx", "test", "th", sources, optional=True), shared_data)
     assert status == "skipped"
+
+
+def test_run_records_the_pack_files_and_what_stands_in_for_what(shared_data, tmp_path):
+    import json
+
+    from stilts_core.phases import PARAMS, _record_sources
+
+    params = PARAMS["intermediate"](task="anli_plus", model="multilingual-e5-small", data_root="pack")
+    _record_sources(tmp_path, params, [get_task(n) for n in ("anli_plus", "snli", "mnli")])
+    record = json.loads((tmp_path / "data_sources.json").read_text())
+    assert record["anli_plus"]["pack"] == str(shared_data)
+    assert "ANLIzing" in record["anli_plus"]["splits"]["train"]["serves_as"]
+    assert "serves as SNLI's part of ANLI+ training" in record["snli"]["splits"]["train"]["serves_as"]
