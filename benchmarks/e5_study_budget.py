@@ -18,6 +18,7 @@ benchmarks/RESULTS.md). Prints one line per phase and task; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -44,20 +45,22 @@ class Counter:
     def __init__(self, tokenizer):
         self.tokenizer, self.cache = tokenizer, {}
 
-    def split(self, task, split: str, language: str, p, purpose: str, max_length: int) -> int:
+    def split(self, task, split: str, language: str, p, purpose: str,
+              max_length: int) -> tuple[int, int]:
+        """(tokens, examples) of one split as the run reads it."""
         cap = p.max_train_examples if purpose == "train" else p.max_eval_examples
         key = (task.name, split, language, cap, max_length, p.smoke)
         if key not in self.cache:
             examples = _load(task, split, language, p, purpose)
             if task.format == "bitext_retrieval":
-                self.cache[key] = sum(
-                    len(ids) for side in ("text", "text_pair")
-                    for ids in self.tokenizer(list(examples[side]), truncation=True,
-                                              max_length=max_length)["input_ids"])
+                tokens = sum(len(ids) for side in ("text", "text_pair")
+                             for ids in self.tokenizer(list(examples[side]), truncation=True,
+                                                       max_length=max_length)["input_ids"])
             else:
                 prepared = prepare_task(task, examples, None, self.tokenizer,
                                         Hyperparameters(max_length=max_length), max_length)
-                self.cache[key] = feature_tokens(prepared.train)
+                tokens = feature_tokens(prepared.train)
+            self.cache[key] = tokens, len(examples)
         return self.cache[key]
 
 
@@ -67,35 +70,45 @@ def run_seconds(run, counter: Counter, train_rate: float, encode_rate: float,
     p = PARAMS[run.phase](**run.params)
     if run.phase in ("intermediate", "target"):
         hyper = p.hyperparameters()
-        evaluations = 1  # grids that score more often need the schedule's count
-        train = dev = 0
+        stages = []  # per stage: training reads, dev reads
         if run.phase == "intermediate":
+            reads = []
             for task in p.member_tasks():
                 length = _max_length(p, task)
                 combined = task.combined_with if p.combined_with is None else p.combined_with
-                for name in (task.name, *combined):
-                    train += counter.split(get_task(name), "train", "en", p, "train", length)
-                dev += counter.split(task, "validation", "en", p, "eval", length)
+                reads += [(get_task(name), "train", "en", "train", length)
+                          for name in (task.name, *combined)]
+                reads.append((task, "validation", "en", "eval", length))
+            stages.append(reads)
         else:
             task = get_task(p.task)
             length = _max_length(p, task)
-            for stage in task.training:
-                train += counter.split(get_task(stage.train.task), stage.train.split,
-                                       stage.train.language, p, "train", length)
-                dev += counter.split(get_task(stage.dev.task), stage.dev.split,
-                                     stage.dev.language, p, "eval", length)
-        return hyper.epochs * train / train_rate, evaluations * dev / encode_rate
+            stages += [[(get_task(s.train.task), s.train.split, s.train.language, "train", length),
+                        (get_task(s.dev.task), s.dev.split, s.dev.language, "eval", length)]
+                       for s in task.training]
+        train_seconds = forward_seconds = 0.0
+        for reads in stages:
+            counted = [(purpose, *counter.split(task, split, language, p, purpose, length))
+                       for task, split, language, purpose, length in reads]
+            examples = sum(n for purpose, _, n in counted if purpose == "train")
+            steps = math.ceil(examples / hyper.per_device_batch_size) * hyper.epochs
+            evaluations = int(steps // hyper.accumulation_steps() // hyper.eval_steps) + 1
+            train_seconds += hyper.epochs * sum(t for purpose, t, _ in counted
+                                                if purpose == "train") / train_rate
+            forward_seconds += evaluations * sum(t for purpose, t, _ in counted
+                                                 if purpose == "eval") / encode_rate
+        return train_seconds, forward_seconds
     if run.phase == "zero_shot_eval":
         trained = PARAMS["target"](**target_params[p.target_run])
         task = get_task(trained.task)
         length = _max_length(trained, task)
         languages = p.languages or list(task.evaluation_languages)
-        tokens = sum(counter.split(task, task.evaluation_split, language, p, "eval", length)
+        tokens = sum(counter.split(task, task.evaluation_split, language, p, "eval", length)[0]
                      for language in languages)
         return 0.0, tokens / encode_rate
     task = get_task(p.task)
     languages = [lang for lang in (p.languages or task.evaluation_languages) if lang != "en"]
-    tokens = sum(counter.split(task, "test", language, p, "eval", p.max_length)
+    tokens = sum(counter.split(task, "test", language, p, "eval", p.max_length)[0]
                  for language in languages)
     return 0.0, tokens / encode_rate
 
