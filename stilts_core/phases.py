@@ -498,7 +498,8 @@ def _combined(p: IntermediateParams, task: TaskSpec) -> tuple[str, ...]:
     return task.combined_with if p.combined_with is None else tuple(p.combined_with)
 
 
-def _intermediate_reads(p: IntermediateParams) -> list[tuple[TaskSpec, str, str]]:
+def intermediate_reads(p: IntermediateParams) -> list[tuple[TaskSpec, str, str]]:
+    """(task, split, language) of every split an intermediate run reads."""
     reads = []
     for task in p.member_tasks():
         reads += [(task, "train", language) for language in p.train_languages]
@@ -510,7 +511,7 @@ def _intermediate_reads(p: IntermediateParams) -> list[tuple[TaskSpec, str, str]
 def intermediate(params: dict, run_dir: str = "") -> dict:
     """Phase (ii): train the pretrained encoder on an English intermediate task or mixture."""
     path, p = _start("intermediate", params, run_dir)
-    provenance = _assess(path, p.model, p, _intermediate_reads(p), []).label
+    provenance = _assess(path, p.model, p, intermediate_reads(p), []).label
     init_path = resolve_model(p.model)
     tokenizer = load_tokenizer(init_path)
     hyper = p.hyperparameters()

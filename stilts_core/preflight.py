@@ -28,8 +28,8 @@ from . import pack
 from .grid import GridConfig, plan
 from .modelling import MODEL_ROOT_VARIABLE, get_model_spec
 from .paths import fixtures_dir
-from .phases import PARAMS
-from .tasks import MIXTURES, TaskSpec, get_task
+from .phases import PARAMS, intermediate_reads
+from .tasks import TaskSpec, get_task
 
 TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "vocab.txt")
 
@@ -92,12 +92,6 @@ class FolderListing(HubListing):
 
 # --- what the grid reads -------------------------------------------------------------------------
 
-def _trained(task_name: str) -> list[str]:
-    """The registry tasks whose data training on ``task_name`` (a task or mixture) reads."""
-    names = list(MIXTURES[task_name].tasks) if task_name in MIXTURES else [task_name]
-    return [n for name in names for n in (name, *get_task(name).combined_with)]
-
-
 def grid_needs(config: GridConfig) -> tuple[list[Need], list[str]]:
     """Every (task, split, language, sources) the grid's runs read, and its models."""
     runs = plan(config)
@@ -112,13 +106,9 @@ def grid_needs(config: GridConfig) -> tuple[list[Need], list[str]]:
 
     for run in runs:
         params = PARAMS[run.phase](**run.params)
-        if run.phase == "intermediate":
-            for name in _trained(params.task):
-                for language in params.train_languages:
-                    need(name, "train", language, params)
-                need(name, "validation", "en", params)
-            for language in params.mlm_languages:
-                need("wikipedia", "train", language, params)
+        if run.phase == "intermediate":  # exactly what the run reads (its mixture, its sets)
+            for task, split, language in intermediate_reads(params):
+                need(task.name, split, language, params)
         elif run.phase == "target":
             for stage in get_task(params.task).training:
                 need(stage.train.task, stage.train.split, stage.train.language, params)
