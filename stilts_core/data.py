@@ -4,7 +4,9 @@ Local data lives at ``<root>/<task>/<split>-<lang>.<ext>``: JSON lines in the hu
 (``.jsonl``), or the original release formats: SQuAD-format JSON (``.json``: SQuAD, XQuAD,
 MLQA, TyDiQA-GoldP), CSV (``.csv``: ANLI, Cosmos QA releases) and CoNLL-U (``.conllu``: UD
 treebanks). The bundled fixtures (``data/fixtures``) are such a root, so the offline default
-runs exactly the code path an air-gapped cluster uses.
+runs exactly the code path an air-gapped cluster uses. The shared data pack (``data_root:
+pack``, or any root holding its ``MANIFEST.tsv``) is read through its declared layout instead
+(:mod:`stilts_core.pack`): release file names and formats, and stand-in splits said as such.
 
 Whatever the source, :func:`load_split` returns the canonical columns of the task's format:
 
