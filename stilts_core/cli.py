@@ -99,7 +99,7 @@ def format_plan(name: str, table, runs: list, throughput: Path | None = None) ->
     work = scheduled_work_table((run.phase, run.params) for run in runs)
     if not work.empty:
         lines += ["", "training work per head type (examples the batch schedules feed the "
-                      "models; dev examples scored), from the declared data set sizes"
+                      "models; dev examples scored), from the declared data set sizes and the runs' caps"
                   + (f"; {work.attrs['runs_not_counted']} training runs not counted (a size "
                      "not declared)" if work.attrs["runs_not_counted"] else ""),
                   work.to_string(index=False)]

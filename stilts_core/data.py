@@ -4,7 +4,9 @@ Local data lives at ``<root>/<task>/<split>-<lang>.<ext>``: JSON lines in the hu
 (``.jsonl``), or the original release formats: SQuAD-format JSON (``.json``: SQuAD, XQuAD,
 MLQA, TyDiQA-GoldP), CSV (``.csv``: ANLI, Cosmos QA releases) and CoNLL-U (``.conllu``: UD
 treebanks). The bundled fixtures (``data/fixtures``) are such a root, so the offline default
-runs exactly the code path an air-gapped cluster uses.
+runs exactly the code path an air-gapped cluster uses. The shared data pack (``data_root:
+pack``, or any root holding its ``MANIFEST.tsv``) is read through its declared layout instead
+(:mod:`stilts_core.pack`): release file names and formats, and stand-in splits said as such.
 
 Whatever the source, :func:`load_split` returns the canonical columns of the task's format:
 
@@ -28,7 +30,8 @@ from urllib.parse import urlsplit
 
 import datasets
 
-from .paths import atomic_write_text, cache_dir
+from . import pack
+from .paths import atomic_write_text, cache_dir, shared_data_dir
 from .tasks import ReleaseFiles, TaskSpec
 
 DATA_ROOT_VARIABLE = "STILTS_DATA_ROOT"
@@ -53,7 +56,10 @@ class DataSources:
 
 
 def resolve_data_root(data_root: str | Path | None) -> Path | None:
-    """An explicit root wins, then ``$STILTS_DATA_ROOT``; ``None`` means the hub."""
+    """An explicit root wins (``'pack'``: the shared data pack), then ``$STILTS_DATA_ROOT``;
+    ``None`` means the hub."""
+    if data_root == pack.PACK:
+        return shared_data_dir()
     if data_root not in (None, "", "hub"):
         return Path(data_root).expanduser().resolve()
     env = os.environ.get(DATA_ROOT_VARIABLE)
@@ -150,7 +156,9 @@ def load_split(task: TaskSpec, split: str, language: str,
             f"translated {task.name!r} data ({language}) comes only from local files")
         raise DataSourceError(f"task {task.name!r}: {why}. Pass data_root=<root> (or "
                               f"data_roots={{'{task.name}': <root>}}, or set ${DATA_ROOT_VARIABLE}).")
-    if root is None and release_names(task, split, language):
+    if pack.is_pack(root):
+        dataset, origin = read_pack_split(root, task, split, language)
+    elif root is None and release_names(task, split, language):
         paths = fetch_release_files(task, split, language)
         dataset, origin = read_release_files(task, paths), str(paths[0].parent)
     elif root is None:
@@ -173,6 +181,61 @@ def load_split(task: TaskSpec, split: str, language: str,
             )
         dataset, origin = read_local_file(task, path), str(path)
     return canonicalise(dataset, task, origin)
+
+
+def read_pack_split(root: Path, task: TaskSpec, split: str,
+                    language: str) -> tuple[datasets.Dataset, str]:
+    """One split from the shared data pack, through its declared layout (:mod:`stilts_core.pack`)."""
+    entry = pack.pack_entry(task.name, split, language)
+    if entry is None:
+        raise DataSourceError(
+            f"{root}: the shared data pack has no {split!r} data for task {task.name!r}, language "
+            f"{language!r} (stilts_core.pack.PACK_LAYOUT lists what it has). Use another root for "
+            f"this task: data_roots={{'{task.name}': <root>}} or data_root=hub.")
+    paths = pack.entry_paths(root, entry, language, task.language_codes.get(language, language))
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataSourceError(f"{missing[0]}: missing from the shared data pack (task {task.name!r}, "
+                              f"{split}-{language}); check the pack against its MANIFEST.tsv")
+    if entry.reader == "aligned_lines":
+        rows = read_release_files(task, paths).to_list()
+    else:
+        rows = [row for path in paths for row in _read_pack_file(task, entry, path)]
+    rows = pack.select_rows(rows, entry.rows)
+    rows = [_pack_row(row, entry, task) for row in rows]
+    origin = ", ".join(str(p) for p in paths) + (f" ({entry.rows} rows)" if entry.rows != "all" else "")
+    if not rows:
+        raise DataSourceError(f"{origin}: no examples for task {task.name!r}")
+    return datasets.Dataset.from_list(rows), origin
+
+
+def _read_pack_file(task: TaskSpec, entry: pack.PackFile, path: Path) -> list[dict]:
+    try:
+        if entry.reader in pack.PACK_READERS:
+            return pack.PACK_READERS[entry.reader](path, entry.columns)
+        if entry.reader == "jsonl":
+            return _jsonl(path)
+        if entry.reader == "squad_json":
+            return _read_squad_json(path)
+        if entry.reader == "conllu":
+            return _read_conllu(path, task)
+    except pack.PackFormatError as error:
+        raise DataSourceError(str(error)) from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise DataSourceError(f"{path}: cannot read it as {entry.reader} data: {error}") from error
+    raise DataSourceError(f"{path}: unknown pack reader {entry.reader!r}")
+
+
+def _pack_row(row: dict, entry: pack.PackFile, task: TaskSpec) -> dict:
+    """The release's field names and label values as the registry's (``local_aliases`` rename
+    release columns such as ANLI's ``context`` only where the registry's name is absent)."""
+    row = {entry.renames.get(name, name): value for name, value in row.items()}
+    aliases = {old: new for old, new in task.local_aliases.items() if old in row and new not in row}
+    row = {aliases.get(name, name): value for name, value in row.items()}
+    for name, mapping in entry.values.items():
+        if name in row:
+            row[name] = mapping.get(row[name], row[name])
+    return row
 
 
 def read_local_file(task: TaskSpec, path: str | Path) -> datasets.Dataset:
@@ -218,7 +281,7 @@ def _read_conllu(path: Path, task: TaskSpec) -> list[dict]:
     """Syntactic words and their UPOS tags, as XTREME's preprocessing reads UD: multiword-token
     ranges (``3-4``) and empty nodes (``5.1``) are skipped."""
     rows, tokens, tags = [], [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(pack.text_lines(path.read_text(encoding="utf-8")), start=1):
         if not line.strip():
             if tokens:
                 rows.append({task.fields.tokens: tokens, task.fields.tags: tags})
@@ -573,7 +636,7 @@ def load_mining_corpus(task: TaskSpec, split: str, language: str, root: Path) ->
 
 def _jsonl(path: Path) -> list[dict]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(pack.text_lines(path.read_text(encoding="utf-8")), start=1):
         if line.strip():
             try:
                 rows.append(json.loads(line))

@@ -108,6 +108,9 @@ class GridConfig(BaseModel):
     retrieval_tasks: list[str] = Field(default_factory=list)
     languages: dict[str, list[str]] = Field(
         default_factory=dict, description="per task, the languages to score; default: the task's")
+    max_eval_examples: dict[str, int] = Field(
+        default_factory=dict, description="per target, retrieval or alignment task, the examples "
+                                          "scored per language (a fixed-seed sample); default: all")
     hyperparameters: dict = Field(default_factory=dict)
     hyperparameters_per_task: dict[str, dict] = Field(default_factory=dict)
     retrieval: dict = Field(default_factory=dict, description="retrieval settings of every "
@@ -181,6 +184,17 @@ class GridConfig(BaseModel):
             if unknown or not languages:
                 raise ValueError(f"{name}: {unknown or 'an empty list'} is not a subset of the "
                                  f"task's languages ({', '.join(known)})")
+        return chosen
+
+    @field_validator("max_eval_examples")
+    @classmethod
+    def _eval_caps(cls, chosen: dict[str, int]) -> dict[str, int]:
+        for name, cap in chosen.items():
+            if _role(name) not in ("target", "retrieval"):
+                raise ValueError(f"max_eval_examples: {name!r} is not scored per language (not a "
+                                 f"target or retrieval task)")
+            if cap < 1:
+                raise ValueError(f"max_eval_examples: {name}: {cap} is not a positive count")
         return chosen
 
     @field_validator("hyperparameters_per_task")
@@ -298,7 +312,11 @@ def plan(config: GridConfig) -> list[PlannedRun]:
         return planned.run_id
 
     def languages(task: str) -> dict:
-        return {"languages": config.languages[task]} if task in config.languages else {}
+        """The languages scored and, where the grid caps it, the examples per language."""
+        chosen = {"languages": config.languages[task]} if task in config.languages else {}
+        if task in config.max_eval_examples:
+            chosen["max_eval_examples"] = config.max_eval_examples[task]
+        return chosen
 
     def evaluate_encoder(common: dict, encoder_run: str, seed: int | None) -> None:
         """The retrieval and alignment runs of one encoder (``''``: the base encoder). The

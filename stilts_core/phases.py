@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from . import data as data_io
 from .evaluation import score_language
 from .modelling import load_tokenizer, provenance_ceiling, resolve_model
+from .pack import PACK, is_pack, pack_record
 from .paths import REPO_ROOT, atomic_write_text, fixtures_dir
 from .provenance import FULL_SCALE, SMOKE, Assessment, Condition, classify, read_label, write_record
 from .results import NO_INTERMEDIATE, result_file, write_run_results
@@ -55,6 +56,12 @@ class _DataParams(_Params):
     data_revisions: dict[str, str] = Field(
         default_factory=dict, description="per-task hub revisions (commits) that override the registry")
     smoke: bool = Field(False, description="truncate every split to a few hundred examples")
+    max_train_examples: int | None = Field(
+        None, ge=1, description="train on this many examples of each training set (a fixed-seed "
+                                "sample, the same for every run); empty: all")
+    max_eval_examples: int | None = Field(
+        None, ge=1, description="score or stop early on this many examples per language (a "
+                                "fixed-seed sample); empty: all")
 
     def sources(self) -> data_io.DataSources:
         return data_io.DataSources(
@@ -64,8 +71,15 @@ class _DataParams(_Params):
         )
 
 
-def _repo_path(path: str) -> Path:
-    return (REPO_ROOT / path).resolve()
+# Parameters added after runs existed: left out of a run's identity while empty, so that the
+# run ids of earlier runs stay what they were.
+UNSET_NOT_IN_IDENTITY = ("max_train_examples", "max_eval_examples")
+SAMPLE_SEED = 0  # the subsample of a capped split does not depend on the run's seed
+
+
+def _repo_path(path: str) -> str | Path:
+    """Relative paths are from the repository root; ``'pack'`` names the shared data pack."""
+    return path if path == PACK else (REPO_ROOT / path).resolve()
 
 
 class _TrainParams(Efficiency, _DataParams):
@@ -253,7 +267,7 @@ def validate_params(phase: str, params: dict) -> dict:
     """Fill defaults, check names and types; returns the plain dict that identifies the run."""
     model = PARAMS[phase]
     try:
-        return model(**params).model_dump()
+        validated = model(**params).model_dump()
     except (ValidationError, KeyError) as error:
         if isinstance(error, KeyError):
             problems = str(error.args[0])
@@ -264,6 +278,8 @@ def validate_params(phase: str, params: dict) -> dict:
         raise ParameterError(
             f"phase {phase!r}: {problems}. Allowed parameters: {', '.join(model.model_fields)}"
         ) from None
+    return {name: value for name, value in validated.items()
+            if not (name in UNSET_NOT_IN_IDENTITY and value is None)}
 
 
 def _start(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel]:
@@ -303,6 +319,10 @@ def _other_combined_sets(p: IntermediateParams) -> bool:
 
 RECIPE_CUTS = (
     RecipeCut("smoke", "false (no truncation of any split)", lambda p: p.smoke),
+    RecipeCut("max_train_examples", "empty (every training example)",
+              lambda p: p.max_train_examples is not None),
+    RecipeCut("max_eval_examples", "empty (every evaluation example)",
+              lambda p: p.max_eval_examples is not None),
     RecipeCut("max_steps", "-1 (train for the declared epochs)", lambda p: p.max_steps != -1),
     RecipeCut("epochs", "at least the task's published epochs", _below_default("epochs")),
     RecipeCut("mixture_tasks", "the declared mixture", _other_mixture),
@@ -394,10 +414,20 @@ def _head(dataset, limit: int):
     return dataset.select(range(min(limit, len(dataset))))
 
 
-def _load(task: TaskSpec, split: str, language: str, p: _DataParams, limit: int,
+SMOKE_LIMITS = {"train": SMOKE_MAX_TRAIN, "eval": SMOKE_MAX_EVAL}
+
+
+def _load(task: TaskSpec, split: str, language: str, p: _DataParams, purpose: str,
           translated: bool = False):
+    """A split for training (``purpose='train'``) or for scoring and early stopping
+    (``'eval'``), cut to the smoke size, or sampled down to the run's cap for that purpose."""
     dataset = data_io.load_split(task, split, language, p.sources(), translated=translated)
-    return _head(dataset, limit) if p.smoke else dataset
+    if p.smoke:
+        dataset = _head(dataset, SMOKE_LIMITS[purpose])
+    cap = p.max_train_examples if purpose == "train" else p.max_eval_examples
+    if cap is not None and cap < len(dataset):
+        dataset = dataset.shuffle(seed=SAMPLE_SEED).select(range(cap))
+    return dataset
 
 
 def _record_sources(path: Path, p: _DataParams, tasks: list[TaskSpec]) -> None:
@@ -406,7 +436,9 @@ def _record_sources(path: Path, p: _DataParams, tasks: list[TaskSpec]) -> None:
     record = {}
     for task in {task.name: task for task in tasks}.values():  # one hub lookup per task
         root = sources.root_for(task)
-        if root is not None:
+        if is_pack(root):
+            record[task.name] = {"pack": str(root), "splits": pack_record(task.name)}
+        elif root is not None:
             record[task.name] = {"local_root": str(root)}
         else:
             revision = sources.revisions.get(task.name, task.hub.revision)
@@ -460,18 +492,18 @@ def _intermediate_tasks(p: IntermediateParams, tokenizer, hyper: Hyperparameters
     sets it is combined with, and its English dev set."""
     prepared, used = [], []
     for task in p.member_tasks():
-        parts = [_load(task, "train", language, p, SMOKE_MAX_TRAIN, translated=language != "en")
+        parts = [_load(task, "train", language, p, "train", translated=language != "en")
                  for language in p.train_languages]
         combined = _combined(p, task)
-        parts += [_load(get_task(name), "train", "en", p, SMOKE_MAX_TRAIN) for name in combined]
-        dev = _load(task, "validation", "en", p, SMOKE_MAX_EVAL)
+        parts += [_load(get_task(name), "train", "en", p, "train") for name in combined]
+        dev = _load(task, "validation", "en", p, "eval")
         prepared.append(prepare_task(task, datasets.concatenate_datasets(parts), dev, tokenizer,
                                      hyper, _max_length(p, task)))
         used += [task, *map(get_task, combined)]
     if p.mlm_languages:
         text = get_task("wikipedia")
         corpus = datasets.concatenate_datasets([
-            _head(_load(text, "train", language, p, SMOKE_MAX_TRAIN), p.mlm_examples_per_language)
+            _head(_load(text, "train", language, p, "train"), p.mlm_examples_per_language)
             for language in p.mlm_languages])
         prepared.append(prepare_mlm(corpus, tokenizer, hyper.max_length))
         used.append(text)
@@ -482,7 +514,8 @@ def _combined(p: IntermediateParams, task: TaskSpec) -> tuple[str, ...]:
     return task.combined_with if p.combined_with is None else tuple(p.combined_with)
 
 
-def _intermediate_reads(p: IntermediateParams) -> list[tuple[TaskSpec, str, str]]:
+def intermediate_reads(p: IntermediateParams) -> list[tuple[TaskSpec, str, str]]:
+    """(task, split, language) of every split an intermediate run reads."""
     reads = []
     for task in p.member_tasks():
         reads += [(task, "train", language) for language in p.train_languages]
@@ -495,7 +528,7 @@ def intermediate(params: dict, run_dir: str = "") -> dict:
     """Phase (ii): train the pretrained encoder on an English intermediate task or mixture."""
     path, p = _start("intermediate", params, run_dir)
     init_path = resolve_model(p.model)
-    provenance = _assess(path, p.model, p, _intermediate_reads(p), [], init_path).label
+    provenance = _assess(path, p.model, p, intermediate_reads(p), [], init_path).label
     tokenizer = load_tokenizer(init_path)
     hyper = p.hyperparameters()
     tasks, used = _intermediate_tasks(p, tokenizer, hyper)
@@ -536,9 +569,8 @@ def target(params: dict, run_dir: str = "") -> dict:
         stage_dir = path / "stages" / f"{number}-{stage.train.task}"
         if not (stage_dir / "STAGE_DONE").is_file():
             train_examples = _load(get_task(stage.train.task), stage.train.split,
-                                   stage.train.language, p, SMOKE_MAX_TRAIN)
-            dev = _load(get_task(stage.dev.task), stage.dev.split, stage.dev.language, p,
-                        SMOKE_MAX_EVAL)
+                                   stage.train.language, p, "train")
+            dev = _load(get_task(stage.dev.task), stage.dev.split, stage.dev.language, p, "eval")
             prepared = prepare_task(task, train_examples, dev, tokenizer, hyper,
                                     _max_length(p, task))
             result = train(init_path, [prepared], tokenizer, stage_dir, hyper, p.seed,
@@ -617,7 +649,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     provenance = _assess(path, tp["model"], p, [(task, split, EVERY_LANGUAGE)], [p.target_run]).label
 
     def score(language: str) -> tuple[dict, list]:
-        examples = _load(task, split, language, p, SMOKE_MAX_EVAL)
+        examples = _load(task, split, language, p, "eval")
         predicted = predict(task, model, tokenizer, examples, encoding, p.batch_size)
         scores = score_language(task, predicted, references(task, examples), language)
         data_io.write_jsonl(path / "predictions" / f"{split}-{language}.jsonl",
@@ -701,7 +733,7 @@ def _bitext(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
 
     rows = []
     for language in p.languages or _available_languages(task, "test", p, path):
-        pairs = _load(task, "test", language, p, SMOKE_MAX_EVAL)
+        pairs = _load(task, "test", language, p, "eval")
         scores, records = bitext_scores(task, pairs, embed, p.max_length, p.candidate_max_length,
                                         language)
         metrics[language] = {**scores, "pairs": len(pairs)}
@@ -775,7 +807,7 @@ def alignment(params: dict, run_dir: str = "") -> dict:
                          None if p.encoder_run else model_path).label
 
     def score(language: str) -> tuple[dict, list]:
-        pairs = _load(task, "test", language, p, SMOKE_MAX_EVAL)
+        pairs = _load(task, "test", language, p, "eval")
         sides = [embed_layers(pairs[column], model, tokenizer, layers, p.pooling,
                               p.include_special_tokens, p.max_length, p.batch_size)
                  for column in ("text", "text_pair")]

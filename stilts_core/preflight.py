@@ -24,11 +24,12 @@ import pandas as pd
 import yaml
 
 from . import data as data_io
+from . import pack
 from .grid import GridConfig, plan
 from .modelling import MODEL_ROOT_VARIABLE, get_model_spec
 from .paths import fixtures_dir
-from .phases import PARAMS
-from .tasks import MIXTURES, TaskSpec, get_task
+from .phases import PARAMS, intermediate_reads
+from .tasks import TaskSpec, get_task
 
 TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "vocab.txt")
 
@@ -91,12 +92,6 @@ class FolderListing(HubListing):
 
 # --- what the grid reads -------------------------------------------------------------------------
 
-def _trained(task_name: str) -> list[str]:
-    """The registry tasks whose data training on ``task_name`` (a task or mixture) reads."""
-    names = list(MIXTURES[task_name].tasks) if task_name in MIXTURES else [task_name]
-    return [n for name in names for n in (name, *get_task(name).combined_with)]
-
-
 def grid_needs(config: GridConfig) -> tuple[list[Need], list[str]]:
     """Every (task, split, language, sources) the grid's runs read, and its models."""
     runs = plan(config)
@@ -111,13 +106,9 @@ def grid_needs(config: GridConfig) -> tuple[list[Need], list[str]]:
 
     for run in runs:
         params = PARAMS[run.phase](**run.params)
-        if run.phase == "intermediate":
-            for name in _trained(params.task):
-                for language in params.train_languages:
-                    need(name, "train", language, params)
-                need(name, "validation", "en", params)
-            for language in params.mlm_languages:
-                need("wikipedia", "train", language, params)
+        if run.phase == "intermediate":  # exactly what the run reads (its mixture, its sets)
+            for task, split, language in intermediate_reads(params):
+                need(task.name, split, language, params)
         elif run.phase == "target":
             for stage in get_task(params.task).training:
                 need(stage.train.task, stage.train.split, stage.train.language, params)
@@ -201,11 +192,18 @@ def check_local(need: Need, root: Path) -> tuple[str, str, str]:
     task = get_task(need.task)
     if task.format in ("bitext_mining", "ranking"):
         return _check_release(task, need, root)
-    path = data_io.local_split_path(root, task, need.split, need.language)
-    release = data_io.local_release_paths(root, task, need.split, need.language)
-    source = str(path or (release[0] if release else root / task.name /
-                          f"{need.split}-{need.language}.jsonl"))
-    if need.optional and path is None and release is None:
+    entry = pack.pack_entry(task.name, need.split, need.language) if pack.is_pack(root) else None
+    if pack.is_pack(root):
+        path = release = None
+        source = (str(root / entry.paths[0]).format(
+            lang=need.language, code=task.language_codes.get(need.language, need.language))
+            if entry else f"{root} (shared data pack)")
+    else:
+        path = data_io.local_split_path(root, task, need.split, need.language)
+        release = data_io.local_release_paths(root, task, need.split, need.language)
+        source = str(path or (release[0] if release else root / task.name /
+                              f"{need.split}-{need.language}.jsonl"))
+    if need.optional and path is None and release is None and entry is None:
         return "skipped", source, ("no local file: the run evaluates the languages its root has "
                                    "and records the others as skipped; name the task's languages "
                                    "in the config's 'languages' to require them")
@@ -216,13 +214,16 @@ def check_local(need: Need, root: Path) -> tuple[str, str, str]:
         return "problem", source, str(error)
     # the bundled fixtures and smoke runs are small on purpose: only real data is held to the
     # registry's sizes
-    stand_in = need.smoke or Path(root).resolve() == fixtures_dir().resolve()
+    # and a pack split that stands in for another (serves_as) is not the registry's split
+    stand_in = (need.smoke or Path(root).resolve() == fixtures_dir().resolve()
+                or (entry is not None and (entry.serves_as is not None or entry.rows != "all")))
     declared = (getattr(task.sizes, need.split, None)
                 if task.sizes and need.language == "en" and not stand_in else None)
     if declared is not None and rows != declared:
         return "problem", source, (f"{rows} examples, the registry declares {declared} "
                                    f"({task.sizes.source}); a truncated or different file?")
-    return "ok", source, f"{rows} examples" + (" (= declared size)" if declared else "")
+    served = f"; {entry.serves_as}" if entry is not None and entry.serves_as else ""
+    return "ok", source, f"{rows} examples" + (" (= declared size)" if declared else "") + served
 
 
 def _check_release(task: TaskSpec, need: Need, root: Path) -> tuple[str, str, str]:

@@ -393,12 +393,13 @@ class NotProjected(ValueError):
     """Why a run's GPU-hours cannot be projected (a size not declared, nothing measured)."""
 
 
-def _size(task: str, split: str) -> int:
+def _size(task: str, split: str, cap: int | None = None) -> int:
+    """The declared English size of a split, or the run's cap on it where that is smaller."""
     sizes = get_task(task).sizes
     value = getattr(sizes, split, None) if sizes else None
-    if value is None:
+    if value is None and cap is None:
         raise NotProjected(f"no declared English {split} size for {task!r}")
-    return value
+    return cap if value is None else min(value, cap or value)
 
 
 @dataclass(frozen=True)
@@ -425,17 +426,18 @@ def training_stages(phase: str, params: dict) -> tuple[Hyperparameters, list[tup
     if phase == "target":
         task = get_task(p.task)
         return hyper, [([Part(stage.train.task, task.format, _max_length(p, task),
-                              _size(stage.train.task, stage.train.split),
-                              _size(stage.dev.task, stage.dev.split))], 1.0, None)
+                              _size(stage.train.task, stage.train.split, p.max_train_examples),
+                              _size(stage.dev.task, stage.dev.split, p.max_eval_examples))],
+                        1.0, None)
                        for stage in task.training]
     if p.mlm_languages or p.train_languages != ["en"]:
         raise NotProjected("continued-MLM and translated-data variants have no declared sizes")
     parts = []
     for task in p.member_tasks():
         combined = task.combined_with if p.combined_with is None else p.combined_with
-        parts.append(Part(task.name, task.format, _max_length(p, task),
-                          _size(task.name, "train") + sum(_size(c, "train") for c in combined),
-                          _size(task.name, "validation")))
+        train = [_size(name, "train", p.max_train_examples) for name in (task.name, *combined)]
+        parts.append(Part(task.name, task.format, _max_length(p, task), sum(train),
+                          _size(task.name, "validation", p.max_eval_examples)))
     mixture = get_mixture(p.task) if p.task in MIXTURES else None
     temperature = p.temperature or (mixture.temperature if mixture else 1.0)
     cap = p.mixture_cap or (mixture.cap if mixture else None)

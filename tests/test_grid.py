@@ -53,6 +53,10 @@ HEAD = "name: g\nmodels: [m]\n"
      "task 'xnli', seed 1: .*not a multiple"),
     (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\nhyperparameters_per_task: {{tatoeba: {{}}}}\n",
      "'tatoeba' is not trained"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\nmax_eval_examples: {{mnli: 10}}\n",
+     "max_eval_examples: 'mnli' is not scored per language"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\nmax_eval_examples: {{xnli: 0}}\n",
+     "max_eval_examples: xnli: 0 is not a positive count"),
     (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\n"
      "variants: {mlm: {intermediate_tasks: [mnli], params: {epochs: 1}}}\n",
      "would pool with plain training"),
@@ -156,3 +160,16 @@ def test_identical_runs_are_planned_once(tmp_path):
                     "intermediate_tasks: [none, mnli, mnli]\ntarget_tasks: [xnli]\n")
     phases = [r.phase for r in plan(load_config(path))]
     assert phases.count("intermediate") == 1 and phases.count("target") == 2
+
+
+def test_e5_study_grid_reads_the_pack_with_declared_samples():
+    runs = plan(load_config(configs_dir() / "e5_study.yaml"))
+    phases = [r.phase for r in runs]
+    # 6 trained intermediates x 3 seeds; 4 targets x 7 encoders x 3 seeds; 19 encoders x Tatoeba
+    assert (phases.count("intermediate"), phases.count("target"), phases.count("zero_shot_eval"),
+            phases.count("retrieval"), phases.count("alignment")) == (18, 84, 84, 19, 19)
+    assert {r.params["data_root"] for r in runs} == {"pack"}
+    trained = [r for r in runs if r.phase in ("intermediate", "target")]
+    assert all(r.params["max_train_examples"] and r.params["precision"] == "fp32" for r in trained)
+    scored = [r for r in runs if r.phase in ("zero_shot_eval", "retrieval", "alignment")]
+    assert all(r.params["max_eval_examples"] for r in scored)

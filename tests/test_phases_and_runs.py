@@ -130,3 +130,38 @@ def test_too_long_temporary_folder_for_kernel_sockets_is_a_clear_error(tmp_path,
     with pytest.raises(RunError, match=r"socket paths longer than 107 bytes; set TMPDIR"):
         execute_notebook(_notebook(tmp_path / "n.ipynb", "x = 1"), tmp_path / "out.ipynb", {})
     assert not list(deep.iterdir())  # the private folder is removed on the error too
+
+
+def test_unset_sample_caps_leave_existing_run_ids_unchanged():
+    # The ids these parameters had before max_train_examples / max_eval_examples existed.
+    assert run_id("target", validate_params("target", {"seed": 1})) == "target-xnli-e198f83240a4"
+    assert (run_id("retrieval", validate_params("retrieval", {}))
+            == "retrieval-tatoeba-80e3caf53cc4")
+    capped = validate_params("target", {"seed": 1, "max_train_examples": 100})
+    assert capped["max_train_examples"] == 100
+    assert run_id("target", capped) != "target-xnli-e198f83240a4"
+
+
+def test_a_sampled_run_can_never_be_full_scale():
+    from stilts_core.phases import PARAMS, _recipe_conditions
+
+    for phase in ("intermediate", "target", "zero_shot_eval", "retrieval", "alignment"):
+        params = PARAMS[phase](**validate_params(phase, {"max_eval_examples": 50}))
+        failed = [c.name for c in _recipe_conditions(params) if not c.holds]
+        assert failed == ["max_eval_examples"], phase
+    params = PARAMS["target"](**validate_params("target", {"max_train_examples": 50}))
+    assert [c.name for c in _recipe_conditions(params) if not c.holds] == ["max_train_examples"]
+
+
+def test_capped_split_is_the_same_fixed_seed_sample_in_every_run(fixtures_root):
+    from stilts_core.phases import PARAMS, _load
+    from stilts_core.tasks import get_task
+
+    task = get_task("xnli")
+    one = PARAMS["zero_shot_eval"](data_root=str(fixtures_root), max_eval_examples=5)
+    full = _load(task, "test", "de", PARAMS["zero_shot_eval"](data_root=str(fixtures_root)), "eval")
+    sample = _load(task, "test", "de", one, "eval")
+    assert len(sample) == 5 < len(full)
+    assert sample["text"] == _load(task, "test", "de", one, "eval")["text"]
+    assert set(sample["text"]) <= set(full["text"])
+    assert len(_load(task, "test", "de", one, "train")) == len(full)  # no training cap set

@@ -140,3 +140,15 @@ def test_the_full_scale_grid_is_checked_offline_with_what_was_not_checked_said(c
     assert "not checked" in out  # offline: every hub input; anywhere: the LASER release files
     assert "ccg train en" in out and "local only" in out  # CCGbank needs data_roots
     assert "tatoeba test az" in out and "LASER" in out
+
+
+def test_grid_needs_follow_the_runs_mixture_and_combined_sets():
+    from stilts_core.grid import load_config
+    from stilts_core.paths import configs_dir
+    from stilts_core.preflight import grid_needs
+
+    needs, _ = grid_needs(load_config(configs_dir() / "e5_study.yaml"))
+    read = {(n.task, n.split) for n in needs}
+    # multi trains the grid's five tasks, not the declared nine; SNLI only adds training data
+    assert not {t for t, _ in read} & {"ccg", "hellaswag", "qqp", "squad"}
+    assert ("snli", "train") in read and ("snli", "validation") not in read
