@@ -257,7 +257,8 @@ def test_a_book_from_tables_collected_elsewhere_runs_no_grid(tmp_path):
     assert {p.name for p in html.glob("mixed_effects-*.html")} == {"mixed_effects-cluster-e5.html"}
     assert {p.name for p in html.glob("power-*.html")} == {"power-cluster-e5.html"}
     analysis = (html / "mixed_effects-cluster-e5.html").read_text()
-    assert "Reduced-scale real run" in analysis and "Simulation" not in analysis
+    assert ">Reduced-scale real run</strong>" in analysis  # the badge, not a code cell's text
+    assert ">Simulation</strong>" not in analysis
     claims = (html / "claims.html").read_text()
     assert result_claim_statuses(claims) == ["not yet run at full scale"] * 12
     assert "partial run rows" in claims and "reduced-scale real run rows" in claims
