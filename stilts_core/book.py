@@ -21,11 +21,13 @@ from .claims import FULL_SCALE_CONFIG
 from .grid import collect_grid, load_config, run_local
 from .paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
 from .provenance import get_class
+from .report import badge_label
 from .result_sets import (
     DEFAULT_BOOK_CONFIG,
     AnalysisSettings,
     BookConfig,
     ResultSet,
+    SimulationSpec,
     display_path,
     load_book_config,
     read_result_set,
@@ -73,7 +75,7 @@ CHAPTERS = (
     Chapter("05_results.ipynb", "results", "per_set", "Results: zero-shot transfer and retrieval",
             lambda b, s: {"results_path": s.as_parameter()["path"],
                           "simulation_path": b.simulation.as_parameter()["path"]
-                          if b.simulation and not any(x.analysed for x in b.sets) else ""}),
+                          if b.simulation else ""}),
     Chapter("06_mixed_effects.ipynb", "mixed_effects", "per_analysis", "Morphology and gains",
             lambda b, s: {"results_path": s.as_parameter()["path"],
                           **{k: v for k, v in _plan(b, s).items()
@@ -95,7 +97,7 @@ class BookError(RuntimeError):
     """The book could not be built; the message says which step and where its log is."""
 
 
-def simulation_set(log=print) -> ResultSet:
+def simulation_set(spec: SimulationSpec, log=print) -> ResultSet:
     """The simulated result set the statistics chapters analyse when no set is a finding: the
     power analysis's generating model over the real languages and their real indices, written
     to the results folder with its truth beside it and labelled as a simulation."""
@@ -107,8 +109,8 @@ def simulation_set(log=print) -> ResultSet:
     log(f"[stilts] no result set is a finding: the statistics chapters analyse a simulated "
         f"result set ({path})")
     write_simulation(path, read_languages_table(), wide_view(read_indices()), **BOOK_SIMULATION)
-    return read_result_set(path, name="simulation",
-                           description="simulated gains with a stated truth (not a finding)")
+    return read_result_set(path, name="simulation", description=spec.description,
+                           analysis=spec.analysis)
 
 
 def _page_name(chapter: Chapter, result_set: ResultSet, model: str | None = None) -> str:
@@ -140,10 +142,9 @@ def _by_model(result_set: ResultSet) -> list[tuple[ResultSet, str | None]]:
 
 
 def _badge(result_set: ResultSet) -> str:
-    kind = get_class(result_set.provenance)
-    return (f'<span style="border-left:6px solid {kind.colour};padding:0.1em 0.5em;'
-            f'background:#f6f8fa"><strong style="color:{kind.colour}">{html.escape(kind.badge)}'
-            f"</strong></span>")
+    colour = get_class(result_set.provenance).colour
+    return (f'<span style="border-left:6px solid {colour};padding:0.1em 0.5em;background:#f6f8fa">'
+            f"{badge_label(result_set.provenance)}</span>")
 
 
 def _chapter_page(chapter: Chapter, entries: list[tuple[ResultSet, str]], build: Build) -> str:
@@ -151,7 +152,7 @@ def _chapter_page(chapter: Chapter, entries: list[tuple[ResultSet, str]], build:
     lines = [f"# {chapter.title}", "",
              "This chapter shows each result set of this build on its own page, under the badge "
              "of its kind of evidence; numbers from different sets are never pooled.", ""]
-    if chapter.scope == "per_analysis" and not any(s.analysed for s in build.sets):
+    if chapter.scope == "per_analysis" and build.simulation:
         lines += ["No result set of this build is a finding (a full-scale or reduced-scale real "
                   "run), so this chapter analyses a **simulated** result set with a stated truth. "
                   "**It is a simulation, not a finding.**", ""]
@@ -260,9 +261,7 @@ def plan_build(book_config: Path = DEFAULT_BOOK_CONFIG, grid: Path | None = None
         raise BookError(f"two result sets have the same name ({names}); rename a file")
     simulation = None
     if not any(s.analysed for s in sets):
-        simulation = simulation_set(log)
-        simulation = ResultSet(**{**simulation.__dict__, "analysis": config.simulation.analysis,
-                                  "description": config.simulation.description})
+        simulation = simulation_set(config.simulation, log)
     grids = list(dict.fromkeys([*grids, display_path(FULL_SCALE_CONFIG)]))
     return Build(config=config, sets=tuple(sets), grids=tuple(grids), simulation=simulation)
 

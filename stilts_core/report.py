@@ -13,6 +13,12 @@ from .provenance import get_class
 from .results import NO_INTERMEDIATE, benchmark_scores, headline_scores, paired_gains, setting
 
 
+def badge_label(provenance: str) -> str:
+    """A provenance class's badge text in its colour: the one label every page shows."""
+    kind = get_class(provenance)
+    return f'<strong style="color:{kind.colour}">{html.escape(kind.badge)}</strong>'
+
+
 def provenance_badge(table: pd.DataFrame, source: str) -> str:
     """An HTML banner naming the provenance class of every result set in ``table`` (its badge
     and definition, declared in :mod:`stilts_core.provenance`) and its file."""
@@ -21,9 +27,8 @@ def provenance_badge(table: pd.DataFrame, source: str) -> str:
         kind = get_class(provenance)
         parts.append(
             f'<div style="border-left:6px solid {kind.colour};padding:0.4em 0.8em;margin:0.4em 0;'
-            f'background:#f6f8fa"><strong style="color:{kind.colour}">{html.escape(kind.badge)}'
-            f"</strong> &mdash; {html.escape(kind.definition)}. Source: "
-            f"<code>{html.escape(source)}</code></div>"
+            f'background:#f6f8fa">{badge_label(provenance)} &mdash; '
+            f"{html.escape(kind.definition)}. Source: <code>{html.escape(source)}</code></div>"
         )
     return "\n".join(parts)
 
