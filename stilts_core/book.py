@@ -26,11 +26,13 @@ from .result_sets import (
     DEFAULT_BOOK_CONFIG,
     AnalysisSettings,
     BookConfig,
+    Outcome,
     ResultSet,
     SimulationSpec,
     display_path,
     load_book_config,
     read_result_set,
+    task_groups_of,
 )
 from .runs import execute_notebook
 
@@ -51,11 +53,21 @@ class Build:
         found = [s for s in self.sets if s.analysed]
         return found or ([self.simulation] if self.simulation else [])
 
+    def analyses(self) -> list[tuple[ResultSet, str | None, Outcome]]:
+        """One analysis per analysed set, model and outcome of the plan that the set has gains
+        for; a simulation is analysed for the pre-registered outcome only."""
+        outcomes = self.config.plan.outcomes
+        chosen = outcomes if any(s.analysed for s in self.sets) else outcomes[:1]
+        return [(part, model, outcome) for result_set in self.analysed()
+                for part, model in _by_model(result_set)
+                for outcome in chosen if outcome.covers(part.task_groups)]
+
 
 @dataclass(frozen=True)
 class Chapter:
     """A chapter notebook: executed ``once``, once per result set (``per_set``), or once per
-    analysed set and model (``per_analysis``); ``parameters`` gives its papermill parameters."""
+    analysed set, model and outcome (``per_analysis``); ``parameters(build, set, outcome)``
+    gives its papermill parameters."""
 
     notebook: str
     page: str
@@ -64,32 +76,35 @@ class Chapter:
     parameters: Callable
 
 
-def _plan(build: Build, result_set: ResultSet) -> dict:
-    return build.config.plan.with_settings(result_set.analysis)
+def _plan(build: Build, result_set: ResultSet, outcome: Outcome, names: tuple[str, ...]) -> dict:
+    values = build.config.plan.with_settings(result_set.analysis, outcome)
+    return {name: values[name] for name in names}
+
+
+_MIXED_EFFECTS = ("index", "compare", "formula", "bootstrap_reps", "task_groups", "outcome")
+_POWER = ("index", "formula", "power_slopes", "power_reps", "power_test", "task_groups", "outcome")
 
 
 CHAPTERS = (
-    Chapter("00_tasks_languages.ipynb", "tasks_languages", "once", "", lambda b, s: {}),
-    Chapter("00_morphology.ipynb", "morphology", "once", "", lambda b, s: {}),
-    Chapter("00_setup.ipynb", "setup", "once", "", lambda b, s: {"configs": list(b.grids)}),
+    Chapter("00_tasks_languages.ipynb", "tasks_languages", "once", "", lambda b, s, o: {}),
+    Chapter("00_morphology.ipynb", "morphology", "once", "", lambda b, s, o: {}),
+    Chapter("00_setup.ipynb", "setup", "once", "", lambda b, s, o: {"configs": list(b.grids)}),
     Chapter("05_results.ipynb", "results", "per_set", "Results: zero-shot transfer and retrieval",
-            lambda b, s: {"results_path": s.as_parameter()["path"],
+            lambda b, s, o: {"results_path": s.as_parameter()["path"],
                           "simulation_path": b.simulation.as_parameter()["path"]
                           if b.simulation else ""}),
     Chapter("06_mixed_effects.ipynb", "mixed_effects", "per_analysis", "Morphology and gains",
-            lambda b, s: {"results_path": s.as_parameter()["path"],
-                          **{k: v for k, v in _plan(b, s).items()
-                             if k in ("index", "compare", "formula", "bootstrap_reps")},
-                          "planned_bootstrap_reps": b.config.plan.bootstrap_reps}),
+            lambda b, s, o: {"results_path": s.as_parameter()["path"],
+                             **_plan(b, s, o, _MIXED_EFFECTS),
+                             "planned_bootstrap_reps": b.config.plan.bootstrap_reps}),
     Chapter("07_power.ipynb", "power", "per_analysis", "Power and sensitivity",
-            lambda b, s: {"results_path": s.as_parameter()["path"],
-                          **{k: v for k, v in _plan(b, s).items()
-                             if k in ("index", "formula", "power_slopes", "power_reps", "power_test")},
-                          "planned_power_reps": b.config.plan.power_reps}),
+            lambda b, s, o: {"results_path": s.as_parameter()["path"],
+                             **_plan(b, s, o, _POWER),
+                             "planned_power_reps": b.config.plan.power_reps}),
     Chapter("08_claims.ipynb", "claims", "once", "",
-            lambda b, s: {"results_paths": [x.as_parameter()["path"] for x in b.sets]}),
-    Chapter("09_published.ipynb", "published", "once", "", lambda b, s: {}),
-    Chapter("10_reproduce.ipynb", "reproduce", "once", "", lambda b, s: {"configs": list(b.grids)}),
+            lambda b, s, o: {"results_paths": [x.as_parameter()["path"] for x in b.sets]}),
+    Chapter("09_published.ipynb", "published", "once", "", lambda b, s, o: {}),
+    Chapter("10_reproduce.ipynb", "reproduce", "once", "", lambda b, s, o: {"configs": list(b.grids)}),
 )
 
 
@@ -113,9 +128,11 @@ def simulation_set(spec: SimulationSpec, log=print) -> ResultSet:
                            analysis=spec.analysis)
 
 
-def _page_name(chapter: Chapter, result_set: ResultSet, model: str | None = None) -> str:
-    suffix = result_set.name + (f"-{_slug(model)}" if model else "")
-    return f"{chapter.page}-{suffix}"
+def _page_name(chapter: Chapter, result_set: ResultSet, model: str | None = None,
+               outcome: Outcome | None = None) -> str:
+    parts = [chapter.page, result_set.name, *([_slug(model)] if model else []),
+             *([outcome.name] if outcome else [])]
+    return "-".join(parts)
 
 
 def _slug(text: str) -> str:
@@ -137,7 +154,9 @@ def _by_model(result_set: ResultSet) -> list[tuple[ResultSet, str | None]]:
         table[table["model"] == model].to_parquet(path, index=False)
         parts.append((ResultSet(name=result_set.name, path=path, provenance=result_set.provenance,
                                 description=f"{result_set.description}; model {model}",
-                                models=(model,), analysis=result_set.analysis), model))
+                                models=(model,), analysis=result_set.analysis,
+                                task_groups=task_groups_of(table[table["model"] == model])),
+                      model))
     return parts
 
 
@@ -147,7 +166,8 @@ def _badge(result_set: ResultSet) -> str:
             f"{badge_label(result_set.provenance)}</span>")
 
 
-def _chapter_page(chapter: Chapter, entries: list[tuple[ResultSet, str]], build: Build) -> str:
+def _chapter_page(chapter: Chapter, entries: list[tuple[ResultSet, str, Outcome | None]],
+                  build: Build) -> str:
     """The chapter's own page: which result sets it shows, each with its badge and page."""
     lines = [f"# {chapter.title}", "",
              "This chapter shows each result set of this build on its own page, under the badge "
@@ -156,9 +176,11 @@ def _chapter_page(chapter: Chapter, entries: list[tuple[ResultSet, str]], build:
         lines += ["No result set of this build is a finding (a full-scale or reduced-scale real "
                   "run), so this chapter analyses a **simulated** result set with a stated truth. "
                   "**It is a simulation, not a finding.**", ""]
-    for result_set, page in entries:
+    for result_set, page, outcome in entries:
         kind = get_class(result_set.provenance)
-        lines.append(f"- {_badge(result_set)} {{doc}}`{page}`: {html.escape(result_set.description)} "
+        which = f" **{outcome.name}** gains ({html.escape(outcome.description)}) of" if outcome else ""
+        lines.append(f"- {_badge(result_set)} {{doc}}`{page}`:{which} "
+                     f"{html.escape(result_set.description)} "
                      f"(`{result_set.as_parameter()['path']}`; {kind.definition}).")
     return "\n".join(lines) + "\n"
 
@@ -183,30 +205,31 @@ def execute_chapters(build: Build, log=print) -> list[Path]:
         stale.unlink()
     written = []
 
-    def execute(chapter: Chapter, page: str, result_set: ResultSet | None) -> Path:
+    def execute(chapter: Chapter, page: str, result_set: ResultSet | None,
+                outcome: Outcome | None = None) -> Path:
         output = folder / f"{page}.ipynb"
         log(f"[stilts] executing {chapter.notebook} -> {output.relative_to(REPO_ROOT)}")
         try:
             execute_notebook(notebooks_dir() / chapter.notebook, output,
-                             chapter.parameters(build, result_set))
+                             chapter.parameters(build, result_set, outcome))
         except papermill.PapermillExecutionError as error:
             raise BookError(f"{chapter.notebook} failed: {error.ename}: {error.evalue}; "
                             f"see {output}") from None
         if result_set is not None:
-            _retitle(output, result_set.title)
+            _retitle(output, result_set.title + (f", {outcome.name} gains" if outcome else ""))
         return output
 
     for chapter in CHAPTERS:
         if chapter.scope == "once":
             written.append(execute(chapter, chapter.page, None))
             continue
-        targets = ([(s, None) for s in build.sets] if chapter.scope == "per_set"
-                   else [part for s in build.analysed() for part in _by_model(s)])
+        targets = ([(s, None, None) for s in build.sets] if chapter.scope == "per_set"
+                   else build.analyses())
         entries = []
-        for result_set, model in targets:
-            page = _page_name(chapter, result_set, model)
-            written.append(execute(chapter, page, result_set))
-            entries.append((result_set, page))
+        for result_set, model, outcome in targets:
+            page = _page_name(chapter, result_set, model, outcome)
+            written.append(execute(chapter, page, result_set, outcome))
+            entries.append((result_set, page, outcome))
         chapter_page = folder / f"{chapter.page}.md"
         chapter_page.write_text(_chapter_page(chapter, entries, build), encoding="utf-8")
         written.append(chapter_page)

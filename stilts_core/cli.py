@@ -115,12 +115,17 @@ def format_plan(name: str, table, runs: list, throughput: Path | None = None) ->
 
 
 def cmd_collect(args) -> int:
-    from .grid import collect_grid, load_config
+    from .grid import collect_grid, load_config, plan
+    from .results import records_path, write_run_records
+    from .runs import is_done, run_path
 
     config = load_config(args.config)
     output = args.output or results_dir() / f"{config.name}.parquet"
     table = collect_grid(config, output, partial=args.partial)
     print(f"{len(table)} rows from {table['run_id'].nunique()} runs -> {output}")
+    if args.records:
+        runs = [run_path(r.run_id) for r in plan(config) if is_done(run_path(r.run_id))]
+        print(f"records of {len(runs)} runs -> {write_run_records(runs, records_path(output))}")
     return 0
 
 
@@ -308,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--output", type=Path)
     collect.add_argument("--partial", action="store_true",
                          help="merge the finished runs even if some are not done yet")
+    collect.add_argument("--records", action="store_true",
+                         help="also write every run's small records (parameters, provenance, "
+                              "data sources, compute, metrics; no weights) to "
+                              "<output>.runs.jsonl, for a table committed without its runs")
     collect.set_defaults(handler=cmd_collect)
 
     export = sub.add_parser(

@@ -94,6 +94,18 @@ def local_release_paths(root: Path, task: TaskSpec, split: str, language: str) -
     return paths if paths and all(p.is_file() for p in paths) else None
 
 
+def has_local_split(root: Path, task: TaskSpec, split: str, language: str) -> bool:
+    """Whether a local root holds one split and language: in the shared data pack's declared
+    layout, as ``<split>-<lang>.<ext>``, or as the task's release files."""
+    if pack.is_pack(root):
+        entry = pack.pack_entry(task.name, split, language)
+        code = task.language_codes.get(language, language)
+        return entry is not None and all(path.is_file()
+                                         for path in pack.entry_paths(root, entry, language, code))
+    return (local_split_path(root, task, split, language) is not None
+            or local_release_paths(root, task, split, language) is not None)
+
+
 def read_release_files(task: TaskSpec, paths: list[Path]) -> datasets.Dataset:
     """Line-aligned release files as one row per line, one text field per file."""
     columns = []
@@ -139,11 +151,12 @@ def fetch_release_files(task: TaskSpec, split: str, language: str,
 
 def load_split(task: TaskSpec, split: str, language: str,
                data_root: str | Path | DataSources | None = None,
-               translated: bool = False) -> datasets.Dataset:
+               translated: bool = False, sample: int | None = None) -> datasets.Dataset:
     """One split of one task in one language, in the canonical schema of the task's format.
 
     ``translated`` allows a language the task does not declare: machine-translated copies of an
-    English task, which only a local root can supply.
+    English task, which only a local root can supply. ``sample``: a fixed-seed sample of that
+    many examples (:data:`SAMPLE_SEED`; the same rows whatever the caller's seed).
     """
     if language not in task.languages and not translated:
         raise DataSourceError(
@@ -180,7 +193,20 @@ def load_split(task: TaskSpec, split: str, language: str,
                 f"at a directory that has it.{hint}"
             )
         dataset, origin = read_local_file(task, path), str(path)
-    return canonicalise(dataset, task, origin)
+    if sample is not None and not task.drop_labels:
+        dataset = sample_rows(dataset, sample)  # before converting: the same rows, far fewer to convert
+    return sample_rows(canonicalise(dataset, task, origin), sample)
+
+
+SAMPLE_SEED = 0  # the subsample of a capped split does not depend on the run's seed
+
+
+def sample_rows(dataset: datasets.Dataset, size: int | None) -> datasets.Dataset:
+    """The first ``size`` rows of a :data:`SAMPLE_SEED` shuffle. Conversion keeps rows one to
+    one unless a task drops labels, so sampling before or after it picks the same examples."""
+    if size is None or size >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=SAMPLE_SEED).select(range(size))
 
 
 def read_pack_split(root: Path, task: TaskSpec, split: str,

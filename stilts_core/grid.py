@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import submitit
@@ -24,7 +25,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from .paths import atomic_write_text, runs_dir
-from .phases import ParameterError, intermediate_label, validate_params
+from .phases import (
+    WEIGHTS_READ_DOWNSTREAM,
+    ParameterError,
+    intermediate_label,
+    validate_params,
+)
 from .results import NO_INTERMEDIATE, collect
 from .retrieval import get_preset
 from .runs import (
@@ -34,6 +40,7 @@ from .runs import (
     execute_phase,
     is_done,
     is_running,
+    prune_weights,
     read_compute,
     run_id,
     run_path,
@@ -120,6 +127,10 @@ class GridConfig(BaseModel):
     alignment_tasks: list[str] = Field(default_factory=list)
     alignment: dict = Field(default_factory=dict)
     resources: dict[str, Resources] = Field(default_factory=dict)
+    keep_weights: Literal["all", "downstream"] = Field(
+        "all", description="downstream: once a run is done in a local grid run, delete the weight "
+                           "folders that no later phase reads "
+                           "(stilts_core.phases.WEIGHTS_READ_DOWNSTREAM)")
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
 
     @field_validator("seeds")
@@ -558,6 +569,12 @@ def work_on(config: GridConfig, name: str = "", environment: dict | None = None,
                 log(f"{prefix}[stilts] {identifier}: FAILED: {error}")
             else:
                 report.executed.append(identifier)
+                if config.keep_weights == "downstream":
+                    freed = prune_weights(run_path(identifier),
+                                          WEIGHTS_READ_DOWNSTREAM[run.phase])
+                    if freed:
+                        log(f"{prefix}[stilts] {identifier}: deleted {freed / 1e9:.1f} GB of "
+                            "weights no later phase reads (keep_weights: downstream)")
             settled.add(identifier)
             progressed = True
         if not progressed and len(settled) < len(planned):

@@ -146,6 +146,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "latin_script": ("Whether the script is Latin", "derived from script"),
     "spaces_between_words": ("Whether the orthography separates words with spaces",
                              "derived from script"),
+    "latitude": ("Latitude of the WALS entry, degrees (where maps place the language)",
+                 "WALS CLDF languages.csv (Latitude)"),
+    "longitude": ("Longitude of the WALS entry, degrees", "WALS CLDF languages.csv (Longitude)"),
     "cc100_tokens_m": ("XLM-R pretraining data for the language, millions of tokens (empty: not "
                        "one of XLM-R's 100 languages)",
                        "Conneau et al. 2020 (XLM-R), Appendix A Table 6, via "
@@ -184,6 +187,7 @@ def languages_table(wals_languages: pd.DataFrame, cc100: pd.DataFrame) -> pd.Dat
             "glottocode": glottocode, "wals_code": spec.wals_code,
             "family": entry["Family"], "genus": entry["Genus"], "script": spec.script,
             "latin_script": spec.latin_script, "spaces_between_words": spec.spaces_between_words,
+            "latitude": float(entry["Latitude"]), "longitude": float(entry["Longitude"]),
             "cc100_tokens_m": sizes.loc[list(spec.cc100_names), "tokens_m"].sum()
             if spec.cc100_names else None,
             "cc100_gib": round(sizes.loc[list(spec.cc100_names), "size_gib"].sum(), 1)

@@ -74,7 +74,6 @@ class _DataParams(_Params):
 # Parameters added after runs existed: left out of a run's identity while empty, so that the
 # run ids of earlier runs stay what they were.
 UNSET_NOT_IN_IDENTITY = ("max_train_examples", "max_eval_examples")
-SAMPLE_SEED = 0  # the subsample of a capped split does not depend on the run's seed
 
 
 def _repo_path(path: str) -> str | Path:
@@ -259,6 +258,19 @@ PARAMS: dict[str, type[_Params]] = {
 }
 
 
+# The weight folders of a finished run that later phases read (zero_shot_eval reads a target
+# run's ``model/``; target, retrieval and alignment read an intermediate run's ``encoder/``).
+# Every other weight folder (stage copies, per-task heads, dual encoders of retrieval runs,
+# checkpoints) is only a by-product, which ``keep_weights: downstream`` deletes.
+WEIGHTS_READ_DOWNSTREAM: dict[str, tuple[str, ...]] = {
+    "intermediate": ("encoder",),
+    "target": ("model",),
+    "zero_shot_eval": (),
+    "retrieval": (),
+    "alignment": (),
+}
+
+
 class ParameterError(ValueError):
     """Parameters of a phase are invalid; the message names the field and the fix."""
 
@@ -421,13 +433,12 @@ def _load(task: TaskSpec, split: str, language: str, p: _DataParams, purpose: st
           translated: bool = False):
     """A split for training (``purpose='train'``) or for scoring and early stopping
     (``'eval'``), cut to the smoke size, or sampled down to the run's cap for that purpose."""
-    dataset = data_io.load_split(task, split, language, p.sources(), translated=translated)
-    if p.smoke:
-        dataset = _head(dataset, SMOKE_LIMITS[purpose])
     cap = p.max_train_examples if purpose == "train" else p.max_eval_examples
-    if cap is not None and cap < len(dataset):
-        dataset = dataset.shuffle(seed=SAMPLE_SEED).select(range(cap))
-    return dataset
+    if p.smoke:
+        dataset = data_io.load_split(task, split, language, p.sources(), translated=translated)
+        return data_io.sample_rows(_head(dataset, SMOKE_LIMITS[purpose]), cap)
+    return data_io.load_split(task, split, language, p.sources(), translated=translated,
+                              sample=cap)
 
 
 def _record_sources(path: Path, p: _DataParams, tasks: list[TaskSpec]) -> None:
@@ -840,12 +851,13 @@ def _available_languages(task: TaskSpec, split: str, p: _DataParams, path: Path)
     if root is None:
         return list(task.evaluation_languages)
     found = [lang for lang in task.evaluation_languages
-             if data_io.local_split_path(root, task, split, lang) is not None
-             or data_io.local_release_paths(root, task, split, lang) is not None]
+             if data_io.has_local_split(root, task, split, lang)]
     if not found:
+        where = ("the shared data pack's layout (stilts_core.pack.PACK_LAYOUT)"
+                 if is_pack(root) else f"{split}-<lang>.jsonl")
         raise data_io.DataSourceError(
             f"{root / task.name}: no {split} files for task {task.name!r}; expected "
-            f"{split}-<lang>.jsonl for languages among {', '.join(task.languages)}"
+            f"{where} for languages among {', '.join(task.languages)}"
         )
     skipped = {lang: f"no {split} file under {root / task.name}"
                for lang in task.evaluation_languages if lang not in found}

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .paths import REPO_ROOT, configs_dir
 from .provenance import FULL_SCALE, REDUCED_SCALE, get_class
+from .statistics import task_group
 
 DEFAULT_BOOK_CONFIG = configs_dir() / "book.yaml"
 # Classes whose sets the statistics chapters analyse: real models on real data.
@@ -41,8 +42,27 @@ class AnalysisSettings(_Strict):
     power_reps: int | None = Field(None, ge=1)
 
 
+class Outcome(_Strict):
+    """Which gains one analysis fits: those of some XTREME-R task groups (all by default),
+    with the plan's formula unless the outcome needs its own (one task group has no group
+    slopes to estimate)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str
+    task_groups: list[str] | None = Field(None, min_length=1)
+    formula: str | None = None
+
+    def covers(self, groups: set[str]) -> bool:
+        """Whether a set with gains in ``groups`` has any gain this outcome fits."""
+        return self.task_groups is None or bool(groups & set(self.task_groups))
+
+
+EVERY_GAIN = Outcome(name="all", description="every paired gain")
+
+
 class AnalysisPlan(_Strict):
-    """The pre-registered analysis (``book/question.md`` states these numbers; a test checks)."""
+    """The pre-registered analysis (``book/question.md`` states these numbers; a test checks).
+    Its first outcome is the pre-registered one; the others are fitted beside it."""
 
     index: str
     compare: list[str] = Field(min_length=1)
@@ -52,11 +72,32 @@ class AnalysisPlan(_Strict):
     power_slopes: list[float] = Field(min_length=1)
     power_reps: int = Field(ge=1)
     power_test: str = Field(pattern="^(lrt|wald)$")
+    outcomes: list[Outcome] = Field(default_factory=lambda: [EVERY_GAIN], min_length=1)
 
-    def with_settings(self, settings: AnalysisSettings) -> dict:
-        """The notebook parameters of the statistics chapters under ``settings``."""
-        values = self.model_dump()
+    @model_validator(mode="after")
+    def _known_groups(self) -> AnalysisPlan:
+        from .tasks import get_benchmark
+
+        groups = set(get_benchmark("xtreme-r").groups)
+        for outcome in self.outcomes:
+            unknown = sorted(set(outcome.task_groups or ()) - groups)
+            if unknown:
+                raise ValueError(f"outcome {outcome.name!r}: unknown task groups {unknown}; "
+                                 f"XTREME-R's are {sorted(groups)}")
+        names = [outcome.name for outcome in self.outcomes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"outcome names repeat: {names}")
+        return self
+
+    def with_settings(self, settings: AnalysisSettings, outcome: Outcome | None = None) -> dict:
+        """The notebook parameters of the statistics chapters under ``settings`` for one
+        outcome (default: the pre-registered one)."""
+        outcome = outcome or self.outcomes[0]
+        values = self.model_dump(exclude={"outcomes"})
         values.update({k: v for k, v in settings.model_dump().items() if v is not None})
+        values.update(formula=outcome.formula or self.formula,
+                      task_groups=list(outcome.task_groups or []),
+                      outcome=f"{outcome.name}: {outcome.description}")
         return values
 
 
@@ -126,6 +167,7 @@ class ResultSet:
     models: tuple[str, ...]
     analysis: AnalysisSettings = AnalysisSettings()
     grid: Path | None = None
+    task_groups: frozenset[str] = frozenset()
 
     @property
     def analysed(self) -> bool:
@@ -149,7 +191,7 @@ def read_result_set(path: Path, name: str | None = None, description: str = "",
     which it takes as its own."""
     path = Path(path)
     try:
-        table = pd.read_parquet(path, columns=["provenance", "model"])
+        table = pd.read_parquet(path, columns=["provenance", "model", "target_task"])
     except FileNotFoundError:
         raise ResultSetError(f"{path}: no such results table; collect one with `stilts collect "
                              "CONFIG` (or copy the parquet file a cluster collected)") from None
@@ -168,7 +210,13 @@ def read_result_set(path: Path, name: str | None = None, description: str = "",
     stem = re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower()).strip("-") or "results"
     return ResultSet(name=name or stem, path=path, provenance=provenance,
                      description=description or f"results collected in {path.name}",
-                     models=tuple(sorted(set(table["model"]))), analysis=analysis, grid=grid)
+                     models=tuple(sorted(set(table["model"]))), analysis=analysis, grid=grid,
+                     task_groups=task_groups_of(table))
+
+
+def task_groups_of(table: pd.DataFrame) -> frozenset[str]:
+    """The XTREME-R task groups of a results table's target tasks."""
+    return frozenset(task_group(task) for task in set(table["target_task"]))
 
 
 def display_path(path: Path) -> str:

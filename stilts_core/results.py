@@ -112,6 +112,45 @@ def collect(run_dirs: list[Path], output: Path) -> pd.DataFrame:
     return table
 
 
+# The small records of a run that trace its numbers (what it was asked, what evidence it is,
+# which data files or hub commits it read, what it cost, what it measured); never weights,
+# checkpoints or per-example predictions.
+RUN_RECORDS = ("params.json", "provenance.json", "data_sources.json", "compute.json",
+               "metrics.json", "skipped_languages.json")
+
+
+def records_path(table_path: Path) -> Path:
+    """Where the run records of a collected table go: ``<table>.runs.jsonl`` beside it."""
+    table_path = Path(table_path)
+    return table_path.with_name(f"{table_path.stem}.runs.jsonl")
+
+
+def write_run_records(run_dirs: list[Path], output: Path) -> Path:
+    """One JSON line per run, ``{"run_id": ..., "params": {...}, "provenance": {...}, ...}``
+    (each of :data:`RUN_RECORDS` the run has), sorted by run id and written atomically, so a
+    table committed without its run folders still traces every row (``run_id``) to its
+    parameters, data sources, provenance and compute."""
+    lines = []
+    for folder in sorted(map(Path, run_dirs), key=lambda path: path.name):
+        record = {"run_id": folder.name}
+        for name in RUN_RECORDS:
+            if (folder / name).is_file():
+                record[name.removesuffix(".json")] = json.loads((folder / name).read_text())
+        lines.append(json.dumps(record, sort_keys=True, ensure_ascii=False))
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, output)
+    return output
+
+
+def read_run_records(path: Path) -> dict[str, dict]:
+    """The records :func:`write_run_records` wrote, by run id."""
+    with open(path, encoding="utf-8") as handle:
+        return {record["run_id"]: record for record in map(json.loads, handle) if record}
+
+
 def paired_gains(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """STILTs minus direct fine-tuning for the same model, target task, language, seed and
     settings (retrieval: the same layer, pooling and protocol).

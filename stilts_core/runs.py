@@ -135,6 +135,27 @@ def mark_done(path: Path) -> None:
     atomic_write_text(Path(path) / DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
 
 
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "optimizer.pt")
+
+
+def prune_weights(path: Path, keep: tuple[str, ...]) -> int:
+    """Delete the weight folders of a finished run except its top-level ``keep`` folders, and
+    return the bytes freed. A weight folder is one that holds a weight or optimiser file; its
+    ``params``, metrics, results and records stay, so the run stays done and traceable."""
+    path = Path(path)
+    if not is_done(path):
+        raise RunError(f"{path}: only a finished run (with {DONE}) can have its weights pruned")
+    kept = {path / name for name in keep}
+    folders = {file.parent for name in WEIGHT_FILES for file in path.rglob(name)}
+    freed = 0
+    for folder in sorted(folders):
+        if folder in kept or any(parent in kept for parent in folder.parents) or not folder.exists():
+            continue
+        freed += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        shutil.rmtree(folder)
+    return freed
+
+
 def load_done_run(identifier: str) -> tuple[Path, dict]:
     """Folder and parameters of a finished upstream run (an input of a later phase)."""
     path = run_path(identifier)

@@ -258,11 +258,10 @@ def fit(frame: pd.DataFrame, formula: str = MAIN_FORMULA, reml: bool = True,
     the report says it did not converge. ``random_effects`` other than the default serve to
     show what a poorer model gets wrong (the calibration benchmark and its test)."""
     y, x = _design_matrices(frame, formula)
-    levels = {name: frame[name].nunique() for name in ("language", "target_task",
-                                                        "intermediate_task")}
-    if min(levels.values()) < 2:
+    levels = {name: frame[name].nunique() for name in ("language", "intermediate_task")}
+    if min(levels.values()) < 2:  # one target task is fine: its components drop by rule
         raise AnalysisError(f"crossed random intercepts need at least two levels each of "
-                            f"language, target task and intermediate task; the data have {levels}")
+                            f"language and intermediate task; the data have {levels}")
     try:
         problem, cell_codes, cells, dropped = crossed_reml.build_problem(
             frame, y.to_numpy()[:, 0], x.to_numpy(), list(x.columns), list(random_effects), CELL)
@@ -441,23 +440,31 @@ def likelihood_ratio_test(frame: pd.DataFrame, formula: str = MAIN_FORMULA,
 
 
 def leave_one_out(frame: pd.DataFrame, formula: str = MAIN_FORMULA, factor: str = "language",
-                  term: str = AVERAGE_SLOPE, reml: bool = True) -> pd.DataFrame:
+                  term: str = AVERAGE_SLOPE, reml: bool = True, n_jobs: int = 1,
+                  log=None) -> pd.DataFrame:
     """The slope ``term`` (a row of :func:`slopes`: the average over task groups, or one group)
     with each level of ``factor`` left out in turn, beside the full fit: whether one language
     (or task) carries the slope. The index keeps the standardisation of the full frame, so the
-    estimates are on one scale."""
+    estimates are on one scale. The refits run in ``n_jobs`` processes."""
     full = fit(frame, formula, reml=reml)[1].slopes.loc[term, "estimate"]
+    levels = sorted(frame[factor].unique())
+    rows = _in_chunks(_leave_out_chunk, lambda chunk: (frame, formula, factor, term, reml, chunk),
+                      levels, n_jobs, f"leaving out each {factor}", log)
+    table = pd.DataFrame(rows).sort_values(factor, ignore_index=True)  # not completion order
+    table["shift"] = table["estimate"] - float(full)
+    table.attrs["full_estimate"] = float(full)
+    return table.sort_values("shift", key=abs, ascending=False, kind="stable", ignore_index=True)
+
+
+def _leave_out_chunk(args) -> list[dict]:
+    frame, formula, factor, term, reml, levels = args
     rows = []
-    for level in sorted(frame[factor].unique()):
-        kept = frame[frame[factor] != level]
-        _, report = fit(kept, formula, reml=reml)
+    for level in levels:
+        _, report = fit(frame[frame[factor] != level], formula, reml=reml)
         slope = report.slopes.loc[term]
         rows.append({factor: level, "estimate": float(slope["estimate"]),
                      "se": float(slope["std_error"]), "converged": report.converged})
-    table = pd.DataFrame(rows)
-    table["shift"] = table["estimate"] - float(full)
-    table.attrs["full_estimate"] = float(full)
-    return table.sort_values("shift", key=abs, ascending=False, ignore_index=True)
+    return rows
 
 
 def holm(p_values: pd.Series) -> pd.Series:
@@ -620,6 +627,16 @@ def xtreme_r_design(languages: list[str] | None = None, seeds: int = 3) -> Desig
              for task, langs in get_benchmark("xtreme-r").tasks.items()}
     return Design(tasks={t: langs for t, langs in tasks.items() if langs},
                   intermediate_tasks=intermediate, seeds=tuple(range(1, seeds + 1)))
+
+
+def observed_design(frame: pd.DataFrame) -> Design:
+    """The design of an analysis frame: each target task with the languages it has gains in,
+    its intermediate tasks and seeds. Power is simulated for the design a set actually has."""
+    tasks = {task: tuple(sorted(rows["language"].unique()))
+             for task, rows in frame.groupby("target_task", sort=True)}
+    return Design(tasks=tasks,
+                  intermediate_tasks=tuple(sorted(frame["intermediate_task"].unique())),
+                  seeds=tuple(sorted(int(s) for s in frame["seed"].unique())))
 
 
 # Plausible variance components (gain points^2) where no fitted model is at hand; documented in

@@ -76,9 +76,15 @@ def test_make_book_from_a_fresh_clone_labels_every_result_set(fresh_book):
     results = (fresh_book / "generated" / "results-smoke.html").read_text()
     assert "Smoke run" in results and "pipeline check, not a finding" in results
     assert "<img" in results  # the seaborn figures are rendered from the results table
-    for page in ("mixed_effects", "power"):
-        text = (fresh_book / "generated" / f"{page}-simulation.html").read_text()
-        assert "Simulation" in text and "not a finding" in text
+    real = (fresh_book / "generated" / "results-e5_study.html").read_text()
+    assert ">Reduced-scale real run</strong>" in real and "Alignment gain per language" in real
+    assert real.count("<img") > results.count("<img")  # the map beside the per-language table
+    for page in ("mixed_effects", "power"):  # the committed real set is analysed, no simulation
+        assert not (fresh_book / "generated" / f"{page}-simulation-all.html").exists()
+        for outcome in ("all", "transfer", "alignment"):
+            text = (fresh_book / "generated" / f"{page}-e5_study-{outcome}.html").read_text()
+            assert ">Reduced-scale real run</strong>" in text
+            assert f"<strong>Outcome</strong> {outcome}:" in text
     claims = (fresh_book / "generated" / "claims.html").read_text()
     assert result_claim_statuses(claims) == ["not yet run at full scale"] * 12  # C1-C6's quantities
     assert "never compared" in claims
@@ -239,6 +245,7 @@ def test_a_book_from_tables_collected_elsewhere_runs_no_grid(tmp_path):
     tables = collected_elsewhere(tmp_path)
     config = yaml.safe_load((REPO_ROOT / "configs" / "book.yaml").read_text())
     config["plan"].update(bootstrap_reps=10, power_reps=4)  # a test's budget, not the plan's
+    config["plan"]["outcomes"] = config["plan"]["outcomes"][:1]
     book_config = tmp_path / "book.yaml"
     book_config.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("STILTS_")}
@@ -254,9 +261,9 @@ def test_a_book_from_tables_collected_elsewhere_runs_no_grid(tmp_path):
     for name, badge in (("cluster-e5", "Reduced-scale real run"), ("debug-large", "Partial run")):
         page = (html / f"results-{name}.html").read_text()
         assert badge in page and str(tables[name]) in page
-    assert {p.name for p in html.glob("mixed_effects-*.html")} == {"mixed_effects-cluster-e5.html"}
-    assert {p.name for p in html.glob("power-*.html")} == {"power-cluster-e5.html"}
-    analysis = (html / "mixed_effects-cluster-e5.html").read_text()
+    assert {p.name for p in html.glob("mixed_effects-*.html")} == {"mixed_effects-cluster-e5-all.html"}
+    assert {p.name for p in html.glob("power-*.html")} == {"power-cluster-e5-all.html"}
+    analysis = (html / "mixed_effects-cluster-e5-all.html").read_text()
     assert ">Reduced-scale real run</strong>" in analysis  # the badge, not a code cell's text
     assert ">Simulation</strong>" not in analysis
     claims = (html / "claims.html").read_text()

@@ -195,3 +195,32 @@ def test_run_records_the_pack_files_and_what_stands_in_for_what(shared_data, tmp
     assert record["anli_plus"]["pack"] == str(shared_data)
     assert "ANLIzing" in record["anli_plus"]["splits"]["train"]["serves_as"]
     assert "serves as SNLI's part of ANLI+ training" in record["snli"]["splits"]["train"]["serves_as"]
+
+
+@pytest.mark.parametrize("task, split, expected", [("xnli", "test", 15), ("udpos", "test", 38),
+                                                   ("panx", "test", 39)])
+def test_evaluation_languages_of_a_pack_task_are_those_its_layout_has(shared_data, tmp_path, task,
+                                                                      split, expected):
+    """A zero-shot run over 'every language' finds the pack's files through its layout, not as
+    <task>/<split>-<lang>.jsonl (which the pack does not have)."""
+    from stilts_core.phases import PARAMS, _available_languages
+
+    params = PARAMS["zero_shot_eval"](target_run="x", data_root="pack")
+    found = _available_languages(get_task(task), split, params, tmp_path)
+    assert len(found) == expected and "en" in found
+
+
+@pytest.mark.parametrize("task, split, language, size", [("panx", "test", "ja", 25),
+                                                         ("xnli", "test", "sw", 40),
+                                                         ("anli_plus", "train", "en", 30),
+                                                         ("snli", "train", "en", 30)])
+def test_a_sample_drawn_before_conversion_is_the_sample_drawn_after(shared_data, task, split,
+                                                                    language, size):
+    """Sampling raw rows (fast) picks the examples that sampling converted rows picked; a task
+    that drops labels (SNLI's '-') is sampled after conversion."""
+    from stilts_core.data import sample_rows
+
+    spec = get_task(task)
+    every = load_split(spec, split, language, "pack")
+    assert load_split(spec, split, language, "pack", sample=size).to_list() == \
+        sample_rows(every, size).to_list()

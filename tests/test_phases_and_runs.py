@@ -165,3 +165,47 @@ def test_capped_split_is_the_same_fixed_seed_sample_in_every_run(fixtures_root):
     assert sample["text"] == _load(task, "test", "de", one, "eval")["text"]
     assert set(sample["text"]) <= set(full["text"])
     assert len(_load(task, "test", "de", one, "train")) == len(full)  # no training cap set
+
+
+def test_pruning_a_finished_run_keeps_what_later_phases_read(tmp_path):
+    """keep_weights: downstream deletes stage copies, heads and checkpoints of a done run, and
+    keeps the folders named for its phase, its records and its results."""
+    from stilts_core.phases import WEIGHTS_READ_DOWNSTREAM
+    from stilts_core.runs import mark_done, prune_weights
+
+    run = tmp_path / "target-xnli-abc"
+    for folder in ("model", "encoder", "stages/1-xnli/model-xnli", "stages/1-xnli/encoder",
+                   "stages/1-xnli/checkpoints/checkpoint-5"):
+        (run / folder).mkdir(parents=True)
+        (run / folder / "model.safetensors").write_bytes(b"w" * 100)
+        (run / folder / "config.json").write_text("{}")
+    (run / "stages/1-xnli/checkpoints/checkpoint-5/optimizer.pt").write_bytes(b"o" * 50)
+    (run / "params.json").write_text("{}")
+    with pytest.raises(RunError, match="only a finished run"):
+        prune_weights(run, WEIGHTS_READ_DOWNSTREAM["target"])
+    mark_done(run)
+    assert prune_weights(run, WEIGHTS_READ_DOWNSTREAM["target"]) == 4 * 102 + 50
+    assert (run / "model" / "model.safetensors").is_file() and (run / "params.json").is_file()
+    assert not (run / "encoder").exists() and not (run / "stages/1-xnli/model-xnli").exists()
+    assert not (run / "stages/1-xnli/checkpoints/checkpoint-5").exists()
+    assert prune_weights(run, WEIGHTS_READ_DOWNSTREAM["target"]) == 0
+
+
+def test_run_records_travel_with_a_collected_table(tmp_path):
+    import json
+
+    from stilts_core.results import read_run_records, records_path, write_run_records
+
+    runs = []
+    for name in ("b-run", "a-run"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "params.json").write_text(json.dumps({"seed": 1, "name": name}))
+        (tmp_path / name / "model.safetensors").write_bytes(b"weights")
+        runs.append(tmp_path / name)
+    (tmp_path / "a-run" / "provenance.json").write_text(json.dumps({"label": "smoke run"}))
+    path = write_run_records(runs, records_path(tmp_path / "out" / "set.parquet"))
+    assert path.name == "set.runs.jsonl"
+    assert [json.loads(line)["run_id"] for line in path.read_text().splitlines()] == ["a-run", "b-run"]
+    records = read_run_records(path)
+    assert records["a-run"]["provenance"] == {"label": "smoke run"}
+    assert records["b-run"]["params"]["name"] == "b-run" and "provenance" not in records["b-run"]

@@ -230,3 +230,30 @@ def test_translated_data_comes_from_local_files_only(tmp_path):
     _write_jsonl(tmp_path, "mnli", "train-de.jsonl",
                  [{"premise": "Anna hat 3 Äpfel.", "hypothesis": "Anna hat Äpfel.", "label": 0}])
     assert load_split(get_task("mnli"), "train", "de", tmp_path, translated=True)["label"] == [0]
+
+
+def test_encoded_features_are_fingerprinted_by_content_without_pickling_the_tokenizer(
+        tokenizer, monkeypatch):
+    """datasets would pickle the closure (and the tokenizer) to fingerprint every map; the
+    fingerprint is given instead, from the source, the encoder, the tokenizer's content and the
+    settings, so equal inputs share it and any change of them changes it."""
+    import datasets
+    from datasets.fingerprint import Hasher
+
+    from stilts_core.features import tokenizer_digest
+
+    source = datasets.Dataset.from_list([{"text": "a b", "text_pair": "c", "label": 0}] * 3)
+    hash_one = Hasher.hash
+
+    def refuse_tokenizers(value):
+        assert value is not tokenizer, "the tokenizer was pickled to fingerprint a map"
+        return hash_one(value)
+
+    monkeypatch.setattr(Hasher, "hash", staticmethod(refuse_tokenizers))
+    first = encode_classification(source, tokenizer, Encoding(max_length=16))
+    again = encode_classification(source, tokenizer, Encoding(max_length=16))
+    longer = encode_classification(source, tokenizer, Encoding(max_length=32))
+    assert first._fingerprint == again._fingerprint != longer._fingerprint
+    assert first["input_ids"] == longer["input_ids"]
+    digest = tokenizer_digest(tokenizer)
+    assert len(digest) == 64 and tokenizer_digest(tokenizer) == digest

@@ -25,6 +25,9 @@ def test_the_default_book_configuration_is_valid_and_plans_the_smoke_grid():
     (lambda c: c["result_sets"].append(dict(c["result_sets"][0])), r"names repeat"),
     (lambda c: c["plan"].update(colour="red"), r"plan.colour: Extra inputs"),
     (lambda c: c["plan"].update(power_test="anova"), r"plan.power_test: String should match"),
+    (lambda c: c["plan"]["outcomes"][1].update(task_groups=["tagging"]),
+     r"outcome 'transfer': unknown task groups \['tagging'\]"),
+    (lambda c: c["plan"]["outcomes"].append(dict(c["plan"]["outcomes"][0])), r"outcome names repeat"),
 ])
 def test_book_configuration_errors_name_the_file_and_field(tmp_path, change, message):
     from stilts_core.result_sets import DEFAULT_BOOK_CONFIG
@@ -39,9 +42,9 @@ def test_book_configuration_errors_name_the_file_and_field(tmp_path, change, mes
         load_book_config(tmp_path / "none.yaml")
 
 
-def result_set(name, provenance):
+def result_set(name, provenance, groups=("classification", "retrieval")):
     return ResultSet(name=name, path=f"{name}.parquet", provenance=provenance, description=name,
-                     models=("m",))
+                     models=("m",), task_groups=frozenset(groups))
 
 
 def test_the_statistics_analyse_findings_and_a_simulation_only_without_one():
@@ -51,9 +54,29 @@ def test_the_statistics_analyse_findings_and_a_simulation_only_without_one():
     assert Build(config, (smoke,), (), simulation).analysed() == [simulation]
     assert Build(config, (smoke, reduced), (), None).analysed() == [reduced]
     analysis = next(c for c in CHAPTERS if c.page == "mixed_effects")
-    parameters = analysis.parameters(Build(config, (reduced,), (), None), reduced)
+    parameters = analysis.parameters(Build(config, (reduced,), (), None), reduced,
+                                     config.plan.outcomes[0])
     assert parameters["bootstrap_reps"] == config.plan.bootstrap_reps
-    assert parameters["formula"] == config.plan.formula
+    assert parameters["formula"] == config.plan.formula and parameters["task_groups"] == []
+
+
+def test_each_finding_is_analysed_for_every_outcome_it_has_gains_for():
+    """The pre-registered outcome (every gain) first, then transfer and alignment where the set
+    has their task groups; a simulation gets the pre-registered outcome only."""
+    config = load_book_config()
+    outcomes = {o.name: o for o in config.plan.outcomes}
+    both = result_set("e5", "reduced-scale real run", ("classification", "retrieval"))
+    retrieval_only = result_set("r", "reduced-scale real run", ("retrieval",))
+    build = Build(config, (both, retrieval_only), (), None)
+    assert [(s.name, o.name) for s, _, o in build.analyses()] == [
+        ("e5", "all"), ("e5", "transfer"), ("e5", "alignment"), ("r", "all"), ("r", "alignment")]
+    simulation = result_set("simulation", "simulation")
+    assert [o.name for _, _, o in Build(config, (), (), simulation).analyses()] == ["all"]
+    power = next(c for c in CHAPTERS if c.page == "power")
+    alignment = power.parameters(build, both, outcomes["alignment"])
+    assert alignment["task_groups"] == ["retrieval"]
+    assert "task_group" not in alignment["formula"] and "morph" in alignment["formula"]
+    assert alignment["outcome"].startswith("alignment: ")
 
 
 def test_the_cost_of_a_resumed_run_counts_every_attempt(tmp_path):

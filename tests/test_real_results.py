@@ -1,0 +1,75 @@
+"""The committed reduced-scale study (``data/real_results/``): every row traces to a run record
+that reproduces its run id, the set is complete and of one kind, and a slice of it is
+recomputed from the prepared model and the shared data, so the code's numbers cannot drift
+from the committed ones unnoticed."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from stilts_core.grid import load_config, plan
+from stilts_core.paths import REPO_ROOT
+from stilts_core.result_sets import load_book_config
+from stilts_core.results import read_run_records, records_path
+from stilts_core.runs import run_id
+
+STUDY = REPO_ROOT / "configs" / "e5_study.yaml"
+RECOMPUTED_LANGUAGES = ["de", "fi", "ja"]
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = next(s for s in load_book_config().result_sets if s.name == "e5_study")
+    table_path = REPO_ROOT / spec.path
+    if not table_path.is_file():
+        pytest.fail(f"{table_path} is missing: configs/book.yaml names it as a committed set")
+    return pd.read_parquet(table_path), read_run_records(records_path(table_path))
+
+
+def test_every_row_traces_to_a_record_that_reproduces_its_run_id(study):
+    table, records = study
+    assert set(table["run_id"]) <= set(records)
+    for identifier, record in records.items():
+        params = dict(record["params"])
+        assert run_id(params.pop("phase"), params) == identifier
+        assert record["provenance"]["label"] == "reduced-scale real run", identifier
+        assert "compute" in record and "data_sources" in record, identifier
+    assert set(table["provenance"]) == {"reduced-scale real run"}
+    assert set(table["model"]) == {"multilingual-e5-small"}
+
+
+def test_the_committed_set_is_the_whole_grid_of_its_config(study):
+    table, records = study
+    planned = {run.run_id for run in plan(load_config(STUDY))}
+    assert set(records) == planned
+    retrieval = table[(table["target_task"] == "tatoeba") & (table["metric"] == "accuracy")]
+    assert retrieval["language"].nunique() == 41
+
+
+def _recomputed(phase: str, records: dict, tmp_path) -> pd.DataFrame:
+    from stilts_core import phases
+    from stilts_core.results import read_run_results
+
+    (identifier, record), = [(i, r) for i, r in records.items()
+                             if r["params"]["phase"] == phase and not r["params"]["encoder_run"]]
+    params = {k: v for k, v in record["params"].items() if k != "phase"}
+    params["languages"] = RECOMPUTED_LANGUAGES
+    getattr(phases, phase)(params, run_dir=str(tmp_path / phase))
+    return identifier, read_run_results(tmp_path / phase)
+
+
+@pytest.mark.parametrize("phase", ["retrieval", "alignment"])
+def test_the_base_encoders_retrieval_and_alignment_recompute_to_the_committed_rows(
+        study, e5_model_path, shared_data, tmp_path, phase):
+    """The base encoder's Tatoeba retrieval (both directions) and every layer's alignment
+    measures in three languages, from the model the wheels give and the pack's files."""
+    table, records = study
+    identifier, fresh = _recomputed(phase, records, tmp_path)
+    key = ["language", "metric", "settings"]
+    committed = table[(table["run_id"] == identifier)
+                      & table["language"].isin(RECOMPUTED_LANGUAGES)].set_index(key)["value"]
+    fresh = fresh.set_index(key)["value"]
+    assert len(committed) > 0 and set(fresh.index) == set(committed.index)
+    difference = (fresh - committed.loc[fresh.index]).abs()
+    assert difference.max() <= 1e-3, difference.sort_values().tail()
