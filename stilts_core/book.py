@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,17 +198,18 @@ def _retitle(notebook: Path, title: str) -> None:
     notebook.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def execute_chapters(build: Build, log=print) -> list[Path]:
+def execute_chapters(build: Build, log=print, workers: int | None = None) -> list[Path]:
+    """Execute every page, ``workers`` kernels at a time (default: two, or one on one core):
+    the pages are independent, and most of a statistics page is single-threaded refitting."""
     import papermill
 
     folder = book_dir() / GENERATED
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob("*-*.ipynb"), *folder.glob("*.md")]:  # pages of earlier builds
         stale.unlink()
-    written = []
 
     def execute(chapter: Chapter, page: str, result_set: ResultSet | None,
-                outcome: Outcome | None = None) -> Path:
+                outcome: Outcome | None) -> Path:
         output = folder / f"{page}.ipynb"
         log(f"[stilts] executing {chapter.notebook} -> {output.relative_to(REPO_ROOT)}")
         try:
@@ -219,20 +222,31 @@ def execute_chapters(build: Build, log=print) -> list[Path]:
             _retitle(output, result_set.title + (f", {outcome.name} gains" if outcome else ""))
         return output
 
+    pages = []  # (chapter, page, result set, outcome), in the book's order
     for chapter in CHAPTERS:
         if chapter.scope == "once":
-            written.append(execute(chapter, chapter.page, None))
+            pages.append((chapter, chapter.page, None, None))
             continue
         targets = ([(s, None, None) for s in build.sets] if chapter.scope == "per_set"
                    else build.analyses())
-        entries = []
-        for result_set, model, outcome in targets:
-            page = _page_name(chapter, result_set, model, outcome)
-            written.append(execute(chapter, page, result_set, outcome))
-            entries.append((result_set, page, outcome))
-        chapter_page = folder / f"{chapter.page}.md"
-        chapter_page.write_text(_chapter_page(chapter, entries, build), encoding="utf-8")
-        written.append(chapter_page)
+        pages += [(chapter, _page_name(chapter, result_set, model, outcome), result_set, outcome)
+                  for result_set, model, outcome in targets]
+    workers = workers or min(2, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(execute, *page) for page in pages]
+        try:
+            written = [future.result() for future in futures]  # the first failure, in book order
+        except BaseException:
+            for future in futures:
+                future.cancel()  # pages not started yet
+            raise
+    for chapter in CHAPTERS:
+        if chapter.scope != "once":
+            entries = [(result_set, page, outcome) for c, page, result_set, outcome in pages
+                       if c is chapter]
+            chapter_page = folder / f"{chapter.page}.md"
+            chapter_page.write_text(_chapter_page(chapter, entries, build), encoding="utf-8")
+            written.append(chapter_page)
     return written
 
 

@@ -658,6 +658,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     split = task.evaluation_split
     languages = p.languages or _available_languages(task, split, p, path)
     provenance = _assess(path, tp["model"], p, [(task, split, EVERY_LANGUAGE)], [p.target_run]).label
+    _record_sources(path, p, [task])
 
     def score(language: str) -> tuple[dict, list]:
         examples = _load(task, split, language, p, "eval")
@@ -729,6 +730,7 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
     embed = _embedder(model, tokenizer, settings, p.batch_size)
     provenance = _assess(path, p.model, p, [(task, task.evaluation_split, EVERY_LANGUAGE)],
                          [p.encoder_run], base_path).label
+    _record_sources(path, p, [task])
 
     def row(language: str, split: str, metric: str, value: float) -> dict:
         return _row(p.model, intermediate_task, task.name, language, seed, split, metric, value,
@@ -816,6 +818,7 @@ def alignment(params: dict, run_dir: str = "") -> dict:
     layers = p.layers or list(range(model.config.num_hidden_layers + 1))
     provenance = _assess(path, p.model, p, [(task, "test", EVERY_LANGUAGE)], [p.encoder_run],
                          None if p.encoder_run else model_path).label
+    _record_sources(path, p, [task])
 
     def score(language: str) -> tuple[dict, list]:
         pairs = _load(task, "test", language, p, "eval")

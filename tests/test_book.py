@@ -208,6 +208,26 @@ def test_every_page_renders_in_headless_chromium(fresh_book, served):
 
 # --- a book from results collected elsewhere ---------------------------------------------------------
 
+def shown(notebook: Path) -> str:
+    """What an executed page shows a reader: its markdown and its cells' outputs (HTML first),
+    not its code."""
+    import json
+
+    parts = []
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "markdown":
+            parts.append("".join(cell["source"]))
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            for kind in ("text/html", "text/markdown", "text/plain"):
+                if kind in data:
+                    parts.append("".join(data[kind]))
+                    break
+            else:
+                parts.append("".join(output.get("text", "")))
+    return "\n".join(parts)
+
+
 def collected_elsewhere(folder: Path) -> dict[str, Path]:
     """Two tables as a cluster's `stilts collect` writes them: a reduced-scale real set (gains
     drawn with a known truth over real languages) and a partial run of XLM-R Large."""
@@ -250,22 +270,22 @@ def test_a_book_from_tables_collected_elsewhere_runs_no_grid(tmp_path):
     book_config.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("STILTS_")}
     env["PYTHONPATH"] = str(clone)
-    finished = subprocess.run(
+    finished = subprocess.run(  # the executed pages; the HTML build is make book's test
         [sys.executable, "-m", "stilts_core.cli", "book", "--book-config", str(book_config),
-         "--results", str(tables["cluster-e5"]), "--results", str(tables["debug-large"])],
-        cwd=clone, env=env, capture_output=True, text=True, timeout=1800)
+         "--results", str(tables["cluster-e5"]), "--results", str(tables["debug-large"]),
+         "--no-html"], cwd=clone, env=env, capture_output=True, text=True, timeout=1800)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     assert not (clone / "runs").exists()  # nothing was run
     assert not (clone / "data" / "results" / "simulation.parquet").exists()
-    html = clone / "book" / "_build" / "html" / "generated"
+    pages = clone / "book" / "generated"
     for name, badge in (("cluster-e5", "Reduced-scale real run"), ("debug-large", "Partial run")):
-        page = (html / f"results-{name}.html").read_text()
+        page = shown(pages / f"results-{name}.ipynb")
         assert badge in page and str(tables[name]) in page
-    assert {p.name for p in html.glob("mixed_effects-*.html")} == {"mixed_effects-cluster-e5-all.html"}
-    assert {p.name for p in html.glob("power-*.html")} == {"power-cluster-e5-all.html"}
-    analysis = (html / "mixed_effects-cluster-e5-all.html").read_text()
+    assert {p.name for p in pages.glob("mixed_effects-*.ipynb")} == {"mixed_effects-cluster-e5-all.ipynb"}
+    assert {p.name for p in pages.glob("power-*.ipynb")} == {"power-cluster-e5-all.ipynb"}
+    analysis = shown(pages / "mixed_effects-cluster-e5-all.ipynb")
     assert ">Reduced-scale real run</strong>" in analysis  # the badge, not a code cell's text
     assert ">Simulation</strong>" not in analysis
-    claims = (html / "claims.html").read_text()
+    claims = shown(pages / "claims.ipynb")
     assert result_claim_statuses(claims) == ["not yet run at full scale"] * 12
     assert "partial run rows" in claims and "reduced-scale real run rows" in claims

@@ -33,7 +33,9 @@ def test_every_row_traces_to_a_record_that_reproduces_its_run_id(study):
     for identifier, record in records.items():
         params = dict(record["params"])
         assert run_id(params.pop("phase"), params) == identifier
-        assert record["provenance"]["label"] == "reduced-scale real run", identifier
+        assert record["provenance"]["provenance"] == "reduced-scale real run", identifier
+        copy = record["provenance"]["model_copy"]  # the weights loaded, or inherited upstream
+        assert copy.startswith(("4-bit-derived of intfloat/multilingual-e5-small", "the upstream")), copy
         assert "compute" in record and "data_sources" in record, identifier
     assert set(table["provenance"]) == {"reduced-scale real run"}
     assert set(table["model"]) == {"multilingual-e5-small"}
