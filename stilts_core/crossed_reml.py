@@ -260,9 +260,11 @@ def solve(problem: Problem, theta: np.ndarray, reml: bool) -> Solution:
 
 
 def optimise(problem: Problem, reml: bool, method: str, start: np.ndarray | None = None):
-    """Minimise the deviance over ``theta >= 0`` with one scipy method."""
+    """Minimise the deviance over ``theta >= 0`` with one scipy method, from ``start`` (e.g.
+    a related fit's estimates) where it has one value per component of this problem."""
     size = len(problem.components) + problem.has_cell
-    start = np.full(size, 0.5) if start is None else np.asarray(start, dtype=float)
+    start = (np.full(size, 0.5) if start is None or len(start) != size
+             else np.asarray(start, dtype=float))
 
     def deviance(theta: np.ndarray) -> float:
         try:

@@ -446,9 +446,11 @@ def leave_one_out(frame: pd.DataFrame, formula: str = MAIN_FORMULA, factor: str 
     with each level of ``factor`` left out in turn, beside the full fit: whether one language
     (or task) carries the slope. The index keeps the standardisation of the full frame, so the
     estimates are on one scale. The refits run in ``n_jobs`` processes."""
-    full = fit(frame, formula, reml=reml)[1].slopes.loc[term, "estimate"]
+    result, report = fit(frame, formula, reml=reml)
+    full = report.slopes.loc[term, "estimate"]
     levels = sorted(frame[factor].unique())
-    rows = _in_chunks(_leave_out_chunk, lambda chunk: (frame, formula, factor, term, reml, chunk),
+    rows = _in_chunks(_leave_out_chunk,
+                      lambda chunk: (frame, formula, factor, term, reml, result.theta, chunk),
                       levels, n_jobs, f"leaving out each {factor}", log)
     table = pd.DataFrame(rows).sort_values(factor, ignore_index=True)  # not completion order
     table["shift"] = table["estimate"] - float(full)
@@ -457,10 +459,10 @@ def leave_one_out(frame: pd.DataFrame, formula: str = MAIN_FORMULA, factor: str 
 
 
 def _leave_out_chunk(args) -> list[dict]:
-    frame, formula, factor, term, reml, levels = args
+    frame, formula, factor, term, reml, theta, levels = args
     rows = []
-    for level in levels:
-        _, report = fit(frame[frame[factor] != level], formula, reml=reml)
+    for level in levels:  # each refit starts from the full fit's estimates, as lme4's refit does
+        _, report = fit(frame[frame[factor] != level], formula, reml=reml, start=theta)
         slope = report.slopes.loc[term]
         rows.append({factor: level, "estimate": float(slope["estimate"]),
                      "se": float(slope["std_error"]), "converged": report.converged})
@@ -603,7 +605,6 @@ def parametric_bootstrap(result, frame: pd.DataFrame, formula: str = MAIN_FORMUL
 
 # --- simulation: power and parameter recovery -------------------------------------------------------
 
-# The nine English intermediate tasks of Phang et al. (2020) and their multi-task mixture.
 # The intermediate settings of the full design: Phang et al.'s nine tasks and their multi-task mix.
 DESIGN_INTERMEDIATE = (*PHANG_INTERMEDIATE, MULTI)
 
