@@ -77,6 +77,43 @@ def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
             .agg(["mean", "std", "count"]).round(2).reset_index())
 
 
+def chance_level(task_name: str) -> float | None:
+    """The headline score of guessing: one over the labels or choices (classification,
+    multiple choice), none of the spans or entities (tagging, QA); ``None`` where undefined."""
+    from .tasks import get_task
+
+    task = get_task(task_name)
+    if task.format == "classification" and task.labels:
+        return 100 / len(task.labels)
+    if task.format == "multiple_choice" and len(task.fields.choices) > 1:
+        return 100 / len(task.fields.choices)
+    if task.format in ("token_classification", "extractive_qa"):
+        return 0.0
+    return None
+
+
+def learning_check(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Did direct target fine-tuning learn? Per provenance class, model and target task (not
+    retrieval): the baseline's headline score in English and over the other languages (mean over
+    seeds) beside the score of guessing. A baseline near chance in English has learned little
+    to transfer, so the task's gains measure noise."""
+    from .tasks import get_task
+
+    rows = headline_scores(table, split)
+    rows = rows[(rows["intermediate_task"] == NO_INTERMEDIATE)
+                & (rows["target_task"].map(lambda name: get_task(name).format)
+                   .isin(["classification", "multiple_choice", "token_classification",
+                          "extractive_qa"]))]
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows.assign(where=rows["language"].where(rows["language"] == "en", "other languages"))
+    wide = (rows.groupby(["provenance", "model", "target_task", "where"])["value"].mean()
+            .unstack("where").round(1).rename_axis(columns=None))
+    wide["chance"] = [None if (level := chance_level(task)) is None else round(level, 1)
+                      for task in wide.index.get_level_values("target_task")]
+    return wide.reset_index()
+
+
 def score_figure(table: pd.DataFrame, split: str = "test") -> list:
     """Headline score per language, baseline vs intermediate tasks, one panel per target task;
     one figure per provenance class x model x protocol."""

@@ -81,3 +81,17 @@ def test_the_power_design_is_the_one_the_set_has():
     design = st.observed_design(frame)
     assert design.tasks == {"tatoeba": ("de",), "xnli": ("de", "fi")}
     assert design.intermediate_tasks == ("mnli", "sst2") and design.seeds == (1, 2, 3)
+
+
+def test_the_learning_check_sets_each_baseline_beside_guessing():
+    from stilts_core.report import chance_level, learning_check
+
+    assert (chance_level("xnli"), chance_level("xcopa"), chance_level("panx")) == (100 / 3, 50.0, 0.0)
+    assert chance_level("tatoeba") is None
+    table = pd.DataFrame([{"model": "m", "intermediate_task": task, "target_task": "xnli",
+                           "language": language, "seed": 1, "split": "test", "metric": "accuracy",
+                           "value": value, "provenance": "smoke run", "run_id": "r", "settings": "{}"}
+                          for task, language, value in (("none", "en", 35.0), ("none", "de", 30.0),
+                                                        ("none", "fr", 40.0), ("mnli", "en", 80.0))])
+    (row,) = learning_check(table).to_dict("records")
+    assert (row["en"], row["other languages"], row["chance"]) == (35.0, 35.0, 33.3)
