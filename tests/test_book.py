@@ -78,7 +78,8 @@ def test_make_book_from_a_fresh_clone_labels_every_result_set(fresh_book):
     assert "<img" in results  # the seaborn figures are rendered from the results table
     real = (fresh_book / "generated" / "results-e5_study.html").read_text()
     assert ">Reduced-scale real run</strong>" in real and "Alignment gain per language" in real
-    assert real.count("<img") > results.count("<img")  # the map beside the per-language table
+    section = real.split('id="alignment-gain-per-language"')[1].split("</section>")[0]
+    assert "training language" in section and "<img" in section  # the table and the map
     for page in ("mixed_effects", "power"):  # the committed real set is analysed, no simulation
         assert not (fresh_book / "generated" / f"{page}-simulation-all.html").exists()
         for outcome in ("all", "transfer", "alignment"):
