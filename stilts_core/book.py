@@ -9,6 +9,7 @@ class is a finding, one model at a time, and a labelled simulation only where th
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -232,7 +233,8 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
         pages += [(chapter, _page_name(chapter, result_set, model, outcome), result_set, outcome)
                   for result_set, model, outcome in targets]
     workers = workers or min(2, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
+    with _blas_threads_per_kernel(max(1, (os.cpu_count() or 1) // workers)), \
+            ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(execute, *page) for page in pages]
         try:
             written = [future.result() for future in futures]  # the first failure, in book order
@@ -248,6 +250,23 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
             chapter_page.write_text(_chapter_page(chapter, entries, build), encoding="utf-8")
             written.append(chapter_page)
     return written
+
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _blas_threads_per_kernel(threads: int):
+    """Kernels started inside take ``threads`` BLAS threads each, so that pages executed side by
+    side share the cores instead of each spinning one BLAS thread per core (see
+    ``statistics._one_blas_thread``); a value the user set is kept."""
+    unset = [name for name in BLAS_THREAD_VARIABLES if name not in os.environ]
+    os.environ.update({name: str(threads) for name in unset})
+    try:
+        yield
+    finally:
+        for name in unset:
+            os.environ.pop(name, None)
 
 
 def build_html(log=print) -> Path:

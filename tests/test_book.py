@@ -290,3 +290,18 @@ def test_a_book_from_tables_collected_elsewhere_runs_no_grid(tmp_path):
     claims = shown(pages / "claims.ipynb")
     assert result_claim_statuses(claims) == ["not yet run at full scale"] * 12
     assert "partial run rows" in claims and "reduced-scale real run rows" in claims
+
+
+def test_kernels_started_during_a_build_share_the_blas_threads(monkeypatch):
+    """Pages executed side by side each get their share of the cores; a user's own setting and
+    the environment outside the build are left as they were."""
+    from stilts_core.book import BLAS_THREAD_VARIABLES, _blas_threads_per_kernel
+
+    for name in BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")
+    with _blas_threads_per_kernel(3):
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "3" and os.environ["OMP_NUM_THREADS"] == "3"
+        assert os.environ["MKL_NUM_THREADS"] == "7"
+    assert "OPENBLAS_NUM_THREADS" not in os.environ and "OMP_NUM_THREADS" not in os.environ
+    assert os.environ["MKL_NUM_THREADS"] == "7"

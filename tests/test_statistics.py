@@ -399,3 +399,29 @@ def test_stats_export_refuses_a_formula_without_a_test(results, tmp_path, capsys
                  "--formula", "gain ~ latin_script", "--output", str(tmp_path / "out")]) == 2
     assert "'gain ~ latin_script' has no term in 'morph'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_wilson_interval_holds_the_proportion_even_at_zero_and_one():
+    """At 0 or 1 successes per trial the exact bound is the proportion itself; rounding must not
+    put it on the wrong side (a power figure's error bars would be negative)."""
+    n = np.arange(1, 501)
+    for successes in (np.zeros_like(n), n):
+        low, high = st.wilson(successes, n)
+        p = successes / n
+        assert (low <= p).all() and (high >= p).all()
+        assert (low >= 0).all() and (high <= 1).all()
+    low, high = st.wilson(np.array([8]), np.array([10]))
+    assert low[0] == pytest.approx(0.4902, abs=1e-4) and high[0] == pytest.approx(0.9433, abs=1e-4)
+
+
+def _blas_threads(_args) -> list[int]:
+    import threadpoolctl
+
+    return [pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+            if pool["user_api"] == "blas"]
+
+
+def test_statistics_workers_run_one_blas_thread_each():
+    """Workers that kept the parent's BLAS threads oversubscribed two cores thirtyfold."""
+    counts = st._in_chunks(_blas_threads, lambda chunk: chunk, [0, 1], 2, "threads", None)
+    assert counts and all(count == 1 for count in counts)
