@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -199,7 +200,8 @@ class FitReport:
     def summary(self) -> dict:
         """JSON-ready: the numbers and the diagnostics, for ``stilts stats export``."""
         return {
-            "formula": self.formula, "lme4_formula": lme4_formula(self.formula),
+            "formula": self.formula,
+            "lme4_formula": lme4_formula(self.formula, self.dropped_components),
             "reml": self.reml, "optimiser": self.optimiser, "converged": self.converged,
             "singular_components": self.singular, "dropped_components": self.dropped_components,
             "warnings": self.warnings, "loglike": self.loglike, "aic": self.aic,
@@ -218,14 +220,17 @@ R_SPELLINGS = (
 )
 
 
-def lme4_formula(formula: str) -> str:
+def lme4_formula(formula: str, dropped: Iterable[str] = ()) -> str:
     """The same model in R's lme4 syntax (for ``lmer(..., REML = TRUE)``): the fixed part with
-    R's spelling of sum coding, every random intercept and the cell component."""
+    R's spelling of sum coding, every random intercept and the cell component, less the
+    components a fit ``dropped`` (e.g. ``FitReport.dropped_components``: lme4 would otherwise
+    fit a grouping twice or one with a single level)."""
     import re
 
     for pattern, replacement in R_SPELLINGS:
         formula = re.sub(pattern, replacement, formula)
-    grouping = [*RANDOM_INTERCEPTS, ":".join(CELL[1:])]
+    grouping = [name for name in RANDOM_INTERCEPTS if name not in set(dropped)]
+    grouping.append(":".join(CELL[1:]))
     return formula + "".join(f" + (1 | {name})" for name in grouping)
 
 
@@ -826,8 +831,9 @@ def export_analysis(frame: pd.DataFrame, output_dir, formula: str = MAIN_FORMULA
         "excluded_languages": frame.attrs["excluded_languages"],
         "reml_fit": reml.summary(), "ml_fit": test["reports"][0].summary(),
         "likelihood_ratio_test": {k: test[k] for k in ("statistic", "df", "p_value")},
-        "lme4": {"formula": lme4_formula(formula),
-                 "call": f"lmer({lme4_formula(formula)}, data = read.csv('analysis_{index}.csv'), "
+        "lme4": {"formula": lme4_formula(formula, reml.dropped_components),
+                 "call": f"lmer({lme4_formula(formula, reml.dropped_components)}, "
+                         f"data = read.csv('analysis_{index}.csv'), "
                          "REML = TRUE)",
                  "note": "C(factor(task_group), contr.sum) is patsy's C(task_group, Sum): the "
                          "levels in alphabetical order, the last coded -1, so morph is the "

@@ -425,3 +425,13 @@ def test_statistics_workers_run_one_blas_thread_each():
     """Workers that kept the parent's BLAS threads oversubscribed two cores thirtyfold."""
     counts = st._in_chunks(_blas_threads, lambda chunk: chunk, [0, 1], 2, "threads", None)
     assert counts and all(count == 1 for count in counts)
+
+
+def test_lme4_formula_leaves_out_the_components_a_fit_dropped():
+    """One target task: lme4 must not be asked for a one-level grouping or one fitted twice."""
+    dropped = {"target_task": "one level only", "language:target_task": "same grouping",
+               "language:intermediate_task": "same as the cell",
+               "target_task:intermediate_task": "same grouping"}
+    assert st.lme4_formula("gain ~ morph", dropped) == (
+        "gain ~ morph + (1 | language) + (1 | intermediate_task) "
+        "+ (1 | language:target_task:intermediate_task)")
