@@ -103,7 +103,7 @@ def measure_encoding(sentences, model, tokenizer, batch_size, max_length) -> tup
         for path, work in paths.items():
             with context():
                 work_slice = sentences[:batch_size]
-                embed_layers(work_slice, model, tokenizer, [0], max_length=max_length)  # warm-up
+                embed_layers(work_slice, model, tokenizer, [0], "mean", True, max_length)  # warm-up
                 vectors[path, precision], seconds = timed(work)
             rows.append({"path": path, "precision": precision, "seconds": seconds,
                          "sentences": len(sentences), "tokens": tokens,

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stilts_core.grid import load_config, plan  # noqa: E402
-from stilts_core.phases import PARAMS, _load, _max_length  # noqa: E402
+from stilts_core.phases import PARAMS, load_task_split  # noqa: E402
 from stilts_core.tasks import get_task  # noqa: E402
 from stilts_core.training import Hyperparameters, prepare_task  # noqa: E402
 
@@ -51,7 +51,7 @@ class Counter:
         cap = p.max_train_examples if purpose == "train" else p.max_eval_examples
         key = (task.name, split, language, cap, max_length, p.smoke)
         if key not in self.cache:
-            examples = _load(task, split, language, p, purpose)
+            examples = load_task_split(task, split, language, p, purpose)
             if task.format == "bitext_retrieval":
                 tokens = sum(len(ids) for side in ("text", "text_pair")
                              for ids in self.tokenizer(list(examples[side]), truncation=True,
@@ -74,7 +74,7 @@ def run_seconds(run, counter: Counter, train_rate: float, encode_rate: float,
         if run.phase == "intermediate":
             reads = []
             for task in p.member_tasks():
-                length = _max_length(p, task)
+                length = p.max_length_for(task)
                 combined = task.combined_with if p.combined_with is None else p.combined_with
                 reads += [(get_task(name), "train", "en", "train", length)
                           for name in (task.name, *combined)]
@@ -82,7 +82,7 @@ def run_seconds(run, counter: Counter, train_rate: float, encode_rate: float,
             stages.append(reads)
         else:
             task = get_task(p.task)
-            length = _max_length(p, task)
+            length = p.max_length_for(task)
             stages += [[(get_task(s.train.task), s.train.split, s.train.language, "train", length),
                         (get_task(s.dev.task), s.dev.split, s.dev.language, "eval", length)]
                        for s in task.training]
@@ -101,7 +101,7 @@ def run_seconds(run, counter: Counter, train_rate: float, encode_rate: float,
     if run.phase == "zero_shot_eval":
         trained = PARAMS["target"](**target_params[p.target_run])
         task = get_task(trained.task)
-        length = _max_length(trained, task)
+        length = trained.max_length_for(task)
         languages = p.languages or list(task.evaluation_languages)
         tokens = sum(counter.split(task, task.evaluation_split, language, p, "eval", length)[0]
                      for language in languages)

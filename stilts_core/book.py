@@ -20,8 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .claims import FULL_SCALE_CONFIG
-from .grid import collect_grid, load_config, run_local
+from .grid import FULL_SCALE_CONFIG, collect_grid, load_config, run_local
 from .paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
 from .provenance import get_class
 from .report import badge_label

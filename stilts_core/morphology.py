@@ -34,6 +34,7 @@ import regex
 from pydantic import BaseModel, ConfigDict, Field
 
 from .languages import (
+    LANGUAGES_CSV,
     LanguageSpec,
     get_language,
     languages_table,
@@ -41,6 +42,7 @@ from .languages import (
     write_languages_table,
     xtreme_r_languages,
 )
+from .modelling import load_tokenizer, resolve_model
 from .paths import atomic_write_text, data_dir
 from .tasks import get_task
 
@@ -887,25 +889,17 @@ def read_indices(path: Path = OUTPUT_DIR / "indices.csv") -> pd.DataFrame:
 def build(root: Path, output_dir: Path = OUTPUT_DIR, languages_csv: Path | None = None,
           tokenizer_name: str | None = None, settings: MorphologySettings = DEFAULT_SETTINGS,
           log=print) -> list[Path]:
-    """Compute everything from the sources under ``root`` and write the tables atomically."""
-    from .languages import LANGUAGES_CSV
-
+    """Compute everything from the sources under ``root``, then write the tables, each
+    atomically: nothing is written until every table is computed, so a failure leaves the old
+    tables together rather than a new languages table beside stale indices."""
     tokenizer = None
     if tokenizer_name:
-        from .modelling import load_tokenizer, resolve_model
-
         tokenizer = load_tokenizer(resolve_model(tokenizer_name))
     wals_languages, wals_values = read_wals(root / "wals" / "StructureDataset-metadata.json")
-    written = [write_languages_table(languages_table(wals_languages, read_cc100()),
-                                     languages_csv or LANGUAGES_CSV)]
+    languages = languages_table(wals_languages, read_cc100())
     indices = build_indices(root, wals_values, settings, tokenizer, tokenizer_name, log)
     outputs = {"indices.csv": indices, "indices_wide.csv": wide_view(indices).reset_index(),
                "coverage.csv": coverage(indices).reset_index()}
-    for name, table in outputs.items():
-        path = output_dir / name
-        atomic_write_text(path, table.to_csv(index=False, float_format="%.6g",
-                                             lineterminator="\n"))
-        written.append(path)
     details = {
         "settings": settings.model_dump(),
         "tokenizer": tokenizer_name,
@@ -915,6 +909,12 @@ def build(root: Path, output_dir: Path = OUTPUT_DIR, languages_csv: Path | None 
                                  "in_composite": f.in_composite, "coding": f.coding}
                           for f in WALS_FEATURES.values()},
     }
+    written = [write_languages_table(languages, languages_csv or LANGUAGES_CSV)]
+    for name, table in outputs.items():
+        path = output_dir / name
+        atomic_write_text(path, table.to_csv(index=False, float_format="%.6g",
+                                             lineterminator="\n"))
+        written.append(path)
     atomic_write_text(output_dir / "settings.json", json.dumps(details, indent=1) + "\n")
     written.append(output_dir / "settings.json")
     return written

@@ -14,8 +14,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from .report import NEVER_POOLED, _with_protocol, evidence_groups
-from .results import headline_scores, paired_gains
+from .report import NEVER_POOLED, evidence_groups
+from .results import headline_scores, paired_gains, with_protocol
 
 LAND = "1"  # GSHHS level of land (2: lakes, 3: islands in lakes, 4: ponds on those)
 
@@ -46,10 +46,10 @@ def language_gains(table: pd.DataFrame, target_task: str, split: str = "test") -
     intermediate task (mean over seeds), with the mean over intermediate tasks; one block of
     rows per provenance class x model x protocol (never pooled). English is kept and marked:
     it is the training language, not a transfer target."""
-    scores = _with_protocol(headline_scores(table[table["target_task"] == target_task], split))
+    scores = with_protocol(headline_scores(table[table["target_task"] == target_task], split))
     if scores.empty:
         return pd.DataFrame()
-    gains = _with_protocol(paired_gains(scores))
+    gains = with_protocol(paired_gains(scores))
     gains["protocol"] = gains["protocol"].fillna("")
     keys = [*NEVER_POOLED, "language"]
     wide = gains.pivot_table(index=keys, columns="intermediate_task", values="gain",

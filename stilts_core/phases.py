@@ -24,7 +24,7 @@ from .pack import PACK, is_pack, pack_record
 from .paths import REPO_ROOT, atomic_write_text, fixtures_dir
 from .provenance import FULL_SCALE, SMOKE, Assessment, Condition, classify, read_label, write_record
 from .results import NO_INTERMEDIATE, result_file, write_run_results
-from .retrieval import RepresentationSettings, embed_layers, encode
+from .retrieval import RepresentationChoice, RepresentationSettings, embed_layers, encode
 from .runs import load_done_run, run_id, run_path
 from .tasks import (
     MIXTURES,
@@ -96,6 +96,10 @@ class _TrainParams(Efficiency, _DataParams):
     eval_steps: int = 1000
     early_stopping_patience: int = 30
     max_steps: int = -1
+
+    def max_length_for(self, task: TaskSpec) -> int:
+        """The length ``task``'s examples are cut to: the run's, or the task's published one."""
+        return self.max_length or task.defaults.max_length
 
     def hyperparameters(self) -> Hyperparameters:
         values = {k: getattr(self, k) for k in Hyperparameters.model_fields}
@@ -172,16 +176,16 @@ class _EncoderParams(_DataParams):
     model: str = "xlm-roberta-large"
     encoder_run: str = Field("", description="phase-(ii) run id; empty: the base encoder")
     languages: list[str] = Field(default_factory=list, description="empty: every language of the task")
-    pooling: str = Field("mean", pattern="^(mean|first)$")
-    include_special_tokens: bool = True
+    pooling: str = Field(RepresentationChoice.default("pooling"), pattern="^(mean|first)$")
+    include_special_tokens: bool = RepresentationChoice.default("include_special_tokens")
     batch_size: int = 64
 
 
 class RetrievalParams(_EncoderParams):
     task: str = "tatoeba"
     layer: int = Field(
-        14, description="hidden_states index, 0 is the embeddings; 14 is XTREME's Tatoeba choice"
-    )
+        RepresentationChoice.default("layer"),
+        description="hidden_states index, 0 is the embeddings; 14 is XTREME's Tatoeba choice")
     protocol: str = Field(
         "encoder", pattern="^(encoder|dual_encoder)$",
         description="encoder: the encoder as it is (Phang et al.); dual_encoder: first fine-tune "
@@ -429,7 +433,7 @@ def _head(dataset, limit: int):
 SMOKE_LIMITS = {"train": SMOKE_MAX_TRAIN, "eval": SMOKE_MAX_EVAL}
 
 
-def _load(task: TaskSpec, split: str, language: str, p: _DataParams, purpose: str,
+def load_task_split(task: TaskSpec, split: str, language: str, p: _DataParams, purpose: str,
           translated: bool = False):
     """A split for training (``purpose='train'``) or for scoring and early stopping
     (``'eval'``), cut to the smoke size, or sampled down to the run's cap for that purpose."""
@@ -494,27 +498,23 @@ def _row(model: str, intermediate: str, target: str, language: str, seed, split:
             "settings": json.dumps(settings or {}, sort_keys=True)}
 
 
-def _max_length(p: _TrainParams, task: TaskSpec) -> int:
-    return p.max_length or task.defaults.max_length
-
-
 def _intermediate_tasks(p: IntermediateParams, tokenizer, hyper: Hyperparameters) -> list:
     """One training task per member: its training data in every training language plus the
     sets it is combined with, and its English dev set."""
     prepared, used = [], []
     for task in p.member_tasks():
-        parts = [_load(task, "train", language, p, "train", translated=language != "en")
+        parts = [load_task_split(task, "train", language, p, "train", translated=language != "en")
                  for language in p.train_languages]
         combined = _combined(p, task)
-        parts += [_load(get_task(name), "train", "en", p, "train") for name in combined]
-        dev = _load(task, "validation", "en", p, "eval")
+        parts += [load_task_split(get_task(name), "train", "en", p, "train") for name in combined]
+        dev = load_task_split(task, "validation", "en", p, "eval")
         prepared.append(prepare_task(task, datasets.concatenate_datasets(parts), dev, tokenizer,
-                                     hyper, _max_length(p, task)))
+                                     hyper, p.max_length_for(task)))
         used += [task, *map(get_task, combined)]
     if p.mlm_languages:
         text = get_task("wikipedia")
         corpus = datasets.concatenate_datasets([
-            _head(_load(text, "train", language, p, "train"), p.mlm_examples_per_language)
+            _head(load_task_split(text, "train", language, p, "train"), p.mlm_examples_per_language)
             for language in p.mlm_languages])
         prepared.append(prepare_mlm(corpus, tokenizer, hyper.max_length))
         used.append(text)
@@ -579,11 +579,11 @@ def target(params: dict, run_dir: str = "") -> dict:
     for number, stage in enumerate(task.training, start=1):
         stage_dir = path / "stages" / f"{number}-{stage.train.task}"
         if not (stage_dir / "STAGE_DONE").is_file():
-            train_examples = _load(get_task(stage.train.task), stage.train.split,
+            train_examples = load_task_split(get_task(stage.train.task), stage.train.split,
                                    stage.train.language, p, "train")
-            dev = _load(get_task(stage.dev.task), stage.dev.split, stage.dev.language, p, "eval")
+            dev = load_task_split(get_task(stage.dev.task), stage.dev.split, stage.dev.language, p, "eval")
             prepared = prepare_task(task, train_examples, dev, tokenizer, hyper,
-                                    _max_length(p, task))
+                                    p.max_length_for(task))
             result = train(init_path, [prepared], tokenizer, stage_dir, hyper, p.seed,
                            new_heads=number == 1)
             atomic_write_text(stage_dir / "stage_metrics.json", json.dumps(result, default=str))
@@ -661,7 +661,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     _record_sources(path, p, [task])
 
     def score(language: str) -> tuple[dict, list]:
-        examples = _load(task, split, language, p, "eval")
+        examples = load_task_split(task, split, language, p, "eval")
         predicted = predict(task, model, tokenizer, examples, encoding, p.batch_size)
         scores = score_language(task, predicted, references(task, examples), language)
         data_io.write_jsonl(path / "predictions" / f"{split}-{language}.jsonl",
@@ -746,7 +746,7 @@ def _bitext(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
 
     rows = []
     for language in p.languages or _available_languages(task, "test", p, path):
-        pairs = _load(task, "test", language, p, "eval")
+        pairs = load_task_split(task, "test", language, p, "eval")
         scores, records = bitext_scores(task, pairs, embed, p.max_length, p.candidate_max_length,
                                         language)
         metrics[language] = {**scores, "pairs": len(pairs)}
@@ -821,7 +821,7 @@ def alignment(params: dict, run_dir: str = "") -> dict:
     _record_sources(path, p, [task])
 
     def score(language: str) -> tuple[dict, list]:
-        pairs = _load(task, "test", language, p, "eval")
+        pairs = load_task_split(task, "test", language, p, "eval")
         sides = [embed_layers(pairs[column], model, tokenizer, layers, p.pooling,
                               p.include_special_tokens, p.max_length, p.batch_size)
                  for column in ("text", "text_pair")]

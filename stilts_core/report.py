@@ -10,7 +10,14 @@ import html
 import pandas as pd
 
 from .provenance import get_class
-from .results import NO_INTERMEDIATE, benchmark_scores, headline_scores, paired_gains, setting
+from .results import (
+    NO_INTERMEDIATE,
+    benchmark_scores,
+    headline_scores,
+    paired_gains,
+    setting,
+    with_protocol,
+)
 
 
 def badge_label(provenance: str) -> str:
@@ -37,17 +44,10 @@ def provenance_badge(table: pd.DataFrame, source: str) -> str:
 NEVER_POOLED = ["provenance", "model", "protocol"]
 
 
-def _with_protocol(table: pd.DataFrame) -> pd.DataFrame:
-    """``protocol`` as a column: a retrieval row's protocol, empty for rows without one."""
-    table = table.copy()
-    table["protocol"] = setting(table, "protocol").fillna("")
-    return table
-
-
 def evidence_groups(table: pd.DataFrame):
     """``(title, rows)`` per provenance class x model x retrieval protocol present in ``table``:
     the units a figure may draw, since averaging across them mixes kinds of evidence."""
-    table = _with_protocol(table)
+    table = with_protocol(table)
     for key, rows in table.groupby(NEVER_POOLED, sort=True):
         provenance, model, protocol = key
         title = f"{model} ({provenance})" + (f", {protocol} protocol" if protocol else "")
@@ -57,7 +57,7 @@ def evidence_groups(table: pd.DataFrame):
 def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Mean and standard deviation over seeds of each headline score, wide by language, one
     row per provenance class x model x target task x protocol x intermediate setting."""
-    rows = _with_protocol(headline_scores(table, split))
+    rows = with_protocol(headline_scores(table, split))
     keys = [*NEVER_POOLED, "target_task", "intermediate_task"]
     summary = (rows.groupby([*keys, "language"])["value"].agg(["mean", "std", "count"])
                .reset_index())
@@ -70,7 +70,7 @@ def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Mean paired gain (STILTs minus baseline) over seeds, per provenance class, model,
     protocol, task and language."""
-    gains = _with_protocol(paired_gains(headline_scores(table, split)))
+    gains = with_protocol(paired_gains(headline_scores(table, split)))
     if gains.empty:
         return gains
     return (gains.groupby([*NEVER_POOLED, "target_task", "intermediate_task", "language"])["gain"]
@@ -478,20 +478,22 @@ def hyperparameter_table(config) -> pd.DataFrame:
 
 def retrieval_table(config) -> pd.DataFrame:
     """The representation and protocol of every retrieval task a grid config plans."""
-    from .retrieval import RepresentationSettings
+    from .retrieval import RepresentationChoice
     from .tasks import get_task
 
     rows = []
     for name in config.retrieval_tasks:
         task = get_task(name)
-        settings = RepresentationSettings(**{k: v for k, v in config.retrieval_settings(name).items()
-                                             if k in RepresentationSettings.model_fields})
+        chosen = config.retrieval_settings(name)
+        settings = RepresentationChoice(**{k: v for k, v in chosen.items()
+                                           if k in RepresentationChoice.model_fields})
         defaults = task.retrieval
         rows.append({"task": name, "format": task.format, "metric": task.metric,
                      "layer": settings.layer, "pooling": settings.pooling,
                      "special tokens": settings.include_special_tokens,
-                     "query length": defaults.query_max_length,
-                     "candidate length": defaults.candidate_max_length,
+                     "query length": chosen.get("max_length") or defaults.query_max_length,
+                     "candidate length": (chosen.get("candidate_max_length")
+                                          or defaults.candidate_max_length),
                      "protocols": ", ".join(p for p in config.retrieval_protocols
                                             if p == "encoder" or task.format == "ranking"),
                      "dual encoder (lr, batch, epochs)":
@@ -544,7 +546,7 @@ def _gain_heatmap(gains: pd.DataFrame, title: str):
 def benchmark_table(table: pd.DataFrame, benchmark: str = "xtreme-r") -> pd.DataFrame:
     """The official aggregates (:func:`results.benchmark_scores`) per provenance class and
     retrieval protocol present, never one across them."""
-    table = _with_protocol(table)
+    table = with_protocol(table)
     parts = []
     for provenance, rows in table.groupby("provenance"):
         protocols = sorted(set(rows["protocol"]) - {""}) or ["encoder"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .metrics import get_metric, summarise_benchmark
+from .metrics import get_metric
 from .provenance import CLASSES
 from .tasks import get_benchmark, get_task
 
@@ -203,6 +203,13 @@ def setting(table: pd.DataFrame, name: str) -> pd.Series:
     return table["settings"].map(lambda text: json.loads(text or "{}").get(name))
 
 
+def with_protocol(table: pd.DataFrame) -> pd.DataFrame:
+    """``protocol`` as a column: a retrieval row's protocol, empty for rows without one."""
+    table = table.copy()
+    table["protocol"] = setting(table, "protocol").fillna("")
+    return table
+
+
 def benchmark_scores(table: pd.DataFrame, benchmark: str,
                      protocol: str = "encoder") -> pd.DataFrame:
     """The official aggregates per model x intermediate task x seed (XTREME's ``evaluate.py``):
@@ -245,7 +252,7 @@ def benchmark_scores(table: pd.DataFrame, benchmark: str,
                 scores[task_name] = {score: {lang: values[score][lang] for lang in present}
                                      for score in headline}
                 missing[task_name] = [lang for lang in languages if lang not in present]
-        for name, value in summarise_benchmark(bench, scores, missing).items():
+        for name, value in bench.summarise(scores, missing).items():
             is_task = isinstance(value, dict)
             records.append({
                 **dict(zip(MODEL_CELL, key, strict=True)), "benchmark": bench.name,

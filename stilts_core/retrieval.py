@@ -29,19 +29,34 @@ from pydantic import BaseModel, ConfigDict, Field
 Pooling = Literal["mean", "first"]
 
 
-class RepresentationSettings(BaseModel):
-    """How a sentence vector is made. ``layer`` indexes ``hidden_states`` (0 = the embedding
-    output; negative counts from the top). Vectors are always L2-normalised."""
+class RepresentationChoice(BaseModel):
+    """Which layer and pooling make a sentence vector. ``layer`` indexes ``hidden_states`` (0 =
+    the embedding output; negative counts from the top). Vectors are always L2-normalised.
+
+    The one source of the defaults: XTREME's Tatoeba choice for XLM-R Large (the mean over every
+    token, ``<s>`` and ``</s>`` included, of ``hidden_states[14]``); the retrieval and alignment
+    phases take theirs from here."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     layer: int = 14
     pooling: Pooling = "mean"
-    include_special_tokens: bool = False
-    max_length: int = Field(128, ge=2)
+    include_special_tokens: bool = True
+
+    @classmethod
+    def default(cls, name: str):
+        """The default of one field, for the parameter models that expose it."""
+        return cls.model_fields[name].default
 
     def as_record(self) -> dict:
         return self.model_dump()
+
+
+class RepresentationSettings(RepresentationChoice):
+    """A choice and the length sentences are cut to, which has no default: it is each task's
+    (``TaskSpec.retrieval``)."""
+
+    max_length: int = Field(ge=2)
 
 
 class Preset(BaseModel):
@@ -49,7 +64,7 @@ class Preset(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    settings: RepresentationSettings
+    settings: RepresentationChoice
     source: str
 
 
@@ -58,15 +73,15 @@ class Preset(BaseModel):
 # Lengths are not part of a preset: they are each task's (``TaskSpec.retrieval``).
 PRESETS: dict[str, Preset] = {
     "xtreme-tatoeba": Preset(
-        settings=RepresentationSettings(layer=14, pooling="mean", include_special_tokens=True),
+        settings=RepresentationChoice(layer=14, pooling="mean", include_special_tokens=True),
         source="google-research/xtreme scripts/run_tatoeba.sh: mean over every token, <s> and "
                "</s> included, of hidden_states[14] of XLM-R Large (LAYER=13 of the last 24)"),
     "xtreme-bucc": Preset(
-        settings=RepresentationSettings(layer=7, pooling="first"),
+        settings=RepresentationChoice(layer=7, pooling="first", include_special_tokens=False),
         source="google-research/xtreme scripts/run_bucc2018.sh as written: the first token "
                "(<s>, --pool_type cls) of layer 7"),
     "xtreme-bucc-xlmr-as-run": Preset(
-        settings=RepresentationSettings(layer=20, pooling="first"),
+        settings=RepresentationChoice(layer=20, pooling="first", include_special_tokens=False),
         source="what run_bucc2018.sh computes for XLM-R Large: --specific_layer 7 counts from "
                "the last --num_layers layers, which it leaves at 12, so hidden_states[-12:][7]"),
 }
@@ -82,8 +97,8 @@ def get_preset(name: str) -> Preset:
 # --- encoding -----------------------------------------------------------------------------------
 
 def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[int],
-                 pooling: Pooling = "mean", include_special_tokens: bool = False,
-                 max_length: int = 128, batch_size: int = 64,
+                 pooling: Pooling, include_special_tokens: bool, max_length: int,
+                 batch_size: int = 64,
                  log: Callable[[str], None] | None = None) -> np.ndarray:
     """L2-normalised sentence vectors of several layers from one forward pass per batch:
     an array ``[len(layers), len(sentences), hidden]`` in input order.

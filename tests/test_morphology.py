@@ -460,3 +460,15 @@ def test_the_command_without_sources_says_what_to_pass(tmp_path, monkeypatch, ca
     assert main(["morphology", "build", "--output", str(tmp_path / "out")]) == 2
     assert "pass --sources DIR" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_build_writes_nothing(shared_data, tmp_path, monkeypatch):
+    """The languages table used to be written before the indices were computed: a failure left
+    a new languages.csv beside stale index tables."""
+    def fail(*args, **kwargs):
+        raise RuntimeError("a source went missing")
+
+    monkeypatch.setattr(m, "build_indices", fail)
+    with pytest.raises(RuntimeError, match="went missing"):
+        m.build(shared_data, tmp_path, languages_csv=tmp_path / "languages.csv", log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []

@@ -154,17 +154,17 @@ def test_a_sampled_run_can_never_be_full_scale():
 
 
 def test_capped_split_is_the_same_fixed_seed_sample_in_every_run(fixtures_root):
-    from stilts_core.phases import PARAMS, _load
+    from stilts_core.phases import PARAMS, load_task_split
     from stilts_core.tasks import get_task
 
     task = get_task("xnli")
     one = PARAMS["zero_shot_eval"](data_root=str(fixtures_root), max_eval_examples=5)
-    full = _load(task, "test", "de", PARAMS["zero_shot_eval"](data_root=str(fixtures_root)), "eval")
-    sample = _load(task, "test", "de", one, "eval")
+    full = load_task_split(task, "test", "de", PARAMS["zero_shot_eval"](data_root=str(fixtures_root)), "eval")
+    sample = load_task_split(task, "test", "de", one, "eval")
     assert len(sample) == 5 < len(full)
-    assert sample["text"] == _load(task, "test", "de", one, "eval")["text"]
+    assert sample["text"] == load_task_split(task, "test", "de", one, "eval")["text"]
     assert set(sample["text"]) <= set(full["text"])
-    assert len(_load(task, "test", "de", one, "train")) == len(full)  # no training cap set
+    assert len(load_task_split(task, "test", "de", one, "train")) == len(full)  # no training cap set
 
 
 def test_pruning_a_finished_run_keeps_what_later_phases_read(tmp_path):

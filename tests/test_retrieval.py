@@ -179,12 +179,13 @@ def test_encode_returns_unit_vectors_in_input_order(tiny_model_path):
     model = AutoModel.from_pretrained(tiny_model_path)
     tokenizer = load_tokenizer(tiny_model_path)
     sentences = ["Anna hat 5 Bücher.", "Paul a 12 chats à la maison.", "Nina."]
-    settings = RepresentationSettings(layer=1)
+    settings = RepresentationSettings(layer=1, max_length=128)
     together = encode(sentences, model, tokenizer, settings, batch_size=2)
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     alone = np.vstack([encode([s], model, tokenizer, settings) for s in sentences])
     assert np.allclose(together, alone, atol=1e-5)
-    layers = embed_layers(sentences, model, tokenizer, [0, 1, 2], batch_size=2)
+    layers = embed_layers(sentences, model, tokenizer, [0, 1, 2], settings.pooling,
+                          settings.include_special_tokens, settings.max_length, batch_size=2)
     assert layers.shape[:2] == (3, 3) and np.allclose(layers[1], together, atol=1e-5)
 
 

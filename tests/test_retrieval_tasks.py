@@ -102,7 +102,7 @@ def test_dual_encoder_resumes_to_the_same_weights(tiny_model_path, tmp_path, mon
     hyper = dual_encoder.DualEncoderHyperparameters(
         learning_rate=5e-4, batch_size=4, epochs=2, checkpoint_steps=2, query_max_length=16,
         candidate_max_length=16)
-    settings = RepresentationSettings(layer=-1, pooling="mean")
+    settings = RepresentationSettings(layer=-1, pooling="mean", max_length=16)
     tokenizer = load_tokenizer(tiny_model_path)
     straight = dual_encoder.train_dual_encoder(tiny_model_path, pairs, tokenizer,
                                                tmp_path / "a", settings, hyper, seed=3)

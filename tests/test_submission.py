@@ -8,14 +8,13 @@ import datasets
 import pytest
 
 from stilts_core.cli import main
-from stilts_core.evaluation import references, score_language
+from stilts_core.evaluation import references, retrieval_records, score_language
 from stilts_core.submission import (
     SubmissionError,
     export_run,
     format_report,
     get_layout,
     prediction_records,
-    retrieval_records,
     score_folders,
 )
 from stilts_core.tasks import Benchmark, get_benchmark, get_task
