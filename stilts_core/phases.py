@@ -434,7 +434,7 @@ SMOKE_LIMITS = {"train": SMOKE_MAX_TRAIN, "eval": SMOKE_MAX_EVAL}
 
 
 def load_task_split(task: TaskSpec, split: str, language: str, p: _DataParams, purpose: str,
-          translated: bool = False):
+                    translated: bool = False):
     """A split for training (``purpose='train'``) or for scoring and early stopping
     (``'eval'``), cut to the smoke size, or sampled down to the run's cap for that purpose."""
     cap = p.max_train_examples if purpose == "train" else p.max_eval_examples
@@ -580,8 +580,9 @@ def target(params: dict, run_dir: str = "") -> dict:
         stage_dir = path / "stages" / f"{number}-{stage.train.task}"
         if not (stage_dir / "STAGE_DONE").is_file():
             train_examples = load_task_split(get_task(stage.train.task), stage.train.split,
-                                   stage.train.language, p, "train")
-            dev = load_task_split(get_task(stage.dev.task), stage.dev.split, stage.dev.language, p, "eval")
+                                             stage.train.language, p, "train")
+            dev = load_task_split(get_task(stage.dev.task), stage.dev.split, stage.dev.language,
+                                  p, "eval")
             prepared = prepare_task(task, train_examples, dev, tokenizer, hyper,
                                     p.max_length_for(task))
             result = train(init_path, [prepared], tokenizer, stage_dir, hyper, p.seed,

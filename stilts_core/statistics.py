@@ -229,8 +229,8 @@ def lme4_formula(formula: str, dropped: Iterable[str] = ()) -> str:
 
     for pattern, replacement in R_SPELLINGS:
         formula = re.sub(pattern, replacement, formula)
-    grouping = [name for name in RANDOM_INTERCEPTS if name not in set(dropped)]
-    grouping.append(":".join(CELL[1:]))
+    dropped = set(dropped)
+    grouping = [*(name for name in RANDOM_INTERCEPTS if name not in dropped), ":".join(CELL[1:])]
     return formula + "".join(f" + (1 | {name})" for name in grouping)
 
 
