@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .grid import FULL_SCALE_CONFIG, collect_grid, load_config, run_local
+from .grid import FULL_SCALE_CONFIG, collect_grid, cpu_share_environment, load_config, run_local
 from .paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
 from .provenance import get_class
 from .report import badge_label
@@ -232,8 +232,7 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
         pages += [(chapter, _page_name(chapter, result_set, model, outcome), result_set, outcome)
                   for result_set, model, outcome in targets]
     workers = workers or min(2, os.cpu_count() or 1)
-    with _blas_threads_per_kernel(max(1, (os.cpu_count() or 1) // workers)), \
-            ThreadPoolExecutor(workers) as pool:
+    with _kernels_share_the_cores(workers), ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(execute, *page) for page in pages]
         try:
             written = [future.result() for future in futures]  # the first failure, in book order
@@ -251,20 +250,18 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
     return written
 
 
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 @contextlib.contextmanager
-def _blas_threads_per_kernel(threads: int):
-    """Kernels started inside take ``threads`` BLAS threads each, so that pages executed side by
-    side share the cores instead of each spinning one BLAS thread per core (see
-    ``statistics._one_blas_thread``); a value the user set is kept."""
-    unset = [name for name in BLAS_THREAD_VARIABLES if name not in os.environ]
-    os.environ.update({name: str(threads) for name in unset})
+def _kernels_share_the_cores(kernels: int):
+    """Kernels started inside take their share of the cores, as grid workers do
+    (:func:`~stilts_core.grid.cpu_share_environment`), so that pages executed side by side do
+    not each spin one BLAS thread per core (see ``statistics._one_blas_thread``); a setting of
+    the user's is kept, and the environment is restored afterwards."""
+    added = cpu_share_environment(kernels)
+    os.environ.update(added)
     try:
         yield
     finally:
-        for name in unset:
+        for name in added:
             os.environ.pop(name, None)
 
 

@@ -586,9 +586,18 @@ def work_on(config: GridConfig, name: str = "", environment: dict | None = None,
     return report
 
 
+def cpu_share_environment(processes: int) -> dict:
+    """The environment that gives each of ``processes`` processes sharing this machine its share
+    of the CPU cores: ``OMP_NUM_THREADS``, which torch, OpenBLAS and MKL all read; nothing when
+    the caller set it."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes))}
+
+
 def _worker_environments(workers: int) -> list[dict]:
     """Per worker: its share of the visible GPUs (``CUDA_VISIBLE_DEVICES``) or, without enough
-    GPUs, of the CPU cores (``OMP_NUM_THREADS``, unless the caller set it)."""
+    GPUs, of the CPU cores (:func:`cpu_share_environment`)."""
     import torch
 
     count = torch.cuda.device_count()
@@ -598,9 +607,7 @@ def _worker_environments(workers: int) -> list[dict]:
         share = count // workers
         return [{"CUDA_VISIBLE_DEVICES": ",".join(ids[i * share:(i + 1) * share])}
                 for i in range(workers)]
-    if "OMP_NUM_THREADS" in os.environ:
-        return [{}] * workers
-    return [{"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers))}] * workers
+    return [cpu_share_environment(workers)] * workers
 
 
 class PhaseJob(submitit.helpers.Checkpointable):

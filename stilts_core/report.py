@@ -101,9 +101,7 @@ def learning_check(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
     rows = headline_scores(table, split)
     rows = rows[(rows["intermediate_task"] == NO_INTERMEDIATE)
-                & (rows["target_task"].map(lambda name: get_task(name).format)
-                   .isin(["classification", "multiple_choice", "token_classification",
-                          "extractive_qa"]))]
+                & (rows["target_task"].map(lambda name: get_task(name).role) == "target")]
     if rows.empty:
         return pd.DataFrame()
     rows = rows.assign(where=rows["language"].where(rows["language"] == "en", "other languages"))

@@ -292,16 +292,17 @@ def test_a_book_from_tables_collected_elsewhere_runs_no_grid(tmp_path):
     assert "partial run rows" in claims and "reduced-scale real run rows" in claims
 
 
-def test_kernels_started_during_a_build_share_the_blas_threads(monkeypatch):
+def test_kernels_started_during_a_build_share_the_cores(monkeypatch):
     """Pages executed side by side each get their share of the cores; a user's own setting and
     the environment outside the build are left as they were."""
-    from stilts_core.book import BLAS_THREAD_VARIABLES, _blas_threads_per_kernel
+    from stilts_core.book import _kernels_share_the_cores
 
-    for name in BLAS_THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MKL_NUM_THREADS", "7")
-    with _blas_threads_per_kernel(3):
-        assert os.environ["OPENBLAS_NUM_THREADS"] == "3" and os.environ["OMP_NUM_THREADS"] == "3"
-        assert os.environ["MKL_NUM_THREADS"] == "7"
-    assert "OPENBLAS_NUM_THREADS" not in os.environ and "OMP_NUM_THREADS" not in os.environ
-    assert os.environ["MKL_NUM_THREADS"] == "7"
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    with _kernels_share_the_cores(2):
+        assert os.environ["OMP_NUM_THREADS"] == "3"
+    assert "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    with _kernels_share_the_cores(2):
+        assert os.environ["OMP_NUM_THREADS"] == "7"
+    assert os.environ["OMP_NUM_THREADS"] == "7"
