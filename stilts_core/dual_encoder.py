@@ -8,26 +8,30 @@ vectors are the run's :class:`~stilts_core.retrieval.RepresentationSettings` (la
 so both protocols rank with the same, recorded representation; and the in-batch negatives are
 the whole batch (the reference takes them from each forward pass of 4 or 8 and accumulates).
 
-Training checkpoints every ``checkpoint_steps`` (model, optimiser, schedule, step, RNG) with
-an atomic rename and resumes from the last one, so a crash costs at most that many steps.
+Training runs on the Hugging Face ``Trainer``, like every other run (:mod:`stilts_core.training`):
+its optimiser, linear schedule, clipping, bf16 autocast, checkpoints every ``checkpoint_steps``
+and exact resume. One item of the training set is one whole batch of pairs in a seeded order,
+read sequentially, so the negatives of a step are fixed by the seed. The batch stays on one
+device: split across GPUs it would lose negatives, so the loss is computed on the unwrapped
+model even when ``Trainer`` would wrap it for several GPUs.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import time
+import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field
+from transformers import Trainer
 
 from .data import TrainingPairs
 from .paths import atomic_write_text
 from .retrieval import RepresentationSettings, pool
-
-CHECKPOINT = "checkpoint.pt"
+from .training import unwrap_batch
 
 
 class DualEncoderHyperparameters(BaseModel):
@@ -63,96 +67,112 @@ def batch_order(pairs: int, batch_size: int, epochs: float, seed: int) -> list[n
     return batches[:steps]
 
 
-def _embed(model, tokenizer, texts: list[str], max_length: int, settings: RepresentationSettings):
-    import torch
+class PairBatches(torch.utils.data.Dataset):
+    """The batch order as a dataset of tokenised batches: one item is one step's pairs."""
 
-    device = next(model.parameters()).device
-    batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True,
-                      return_special_tokens_mask=True, return_tensors="pt")
-    special = batch.pop("special_tokens_mask").to(device)
-    batch = {key: value.to(device) for key, value in batch.items()}
-    states = model(**batch, output_hidden_states=True).hidden_states
-    vectors = pool(states[settings.layer].float(), batch["attention_mask"], special,
-                   settings.pooling, settings.include_special_tokens)
-    return torch.nn.functional.normalize(vectors, dim=-1)
+    def __init__(self, pairs: TrainingPairs, batches: list[np.ndarray], tokenizer,
+                 hyper: DualEncoderHyperparameters):
+        self.pairs, self.batches, self.tokenizer, self.hyper = pairs, batches, tokenizer, hyper
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> dict:
+        rows = self.batches[index]
+        sides = {"query": ([self.pairs.queries[i] for i in rows], self.hyper.query_max_length),
+                 "candidate": ([self.pairs.candidates[i] for i in rows],
+                               self.hyper.candidate_max_length)}
+        batch = {}
+        for side, (texts, max_length) in sides.items():
+            encoded = self.tokenizer(texts, truncation=True, max_length=max_length, padding=True,
+                                     return_special_tokens_mask=True, return_tensors="pt")
+            batch.update({f"{side}_{key}": value for key, value in encoded.items()})
+        return batch
+
+
+class DualEncoder(torch.nn.Module):
+    """The encoder, used for both sides, and the learnable logit scale of the loss."""
+
+    def __init__(self, encoder, settings: RepresentationSettings, initial_logit_scale: float):
+        super().__init__()
+        self.encoder, self.settings = encoder, settings
+        self.logit_scale = torch.nn.Parameter(torch.tensor(initial_logit_scale))
+
+    def embed(self, special_tokens_mask, **batch):
+        states = self.encoder(**batch, output_hidden_states=True).hidden_states
+        vectors = pool(states[self.settings.layer].float(), batch["attention_mask"],
+                       special_tokens_mask, self.settings.pooling,
+                       self.settings.include_special_tokens)
+        return torch.nn.functional.normalize(vectors, dim=-1)
+
+    def forward(self, **batch) -> dict:
+        queries, candidates = (
+            self.embed(**{key.removeprefix(prefix): value for key, value in batch.items()
+                          if key.startswith(prefix)})
+            for prefix in ("query_", "candidate_"))
+        logits = self.logit_scale * queries @ candidates.T
+        targets = torch.arange(len(queries), device=logits.device)
+        return {"loss": torch.nn.functional.cross_entropy(logits, targets)}
+
+
+class _DualEncoderTrainer(Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = self.model(**inputs)  # unwrapped: the whole batch on one device (module doc)
+        return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+
+    def get_decay_parameter_names(self, model) -> list[str]:
+        return [name for name in super().get_decay_parameter_names(model) if name != "logit_scale"]
+
+    def log(self, logs: dict, start_time: float | None = None) -> None:
+        if "loss" in logs:
+            logs["logit_scale"] = self.model.logit_scale.item()
+        super().log(logs, start_time)
 
 
 def train_dual_encoder(init_path: str, pairs: TrainingPairs, tokenizer, output_dir: Path,
                        settings: RepresentationSettings, hyper: DualEncoderHyperparameters,
                        seed: int, log=print) -> dict:
     """Fine-tune the encoder at ``init_path``; writes ``encoder/`` (the fine-tuned encoder and
-    tokenizer) and ``train_log.json`` under ``output_dir`` and returns the training summary."""
-    import torch
-    from transformers import AutoModel, get_linear_schedule_with_warmup, set_seed
+    tokenizer) and ``train_log.json`` under ``output_dir`` and returns the training summary.
+    Resumes from the last checkpoint under ``checkpoints/``, which is deleted at the end."""
+    from transformers import AutoModel, TrainingArguments, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
 
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = output_dir / "checkpoints"
     set_seed(seed)
     on_gpu = torch.cuda.is_available()
-    device = "cuda" if on_gpu else "cpu"
-    model = AutoModel.from_pretrained(init_path).to(device)
-    logit_scale = torch.nn.Parameter(torch.tensor(hyper.initial_logit_scale, device=device))
-    decay = [p for n, p in model.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n]
-    rest = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": hyper.weight_decay},
-         {"params": [*rest, logit_scale], "weight_decay": 0.0}],
-        lr=hyper.learning_rate, eps=1e-8, fused=on_gpu)
+    model = DualEncoder(AutoModel.from_pretrained(init_path), settings, hyper.initial_logit_scale)
     batches = batch_order(len(pairs.queries), hyper.batch_size, hyper.epochs, seed)
     if hyper.max_steps > 0:
         batches = batches[:hyper.max_steps]
-    schedule = get_linear_schedule_with_warmup(
-        optimizer, int(hyper.warmup_ratio * len(batches)), len(batches))
-    step, history = 0, []
-    checkpoint = output_dir / CHECKPOINT
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        with torch.no_grad():
-            logit_scale.copy_(state["logit_scale"])
-        torch.set_rng_state(state["rng"])
-        step, history = state["step"], state["history"]
-        log(f"dual encoder: resuming at step {step}/{len(batches)}")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu)
-    model.train()
-    started = time.time()
-    while step < len(batches):
-        index = batches[step]
-        with autocast:
-            queries = _embed(model, tokenizer, [pairs.queries[i] for i in index],
-                             hyper.query_max_length, settings)
-            candidates = _embed(model, tokenizer, [pairs.candidates[i] for i in index],
-                                hyper.candidate_max_length, settings)
-        logits = logit_scale * queries @ candidates.T
-        loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(index), device=device))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), hyper.max_grad_norm)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        history.append({"step": step, "loss": loss.item(), "logit_scale": logit_scale.item()})
-        if step % hyper.checkpoint_steps == 0 or step == len(batches):
-            log(f"dual encoder: step {step}/{len(batches)}, loss {history[-1]['loss']:.4f} "
-                f"({step / max(time.time() - started, 1e-9):.1f} steps/s this session)")
-            _save_checkpoint(checkpoint, model, optimizer, schedule, logit_scale, step, history)
-    model.save_pretrained(str(output_dir / "encoder"))
+    args = TrainingArguments(
+        output_dir=str(checkpoints), learning_rate=hyper.learning_rate,
+        per_device_train_batch_size=1,  # one item is one whole batch of pairs
+        num_train_epochs=1, max_steps=len(batches),  # the batch order holds every epoch
+        train_sampling_strategy="sequential",  # ... in the seed's order
+        warmup_steps=hyper.warmup_ratio, weight_decay=hyper.weight_decay,
+        max_grad_norm=hyper.max_grad_norm, lr_scheduler_type="linear",
+        optim="adamw_torch_fused" if on_gpu else "adamw_torch",
+        bf16=on_gpu and torch.cuda.is_bf16_supported(), use_cpu=not on_gpu,
+        save_strategy="steps", save_steps=hyper.checkpoint_steps, save_total_limit=1,
+        logging_steps=1, seed=seed, data_seed=seed, report_to="none", disable_tqdm=True,
+        remove_unused_columns=False, dataloader_pin_memory=on_gpu)
+    trainer = _DualEncoderTrainer(model=model, args=args, data_collator=unwrap_batch,
+                                  train_dataset=PairBatches(pairs, batches, tokenizer, hyper))
+    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if resume:
+        log(f"dual encoder: resuming from {resume} ({len(batches)} steps in all)")
+    trainer.train(resume_from_checkpoint=resume)
+    history = [{"step": entry["step"], "loss": entry["loss"], "logit_scale": entry["logit_scale"]}
+               for entry in trainer.state.log_history if "loss" in entry]
+    model.encoder.save_pretrained(str(output_dir / "encoder"))
     tokenizer.save_pretrained(str(output_dir / "encoder"))
     atomic_write_text(output_dir / "train_log.json", json.dumps(history))
-    checkpoint.unlink(missing_ok=True)
-    return {"steps": step, "final_loss": history[-1]["loss"] if history else None,
-            "logit_scale": logit_scale.item(), "training_pairs": len(pairs.queries),
-            "training_data": pairs.origin}
-
-
-def _save_checkpoint(path: Path, model, optimizer, schedule, logit_scale, step: int,
-                     history: list) -> None:
-    import torch
-
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "logit_scale": logit_scale.detach(),
-                "rng": torch.get_rng_state(), "step": step, "history": history}, temporary)
-    os.replace(temporary, path)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    log(f"dual encoder: {trainer.state.global_step} steps, final loss "
+        f"{history[-1]['loss'] if history else float('nan'):.4f}")
+    return {"steps": trainer.state.global_step,
+            "final_loss": history[-1]["loss"] if history else None,
+            "logit_scale": model.logit_scale.item(), "training_pairs": len(pairs.queries),
+            "training_data": pairs.origin, "resumed_from": resume}

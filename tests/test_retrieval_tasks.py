@@ -106,21 +106,23 @@ def test_dual_encoder_resumes_to_the_same_weights(tiny_model_path, tmp_path, mon
     tokenizer = load_tokenizer(tiny_model_path)
     straight = dual_encoder.train_dual_encoder(tiny_model_path, pairs, tokenizer,
                                                tmp_path / "a", settings, hyper, seed=3)
-    assert straight["steps"] == 6 and not (tmp_path / "a" / "checkpoint.pt").exists()
+    assert straight["steps"] == 6 and not (tmp_path / "a" / "checkpoints").exists()
 
-    original = dual_encoder._save_checkpoint
+    original = dual_encoder.PairBatches.__getitem__
 
-    def crash_after_first(path, *args):
-        original(path, *args)
-        raise KeyboardInterrupt("simulated crash")
+    def crash_at_the_sixth_batch(self, index):
+        if index == 5:  # fetched one step ahead: steps 1-4 done, checkpoints at 2 and 4
+            raise KeyboardInterrupt("simulated crash")
+        return original(self, index)
 
-    monkeypatch.setattr(dual_encoder, "_save_checkpoint", crash_after_first)
+    monkeypatch.setattr(dual_encoder.PairBatches, "__getitem__", crash_at_the_sixth_batch)
     with pytest.raises(KeyboardInterrupt):
         dual_encoder.train_dual_encoder(tiny_model_path, pairs, tokenizer, tmp_path / "b",
                                         settings, hyper, seed=3)
-    monkeypatch.setattr(dual_encoder, "_save_checkpoint", original)
+    monkeypatch.setattr(dual_encoder.PairBatches, "__getitem__", original)
     resumed = dual_encoder.train_dual_encoder(tiny_model_path, pairs, tokenizer, tmp_path / "b",
                                               settings, hyper, seed=3)
+    assert resumed["resumed_from"].endswith("checkpoint-4")
     assert resumed["final_loss"] == pytest.approx(straight["final_loss"])
     from transformers import AutoModel
 
