@@ -14,8 +14,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from .report import NEVER_POOLED, evidence_groups
-from .results import headline_scores, paired_gains, with_protocol
+from .results import NEVER_POOLED, evidence_groups, headline_scores, paired_gains, with_protocol
 
 LAND = "1"  # GSHHS level of land (2: lakes, 3: islands in lakes, 4: ponds on those)
 

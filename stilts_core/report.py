@@ -11,8 +11,10 @@ import pandas as pd
 
 from .provenance import get_class
 from .results import (
+    NEVER_POOLED,
     NO_INTERMEDIATE,
     benchmark_scores,
+    evidence_groups,
     headline_scores,
     paired_gains,
     setting,
@@ -38,20 +40,6 @@ def provenance_badge(table: pd.DataFrame, source: str) -> str:
             f"{html.escape(kind.definition)}. Source: <code>{html.escape(source)}</code></div>"
         )
     return "\n".join(parts)
-
-
-# Rows that differ in these are never averaged together: each summary and figure shows them apart.
-NEVER_POOLED = ["provenance", "model", "protocol"]
-
-
-def evidence_groups(table: pd.DataFrame):
-    """``(title, rows)`` per provenance class x model x retrieval protocol present in ``table``:
-    the units a figure may draw, since averaging across them mixes kinds of evidence."""
-    table = with_protocol(table)
-    for key, rows in table.groupby(NEVER_POOLED, sort=True):
-        provenance, model, protocol = key
-        title = f"{model} ({provenance})" + (f", {protocol} protocol" if protocol else "")
-        yield title, rows
 
 
 def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:

@@ -210,6 +210,20 @@ def with_protocol(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+# Rows that differ in these are never averaged together: each summary and figure shows them apart.
+NEVER_POOLED = ["provenance", "model", "protocol"]
+
+
+def evidence_groups(table: pd.DataFrame):
+    """``(title, rows)`` per provenance class x model x retrieval protocol present in ``table``:
+    the units a figure may draw, since averaging across them mixes kinds of evidence."""
+    table = with_protocol(table)
+    for key, rows in table.groupby(NEVER_POOLED, sort=True):
+        provenance, model, protocol = key
+        title = f"{model} ({provenance})" + (f", {protocol} protocol" if protocol else "")
+        yield title, rows
+
+
 def benchmark_scores(table: pd.DataFrame, benchmark: str,
                      protocol: str = "encoder") -> pd.DataFrame:
     """The official aggregates per model x intermediate task x seed (XTREME's ``evaluate.py``):

@@ -9,6 +9,7 @@ from stilts_core.results import (
     ResultsError,
     benchmark_scores,
     collect,
+    evidence_groups,
     headline_scores,
     make_frame,
     paired_gains,
@@ -177,7 +178,7 @@ def test_summaries_and_figures_never_pool_models_protocols_or_classes():
     assert {key[:3] for key in scores.index} == {
         ("partial run", "a", ""), ("smoke run", "a", ""), ("smoke run", "b", ""),
         ("smoke run", "m", "dual_encoder"), ("smoke run", "m", "encoder")}
-    titles = [title for title, _ in report.evidence_groups(table)]
+    titles = [title for title, _ in evidence_groups(table)]
     assert len(titles) == 5 and "m (smoke run), dual_encoder protocol" in titles
     assert len(report.gain_heatmaps(table)) == 4  # one figure per group that has gains
     aggregates = report.benchmark_table(table, "xtreme")
