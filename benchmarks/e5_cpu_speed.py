@@ -3,11 +3,11 @@ Hugging Face loop, fp32 and bf16 autocast, side by side in one run.
 
     nice -n 5 python benchmarks/e5_cpu_speed.py     # a few minutes on 2 idle cores
 
-Encoding (the retrieval and alignment path): :func:`stilts_core.retrieval.embed_layers` (every
+Encoding (the retrieval and alignment path): :func:`stilts_core.evaluation.retrieval.embed_layers` (every
 hidden state, mean pooling, length-sorted batches) against a plain loop over batches in input
 order, each padded to its longest sentence, on the same Tatoeba sentences (drawn at random from
 every language file of ``../shared/data/tatoeba``). Training: the run's own ``Trainer`` set-up
-(:func:`stilts_core.throughput.measure_training`: the schedule, collators and default
+(:func:`stilts_core.grid.throughput.measure_training`: the schedule, collators and default
 efficiency settings; random init of the model's config, the real model's arithmetic) against a
 plain loop (``AutoModelForSequenceClassification``, AdamW, batches in input order padded to
 the longest) on ANLI R1 dev pairs (premise, hypothesis), batch 32, length <= 128. Both are
@@ -38,13 +38,13 @@ import numpy as np
 import torch
 import transformers
 
-from stilts_core.data import canonicalise, read_local_file
-from stilts_core.modelling import load_tokenizer, resolve_model
+from stilts_core.data.loading import canonicalise, read_local_file
+from stilts_core.evaluation.retrieval import embed_layers, normalise
+from stilts_core.grid.throughput import environment, measure_training
+from stilts_core.models.registry import load_tokenizer, resolve_model
 from stilts_core.paths import REPO_ROOT, atomic_write_text, shared_data_dir
-from stilts_core.retrieval import embed_layers, normalise
-from stilts_core.tasks import get_task
-from stilts_core.throughput import environment, measure_training
-from stilts_core.training import Hyperparameters
+from stilts_core.tasks.registry import get_task
+from stilts_core.training.trainer import Hyperparameters
 
 transformers.logging.set_verbosity_error()
 datasets.disable_progress_bars()

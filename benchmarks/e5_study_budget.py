@@ -25,10 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stilts_core.grid import load_config, plan  # noqa: E402
-from stilts_core.phases import PARAMS, load_task_split  # noqa: E402
-from stilts_core.tasks import get_task  # noqa: E402
-from stilts_core.training import Hyperparameters, prepare_task  # noqa: E402
+from stilts_core.grid.config import load_config, plan  # noqa: E402
+from stilts_core.phases.common import load_task_split  # noqa: E402
+from stilts_core.phases.params import PARAMS  # noqa: E402
+from stilts_core.tasks.registry import get_task  # noqa: E402
+from stilts_core.training.trainer import Hyperparameters, prepare_task  # noqa: E402
 
 
 def feature_tokens(features) -> int:
@@ -123,7 +124,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    from stilts_core.modelling import load_tokenizer, resolve_model
+    from stilts_core.models.registry import load_tokenizer, resolve_model
 
     config = load_config(args.config)
     tokenizer = load_tokenizer(args.tokenizer or resolve_model(config.models[0]))

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import statsmodels  # noqa: E402
 
 from stilts_core import statistics as st  # noqa: E402
-from stilts_core.languages import read_languages_table  # noqa: E402
+from stilts_core.tasks.languages import read_languages_table  # noqa: E402
 
 
 def timed(function, repeats: int) -> tuple[float, object]:

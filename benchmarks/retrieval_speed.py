@@ -4,11 +4,11 @@ k-nearest-neighbour search at BUCC size. Prints figures; asserts nothing about s
     python benchmarks/retrieval_speed.py                       # CPU: tiny model, BUCC-size pool
     python benchmarks/retrieval_speed.py --model large         # GPU: XLM-R-Large-shaped encoder
 
-Encoding uses :func:`stilts_core.retrieval.encode` (length-sorted batches, bf16 on GPU) on real
+Encoding uses :func:`stilts_core.evaluation.retrieval.encode` (length-sorted batches, bf16 on GPU) on real
 Tatoeba sentences when the shared data pack is present (else fixture sentences), repeated to
 ``--sentences``. ``large`` is a random-init model with XLM-R Large's shape (24 layers, hidden
 1024, vocabulary 250,002): the arithmetic of the real weights. Search uses
-:func:`stilts_core.retrieval.knn` with k=4 (the BUCC margin's neighbourhood) of ``--queries``
+:func:`stilts_core.evaluation.retrieval.knn` with k=4 (the BUCC margin's neighbourhood) of ``--queries``
 random unit vectors against ``--candidates`` (BUCC de-en has about 400k sentences a side); the
 time of the full all-pairs search is extrapolated from the queries measured. The figures, with
 device, versions, date and command, go to ``benchmarks/results/retrieval-<device>.json``.
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 import transformers
 
-from stilts_core.modelling import load_tokenizer, resolve_model
+from stilts_core.evaluation.retrieval import RepresentationSettings, encode, knn, normalise
+from stilts_core.grid.throughput import XLMR_LARGE_CONFIG, environment, xlmr_tokenizer
+from stilts_core.models.registry import load_tokenizer, resolve_model
 from stilts_core.paths import REPO_ROOT, atomic_write_text, fixtures_dir, shared_data_dir
-from stilts_core.retrieval import RepresentationSettings, encode, knn, normalise
-from stilts_core.throughput import XLMR_LARGE_CONFIG, environment, xlmr_tokenizer
 
 transformers.logging.set_verbosity_error()
 

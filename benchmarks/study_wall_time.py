@@ -19,7 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stilts_core.results import read_run_records  # noqa: E402
+from stilts_core.runs.results import read_run_records  # noqa: E402
 
 
 def cost_table(records: dict[str, dict]) -> pd.DataFrame:

@@ -7,12 +7,12 @@
 For each head type at its tasks' published length (classification 256, multiple choice 256,
 tagging 256, extractive QA 384; read from the task registry) it trains a randomly initialised
 model for ``--warmup`` + ``--steps`` optimiser steps with the run's own ``Trainer`` set-up
-(:func:`stilts_core.training.training_arguments`, the run's collators and batch schedule) and
+(:func:`stilts_core.training.trainer.training_arguments`, the run's collators and batch schedule) and
 times the last ``--steps``. Every configuration is measured in the same process: the naive
 baseline (fp32, every sequence padded to the maximum length, eager attention, no length grouping,
 per-tensor AdamW) and the optimised default, and with ``--ladder`` each lever in turn. Then it
-times zero-shot evaluation (:func:`stilts_core.evaluation.run_model`) and retrieval encoding
-(:func:`stilts_core.retrieval.encode`) with the same model shape.
+times zero-shot evaluation (:func:`stilts_core.evaluation.scoring.run_model`) and retrieval encoding
+(:func:`stilts_core.evaluation.retrieval.encode`) with the same model shape.
 
 Lengths are realistic because the text is real: ANLI dev (classification), Cosmos QA dev
 (multiple choice), UD English-EWT test (tagging) and XQuAD English (QA), Tatoeba (encoding), all
@@ -22,7 +22,7 @@ vocabulary prepared from PyPI) and otherwise with the tiny model's, whose 400-pi
 makes sequences longer than XLM-R's (it is said in the output).
 
 It prints tokens/s, samples/s, peak memory and MFU against the device's dense bf16 peak (stated;
-``--peak-tflops`` for a device not in :data:`stilts_core.throughput.PEAK_BF16_TFLOPS`), and writes
+``--peak-tflops`` for a device not in :data:`stilts_core.grid.throughput.PEAK_BF16_TFLOPS`), and writes
 every figure with the environment to ``--output``, the file ``stilts grid plan --throughput``
 projects GPU-hours from. It asserts nothing about speed.
 """
@@ -38,11 +38,8 @@ import datasets
 import torch
 import transformers
 
-from stilts_core.data import canonicalise, read_local_file
-from stilts_core.modelling import load_tokenizer, resolve_model
-from stilts_core.paths import REPO_ROOT, shared_data_dir
-from stilts_core.tasks import get_task
-from stilts_core.throughput import (
+from stilts_core.data.loading import canonicalise, read_local_file
+from stilts_core.grid.throughput import (
     XLMR_LARGE_CONFIG,
     environment,
     measure_encoding,
@@ -52,7 +49,10 @@ from stilts_core.throughput import (
     write_results,
     xlmr_tokenizer,
 )
-from stilts_core.training import NAIVE, Efficiency, Hyperparameters
+from stilts_core.models.registry import load_tokenizer, resolve_model
+from stilts_core.paths import REPO_ROOT, shared_data_dir
+from stilts_core.tasks.registry import get_task
+from stilts_core.training.trainer import NAIVE, Efficiency, Hyperparameters
 
 transformers.logging.set_verbosity_error()
 datasets.disable_progress_bars()

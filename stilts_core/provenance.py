@@ -134,7 +134,7 @@ def classify(ceiling: str, conditions: list[Condition], upstream: dict[str, str 
 
 
 def write_record(run_dir: Path, assessment: Assessment) -> None:
-    from .paths import atomic_write_text
+    from stilts_core.paths import atomic_write_text
 
     atomic_write_text(Path(run_dir) / PROVENANCE_RECORD, json.dumps(assessment.as_record(), indent=1))
 

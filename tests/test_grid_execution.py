@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from stilts_core.cli import main
-from stilts_core.grid import collect_grid, load_config, plan, run_local, run_slurm
-from stilts_core.results import KEY
-from stilts_core.runs import PHASES, is_done
+from stilts_core.grid.config import collect_grid, load_config, plan, run_local, run_slurm
+from stilts_core.runs.execution import PHASES, is_done
+from stilts_core.runs.results import KEY
 
 pytestmark = pytest.mark.slow
 

@@ -6,14 +6,14 @@ import safetensors.torch
 import torch
 from test_training import HEADS, _prepared
 
-from stilts_core.training import initial_model, train
+from stilts_core.training.trainer import initial_model, train
 
 SEED = 5
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_path):
-    from stilts_core.modelling import load_tokenizer
+    from stilts_core.models.registry import load_tokenizer
 
     return load_tokenizer(tiny_model_path)
 
@@ -60,8 +60,9 @@ def test_the_target_run_starts_from_the_phase_two_encoder_under_a_fresh_head(
 def test_the_target_phase_hands_over_only_at_its_first_stage(monkeypatch, fixtures_root):
     """XCOPA-like multi-stage training carries its head from stage to stage; only the first
     stage starts new heads."""
-    from stilts_core import phases
-    from stilts_core.tasks import get_task
+    from stilts_core.phases import target as target_phase
+    from stilts_core.phases.params import validate_params
+    from stilts_core.tasks.registry import get_task
 
     calls = []
 
@@ -69,11 +70,11 @@ def test_the_target_phase_hands_over_only_at_its_first_stage(monkeypatch, fixtur
         calls.append(new_heads)
         raise KeyboardInterrupt("stop after the call is recorded")
 
-    monkeypatch.setattr(phases, "train", record)
-    params = phases.validate_params("target", {"task": "xnli", "model": "tiny-xlmr",
-                                               "data_root": str(fixtures_root), "smoke": True})
+    monkeypatch.setattr(target_phase, "train", record)
+    params = validate_params("target", {"task": "xnli", "model": "tiny-xlmr",
+                                        "data_root": str(fixtures_root), "smoke": True})
     with pytest.raises(KeyboardInterrupt):
-        phases.target(params)
+        target_phase.target(params)
     assert calls == [True] and len(get_task("xcopa").training) == 2
 
 

@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from stilts_core.data import DataSourceError, fetch_release_files, load_split
-from stilts_core.tasks import TASKS, get_task
+from stilts_core.data.loading import DataSourceError, fetch_release_files, load_split
+from stilts_core.tasks.registry import TASKS, get_task
 
 # Repos whose main holds only a loading script, which datasets 5.x refuses (issue 23).
 SCRIPT_ONLY = {"allenai/social_i_qa", "facebook/mlqa", "allenai/cosmos_qa"}
@@ -100,10 +100,11 @@ def test_a_run_on_a_local_root_says_which_languages_it_skips_and_why(fixtures_ro
                                                                      capsys):
     import json
 
-    from stilts_core.phases import PARAMS, _available_languages
+    from stilts_core.phases.common import available_languages
+    from stilts_core.phases.params import PARAMS
 
     params = PARAMS["zero_shot_eval"](data_root=str(fixtures_root))
-    found = _available_languages(get_task("xnli"), "test", params, tmp_path)
+    found = available_languages(get_task("xnli"), "test", params, tmp_path)
     record = json.loads((tmp_path / "skipped_languages.json").read_text())
     assert set(found) == {"en", "de", "fr", "es"}
     assert set(record["skipped"]) == set(get_task("xnli").languages) - set(found)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stilts_core.metrics import (
+from stilts_core.tasks.metrics import (
     METRICS,
     MetricInputError,
     average_precision_at_k,

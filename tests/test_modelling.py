@@ -1,6 +1,6 @@
 import pytest
 
-from stilts_core.modelling import get_model_spec, load_tokenizer, provenance_ceiling, resolve_model
+from stilts_core.models.registry import get_model_spec, load_tokenizer, provenance_ceiling, resolve_model
 
 
 def test_tiny_tokenizer_has_xlmr_special_tokens(tiny_model_path):
@@ -41,7 +41,7 @@ def test_local_overrides_win_over_the_hub(tmp_path, monkeypatch):
 def test_unreachable_hub_names_the_model_and_the_override(monkeypatch):
     from huggingface_hub import constants
 
-    from stilts_core.modelling import ModelSourceError
+    from stilts_core.models.registry import ModelSourceError
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("STILTS_MODEL_ROOT", raising=False)

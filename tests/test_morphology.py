@@ -13,16 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stilts_core import morphology as m
-from stilts_core.languages import (
+from stilts_core.analysis import morphology as m
+from stilts_core.paths import data_dir
+from stilts_core.tasks.languages import (
     LANGUAGES,
     get_language,
     languages_table,
     read_cc100,
     xtreme_r_languages,
 )
-from stilts_core.paths import data_dir
-from stilts_core.tasks import get_task
+from stilts_core.tasks.registry import get_task
 
 # --- corpus measures by hand ------------------------------------------------------------------
 
@@ -344,7 +344,7 @@ def built_tables(shared_data, e5_model_path, tmp_path_factory) -> Path:
     """What ``stilts morphology build --tokenizer multilingual-e5-small`` (the committed tables'
     command) writes, built from the real data pack; the tokenizer is the offline copy's, which
     is the hub original's tokenizer.json."""
-    from stilts_core import modelling
+    from stilts_core.models import registry as modelling
 
     output = tmp_path_factory.mktemp("morphology")
     with pytest.MonkeyPatch.context() as patch:
@@ -400,7 +400,7 @@ def test_every_language_and_measure_has_one_primary_row(real_indices):
 
 
 def test_tokenizer_measures_with_the_tiny_tokenizer(shared_data, tiny_model_path):
-    from stilts_core.modelling import load_tokenizer
+    from stilts_core.models.registry import load_tokenizer
 
     texts = m.tokenizer_texts(shared_data)
     rows = pd.DataFrame(m.tokenizer_rows(texts, load_tokenizer(tiny_model_path), "tiny-xlmr",

@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from stilts_core import pack
-from stilts_core.data import DataSourceError, load_split, resolve_data_root
-from stilts_core.pack import PACK_LAYOUT, entry_paths, pack_entry, pack_record
-from stilts_core.tasks import get_task
+from stilts_core.data import pack
+from stilts_core.data.loading import DataSourceError, load_split, resolve_data_root
+from stilts_core.data.pack import PACK_LAYOUT, entry_paths, pack_entry, pack_record
+from stilts_core.tasks.registry import get_task
 
 # Sizes the pack README states (or the release's own), after the held-out tenth where a dev
 # set serves as training data.
@@ -171,8 +171,8 @@ def test_every_language_of_the_study_reads(shared_data, task, split):
 
 
 def test_grid_check_takes_a_stand_in_split_for_what_it_is(shared_data):
-    from stilts_core.data import DataSources
-    from stilts_core.preflight import Need, check_local
+    from stilts_core.data.loading import DataSources
+    from stilts_core.grid.preflight import Need, check_local
 
     sources = DataSources(shared_data)
     status, source, detail = check_local(Need("mnli", "train", "en", sources), shared_data)
@@ -187,10 +187,11 @@ def test_grid_check_takes_a_stand_in_split_for_what_it_is(shared_data):
 def test_run_records_the_pack_files_and_what_stands_in_for_what(shared_data, tmp_path):
     import json
 
-    from stilts_core.phases import PARAMS, _record_sources
+    from stilts_core.phases.common import record_sources
+    from stilts_core.phases.params import PARAMS
 
     params = PARAMS["intermediate"](task="anli_plus", model="multilingual-e5-small", data_root="pack")
-    _record_sources(tmp_path, params, [get_task(n) for n in ("anli_plus", "snli", "mnli")])
+    record_sources(tmp_path, params, [get_task(n) for n in ("anli_plus", "snli", "mnli")])
     record = json.loads((tmp_path / "data_sources.json").read_text())
     assert record["anli_plus"]["pack"] == str(shared_data)
     assert "ANLIzing" in record["anli_plus"]["splits"]["train"]["serves_as"]
@@ -203,10 +204,11 @@ def test_evaluation_languages_of_a_pack_task_are_those_its_layout_has(shared_dat
                                                                       split, expected):
     """A zero-shot run over 'every language' finds the pack's files through its layout, not as
     <task>/<split>-<lang>.jsonl (which the pack does not have)."""
-    from stilts_core.phases import PARAMS, _available_languages
+    from stilts_core.phases.common import available_languages
+    from stilts_core.phases.params import PARAMS
 
     params = PARAMS["zero_shot_eval"](target_run="x", data_root="pack")
-    found = _available_languages(get_task(task), split, params, tmp_path)
+    found = available_languages(get_task(task), split, params, tmp_path)
     assert len(found) == expected and "en" in found
 
 
@@ -218,7 +220,7 @@ def test_a_sample_drawn_before_conversion_is_the_sample_drawn_after(shared_data,
                                                                     language, size):
     """Sampling raw rows (fast) picks the examples that sampling converted rows picked; a task
     that drops labels (SNLI's '-') is sampled after conversion."""
-    from stilts_core.data import sample_rows
+    from stilts_core.data.loading import sample_rows
 
     spec = get_task(task)
     every = load_split(spec, split, language, "pack")

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stilts_core import per_language
-from stilts_core import statistics as st
-from stilts_core.languages import read_languages_table
+from stilts_core.analysis import per_language
+from stilts_core.analysis import statistics as st
+from stilts_core.tasks.languages import read_languages_table
 
 matplotlib.use("Agg")
 
@@ -84,7 +84,7 @@ def test_the_power_design_is_the_one_the_set_has():
 
 
 def test_the_learning_check_sets_each_baseline_beside_guessing():
-    from stilts_core.report import chance_level, learning_check
+    from stilts_core.book.report import chance_level, learning_check
 
     assert (chance_level("xnli"), chance_level("xcopa"), chance_level("panx")) == (100 / 3, 50.0, 0.0)
     assert chance_level("tatoeba") is None

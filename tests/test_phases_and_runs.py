@@ -2,8 +2,8 @@ import papermill
 import pytest
 
 from stilts_core.paths import notebooks_dir
-from stilts_core.phases import PARAMS, ParameterError, validate_params
-from stilts_core.runs import PHASES, RunError, execute_phase, load_done_run, run_id
+from stilts_core.phases.params import PARAMS, ParameterError, validate_params
+from stilts_core.runs.execution import PHASES, RunError, execute_phase, load_done_run, run_id
 
 
 @pytest.mark.parametrize("phase", sorted(PHASES))
@@ -56,7 +56,7 @@ def test_run_lock_is_exclusive_and_dies_with_its_holder(tmp_path):
     import sys
     import time
 
-    from stilts_core.runs import RunBusy, is_running, run_lock
+    from stilts_core.runs.execution import RunBusy, is_running, run_lock
 
     with run_lock(tmp_path):
         assert is_running(tmp_path)
@@ -65,7 +65,7 @@ def test_run_lock_is_exclusive_and_dies_with_its_holder(tmp_path):
                 pass
     assert not is_running(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from stilts_core.runs import run_lock\n"
+        "import sys, time; from stilts_core.runs.execution import run_lock\n"
         f"with run_lock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(600)")],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -98,7 +98,7 @@ def test_kernel_talks_over_unix_sockets_in_a_private_folder_that_is_removed(tmp_
     from pathlib import Path
 
     from stilts_core.paths import REPO_ROOT
-    from stilts_core.runs import execute_notebook
+    from stilts_core.runs.execution import execute_notebook
 
     source = _notebook(
         tmp_path / "connection.ipynb", "output = ''",
@@ -122,7 +122,7 @@ def test_kernel_talks_over_unix_sockets_in_a_private_folder_that_is_removed(tmp_
 def test_too_long_temporary_folder_for_kernel_sockets_is_a_clear_error(tmp_path, monkeypatch):
     import tempfile
 
-    from stilts_core.runs import execute_notebook
+    from stilts_core.runs.execution import execute_notebook
 
     deep = tmp_path / ("d" * 100)
     deep.mkdir()
@@ -143,19 +143,21 @@ def test_unset_sample_caps_leave_existing_run_ids_unchanged():
 
 
 def test_a_sampled_run_can_never_be_full_scale():
-    from stilts_core.phases import PARAMS, _recipe_conditions
+    from stilts_core.phases.assessment import recipe_conditions
+    from stilts_core.phases.params import PARAMS
 
     for phase in ("intermediate", "target", "zero_shot_eval", "retrieval", "alignment"):
         params = PARAMS[phase](**validate_params(phase, {"max_eval_examples": 50}))
-        failed = [c.name for c in _recipe_conditions(params) if not c.holds]
+        failed = [c.name for c in recipe_conditions(params) if not c.holds]
         assert failed == ["max_eval_examples"], phase
     params = PARAMS["target"](**validate_params("target", {"max_train_examples": 50}))
-    assert [c.name for c in _recipe_conditions(params) if not c.holds] == ["max_train_examples"]
+    assert [c.name for c in recipe_conditions(params) if not c.holds] == ["max_train_examples"]
 
 
 def test_capped_split_is_the_same_fixed_seed_sample_in_every_run(fixtures_root):
-    from stilts_core.phases import PARAMS, load_task_split
-    from stilts_core.tasks import get_task
+    from stilts_core.phases.common import load_task_split
+    from stilts_core.phases.params import PARAMS
+    from stilts_core.tasks.registry import get_task
 
     task = get_task("xnli")
     one = PARAMS["zero_shot_eval"](data_root=str(fixtures_root), max_eval_examples=5)
@@ -170,8 +172,8 @@ def test_capped_split_is_the_same_fixed_seed_sample_in_every_run(fixtures_root):
 def test_pruning_a_finished_run_keeps_what_later_phases_read(tmp_path):
     """keep_weights: downstream deletes stage copies, heads and checkpoints of a done run, and
     keeps the folders named for its phase, its records and its results."""
-    from stilts_core.phases import WEIGHTS_READ_DOWNSTREAM
-    from stilts_core.runs import mark_done, prune_weights
+    from stilts_core.phases.params import WEIGHTS_READ_DOWNSTREAM
+    from stilts_core.runs.execution import mark_done, prune_weights
 
     run = tmp_path / "target-xnli-abc"
     for folder in ("model", "encoder", "stages/1-xnli/model-xnli", "stages/1-xnli/encoder",
@@ -194,7 +196,7 @@ def test_pruning_a_finished_run_keeps_what_later_phases_read(tmp_path):
 def test_run_records_travel_with_a_collected_table(tmp_path):
     import json
 
-    from stilts_core.results import read_run_records, records_path, write_run_records
+    from stilts_core.runs.results import read_run_records, records_path, write_run_records
 
     runs = []
     for name in ("b-run", "a-run"):

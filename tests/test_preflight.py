@@ -5,8 +5,8 @@ import pytest
 import yaml
 
 from stilts_core.cli import main
-from stilts_core.grid import GridConfig
-from stilts_core.preflight import FolderListing, check_grid, exit_status, grid_needs
+from stilts_core.grid.config import GridConfig
+from stilts_core.grid.preflight import FolderListing, check_grid, exit_status, grid_needs
 
 
 def _card(configs: dict[str, dict[str, str]], default: str | None = None) -> str:
@@ -99,8 +99,8 @@ ANLI_SPLITS = {name.split("/")[1].split("-")[0]: name.replace("00000-of-00001", 
 def test_a_task_without_a_config_is_checked_against_the_cards_default(hub, configs, default,
                                                                         status):
     """ANLI names no config: load_dataset takes the card's default (or only) config."""
-    from stilts_core.preflight import check_hub_dataset
-    from stilts_core.tasks import get_task
+    from stilts_core.grid.preflight import check_hub_dataset
+    from stilts_core.tasks.registry import get_task
 
     _repo(hub, "datasets", "facebook/anli", {"README.md": _card(configs, default), **ANLI_FILES})
     found, detail = check_hub_dataset(get_task("anli"), "train", "en", "main", FolderListing(hub))
@@ -143,9 +143,9 @@ def test_the_full_scale_grid_is_checked_offline_with_what_was_not_checked_said(c
 
 
 def test_grid_needs_follow_the_runs_mixture_and_combined_sets():
-    from stilts_core.grid import load_config
+    from stilts_core.grid.config import load_config
+    from stilts_core.grid.preflight import grid_needs
     from stilts_core.paths import configs_dir
-    from stilts_core.preflight import grid_needs
 
     needs, _ = grid_needs(load_config(configs_dir() / "e5_study.yaml"))
     read = {(n.task, n.split) for n in needs}

@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from stilts_core.data import DataSourceError, load_split, read_local_file
-from stilts_core.features import (
+from stilts_core.data.features import (
     IGNORE_INDEX,
     Encoding,
     decode_spans,
@@ -18,18 +17,19 @@ from stilts_core.features import (
     encode_qa_train,
     encode_tokens,
 )
-from stilts_core.tasks import get_task
+from stilts_core.data.loading import DataSourceError, load_split, read_local_file
+from stilts_core.tasks.registry import get_task
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_path):
-    from stilts_core.modelling import load_tokenizer
+    from stilts_core.models.registry import load_tokenizer
 
     return load_tokenizer(tiny_model_path)
 
 
 def _canonical(task_name, path, language="en"):
-    from stilts_core.data import canonicalise
+    from stilts_core.data.loading import canonicalise
 
     task = get_task(task_name)
     return canonicalise(read_local_file(task, path), task, str(path))
@@ -209,7 +209,7 @@ def test_ccg_is_local_only_with_instructions_and_reads_its_tag_set_from_data(tmp
     rows = [{"tokens": ["Anna", "reads"], "tags": ["N", r"S[dcl]\NP"]},
             {"tokens": ["Marco", "sleeps", "."], "tags": ["N", r"S[dcl]\NP", "."]}]
     _write_jsonl(tmp_path, "ccg", "train-en.jsonl", rows)
-    from stilts_core.training import label_set
+    from stilts_core.training.trainer import label_set
 
     examples = load_split(get_task("ccg"), "train", "en", tmp_path)
     assert label_set(get_task("ccg"), examples) == (".", "N", r"S[dcl]\NP")
@@ -240,7 +240,7 @@ def test_encoded_features_are_fingerprinted_by_content_without_pickling_the_toke
     import datasets
     from datasets.fingerprint import Hasher
 
-    from stilts_core.features import tokenizer_digest
+    from stilts_core.data.features import tokenizer_digest
 
     source = datasets.Dataset.from_list([{"text": "a b", "text_pair": "c", "label": 0}] * 3)
     hash_one = Hasher.hash

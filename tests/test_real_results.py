@@ -8,11 +8,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from stilts_core.grid import load_config, plan
+from stilts_core.analysis.result_sets import load_book_config
+from stilts_core.grid.config import load_config, plan
 from stilts_core.paths import REPO_ROOT
-from stilts_core.result_sets import load_book_config
-from stilts_core.results import read_run_records, records_path
-from stilts_core.runs import run_id
+from stilts_core.runs.execution import run_id
+from stilts_core.runs.results import read_run_records, records_path
 
 STUDY = REPO_ROOT / "configs" / "e5_study.yaml"
 RECOMPUTED_LANGUAGES = ["de", "fi", "ja"]
@@ -50,14 +50,16 @@ def test_the_committed_set_is_the_whole_grid_of_its_config(study):
 
 
 def _recomputed(phase: str, records: dict, tmp_path) -> pd.DataFrame:
-    from stilts_core import phases
-    from stilts_core.results import read_run_results
+    import importlib
+
+    from stilts_core.runs.results import read_run_results
 
     (identifier, record), = [(i, r) for i, r in records.items()
                              if r["params"]["phase"] == phase and not r["params"]["encoder_run"]]
     params = {k: v for k, v in record["params"].items() if k != "phase"}
     params["languages"] = RECOMPUTED_LANGUAGES
-    getattr(phases, phase)(params, run_dir=str(tmp_path / phase))
+    procedure = getattr(importlib.import_module(f"stilts_core.phases.{phase}"), phase)
+    procedure(params, run_dir=str(tmp_path / phase))
     return identifier, read_run_results(tmp_path / phase)
 
 

@@ -6,9 +6,9 @@ import json
 import pytest
 import yaml
 
-from stilts_core.book import CHAPTERS, Build
-from stilts_core.result_sets import AnalysisSettings, ResultSet, ResultSetError, load_book_config
-from stilts_core.runs import attempt, compute_record
+from stilts_core.analysis.result_sets import AnalysisSettings, ResultSet, ResultSetError, load_book_config
+from stilts_core.book.build import CHAPTERS, Build
+from stilts_core.runs.execution import attempt, compute_record
 
 
 def test_the_default_book_configuration_is_valid_and_plans_the_smoke_grid():
@@ -30,7 +30,7 @@ def test_the_default_book_configuration_is_valid_and_plans_the_smoke_grid():
     (lambda c: c["plan"]["outcomes"].append(dict(c["plan"]["outcomes"][0])), r"outcome names repeat"),
 ])
 def test_book_configuration_errors_name_the_file_and_field(tmp_path, change, message):
-    from stilts_core.result_sets import DEFAULT_BOOK_CONFIG
+    from stilts_core.analysis.result_sets import DEFAULT_BOOK_CONFIG
 
     config = yaml.safe_load(DEFAULT_BOOK_CONFIG.read_text())
     change(config)
@@ -99,8 +99,8 @@ def test_a_committed_set_in_the_book_configuration_is_read_not_run(tmp_path):
     no grid, and, as it is a finding, analyses it instead of a simulation."""
     import pandas as pd
 
-    from stilts_core.book import plan_build
-    from stilts_core.result_sets import DEFAULT_BOOK_CONFIG
+    from stilts_core.analysis.result_sets import DEFAULT_BOOK_CONFIG
+    from stilts_core.book.build import plan_build
 
     table = tmp_path / "real.parquet"
     pd.DataFrame([{"model": "multilingual-e5-small", "intermediate_task": "none",

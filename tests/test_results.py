@@ -3,9 +3,9 @@ import json
 import pandas as pd
 import pytest
 
-from stilts_core import report
-from stilts_core.result_sets import ResultSetError, read_result_set
-from stilts_core.results import (
+from stilts_core.analysis.result_sets import ResultSetError, read_result_set
+from stilts_core.book import report
+from stilts_core.runs.results import (
     ResultsError,
     benchmark_scores,
     collect,
@@ -88,7 +88,7 @@ def test_headline_of_qa_is_the_mean_of_exact_match_and_f1():
 
 
 def test_benchmark_scores_follow_the_official_aggregation():
-    from stilts_core.tasks import get_benchmark
+    from stilts_core.tasks.registry import get_benchmark
 
     tasks = get_benchmark("xtreme").tasks
     rows = [row(target_task="mlqa", language=lang, metric=m, value=v)

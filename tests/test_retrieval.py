@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from stilts_core.evaluation import mining_scores, ranking_scores
-from stilts_core.retrieval import (
+from stilts_core.evaluation.retrieval import (
     PRESETS,
     RepresentationSettings,
     apply_threshold,
@@ -20,7 +19,8 @@ from stilts_core.retrieval import (
     rank_pool,
     tune_threshold,
 )
-from stilts_core.tasks import get_task
+from stilts_core.evaluation.scoring import mining_scores, ranking_scores
+from stilts_core.tasks.registry import get_task
 
 
 def test_mean_pooling_skips_padding_and_special_tokens():
@@ -109,7 +109,7 @@ def _lookup_embedder(vectors: dict[str, np.ndarray]):
 
 
 def test_bucc_threshold_is_tuned_on_dev_and_applied_to_test():
-    from stilts_core.data import MiningCorpus
+    from stilts_core.data.loading import MiningCorpus
 
     rng = np.random.default_rng(3)
     vectors = {}
@@ -132,7 +132,7 @@ def test_bucc_threshold_is_tuned_on_dev_and_applied_to_test():
     embed = _lookup_embedder(vectors)
     task = get_task("bucc2018")
     result = mining_scores(task, dev, test, embed, 32, 4, "ratio", "max", "de")
-    from stilts_core.evaluation import mine_corpus
+    from stilts_core.evaluation.scoring import mine_corpus
 
     dev_candidates = mine_corpus(dev, embed, 32, 4, "ratio", "max")
     test_candidates = mine_corpus(test, embed, 32, 4, "ratio", "max")
@@ -144,8 +144,8 @@ def test_bucc_threshold_is_tuned_on_dev_and_applied_to_test():
 
 
 def test_mining_drops_candidates_whose_text_has_several_ids():
-    from stilts_core.data import MiningCorpus
-    from stilts_core.evaluation import mine_corpus
+    from stilts_core.data.loading import MiningCorpus
+    from stilts_core.evaluation.scoring import mine_corpus
 
     vectors = {"a": np.array([1.0, 0.0]), "b": np.array([0.0, 1.0])}
     corpus = MiningCorpus(["s1", "s2", "s3"], ["a", "a", "b"], ["t1", "t2"], ["a", "b"],
@@ -155,7 +155,7 @@ def test_mining_drops_candidates_whose_text_has_several_ids():
 
 
 def test_ranking_scores_map_at_20_on_a_constructed_pool():
-    from stilts_core.data import RankingSet
+    from stilts_core.data.loading import RankingSet
 
     vectors = {"q1": np.array([1.0, 0.0, 0.0]), "q2": np.array([0.0, 1.0, 0.0]),
                "c1": np.array([1.0, 0.1, 0.0]), "c2": np.array([0.9, 0.0, 0.5]),
@@ -173,8 +173,8 @@ def test_ranking_scores_map_at_20_on_a_constructed_pool():
 def test_encode_returns_unit_vectors_in_input_order(tiny_model_path):
     from transformers import AutoModel
 
-    from stilts_core.modelling import load_tokenizer
-    from stilts_core.retrieval import embed_layers
+    from stilts_core.evaluation.retrieval import embed_layers
+    from stilts_core.models.registry import load_tokenizer
 
     model = AutoModel.from_pretrained(tiny_model_path)
     tokenizer = load_tokenizer(tiny_model_path)

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from release_files import write_bucc, write_mewslix, write_xquad_r
 
-from stilts_core import data as data_io
-from stilts_core import phases
-from stilts_core.tasks import get_task
+from stilts_core.data import loading as data_io
+from stilts_core.phases.alignment import alignment
+from stilts_core.phases.params import ParameterError, validate_params
+from stilts_core.phases.retrieval import retrieval
+from stilts_core.tasks.registry import get_task
 
 
 def test_bucc_reader_maps_sample_to_dev_and_training_to_test(tmp_path):
@@ -92,10 +94,10 @@ def test_sentence_breaks_and_squad_training_pairs():
 def test_dual_encoder_resumes_to_the_same_weights(tiny_model_path, tmp_path, monkeypatch):
     import torch
 
-    from stilts_core import dual_encoder
-    from stilts_core.data import TrainingPairs
-    from stilts_core.modelling import load_tokenizer
-    from stilts_core.retrieval import RepresentationSettings
+    from stilts_core.data.loading import TrainingPairs
+    from stilts_core.evaluation.retrieval import RepresentationSettings
+    from stilts_core.models.registry import load_tokenizer
+    from stilts_core.training import dual_encoder
 
     pairs = TrainingPairs([f"Who has {n} books?" for n in range(12)],
                           [f"Anna hat {n} Bücher." for n in range(12)], "constructed")
@@ -134,7 +136,7 @@ def test_dual_encoder_resumes_to_the_same_weights(tiny_model_path, tmp_path, mon
 
 
 def test_batch_order_is_a_function_of_the_seed():
-    from stilts_core.dual_encoder import batch_order
+    from stilts_core.training.dual_encoder import batch_order
 
     first = batch_order(10, 4, 1.5, seed=1)
     assert len(first) == 3 and all(len(b) == 4 for b in first)
@@ -147,7 +149,7 @@ def test_batch_order_is_a_function_of_the_seed():
 # --- the phases on the tiny model ---------------------------------------------------------------
 
 def _rows(run_dir):
-    from stilts_core.results import read_run_results
+    from stilts_core.runs.results import read_run_results
 
     return read_run_results(run_dir)
 
@@ -155,7 +157,7 @@ def _rows(run_dir):
 def test_bucc_phase_records_dev_test_and_oracle(tiny_model_path, tmp_path):
     write_bucc(tmp_path / "data", "de")
     run_dir = tmp_path / "run"
-    metrics = phases.retrieval({"model": "tiny-xlmr", "task": "bucc2018", "languages": ["de"],
+    metrics = retrieval({"model": "tiny-xlmr", "task": "bucc2018", "languages": ["de"],
                                 "data_root": str(tmp_path / "data"), "layer": -1}, str(run_dir))
     rows = _rows(run_dir)
     assert set(zip(rows["split"], rows["metric"], strict=True)) == {
@@ -172,31 +174,31 @@ def test_ranking_phase_both_protocols(tiny_model_path, tmp_path):
     write_mewslix(tmp_path / "data")
     base = {"model": "tiny-xlmr", "task": "mewslix", "data_root": str(tmp_path / "data"),
             "layer": -1, "max_length": 32, "candidate_max_length": 32}
-    metrics = phases.retrieval(base, str(tmp_path / "encoder"))
+    metrics = retrieval(base, str(tmp_path / "encoder"))
     assert set(metrics) >= {"de", "en", "es"} and 0 <= metrics["de"]["map_at_20"] <= 100
-    metrics = phases.retrieval({**base, "protocol": "dual_encoder", "dual_batch_size": 4,
+    metrics = retrieval({**base, "protocol": "dual_encoder", "dual_batch_size": 4,
                                 "dual_max_steps": 3}, str(tmp_path / "dual"))
     assert metrics["dual_encoder"]["steps"] == 3
     rows = _rows(tmp_path / "dual")
     assert set(rows["seed"]) == {1}
     assert json.loads(rows["settings"][0])["protocol"] == "dual_encoder"
-    with pytest.raises(phases.ParameterError, match="dual_encoder.*ranking tasks"):
-        phases.validate_params("retrieval", {"task": "tatoeba", "protocol": "dual_encoder"})
+    with pytest.raises(ParameterError, match="dual_encoder.*ranking tasks"):
+        validate_params("retrieval", {"task": "tatoeba", "protocol": "dual_encoder"})
 
 
 def test_lareqa_phase_scores_each_question_language(tiny_model_path, tmp_path):
     write_xquad_r(tmp_path / "data")
-    metrics = phases.retrieval({"model": "tiny-xlmr", "task": "lareqa", "layer": -1,
+    metrics = retrieval({"model": "tiny-xlmr", "task": "lareqa", "layer": -1,
                                 "data_root": str(tmp_path / "data")}, str(tmp_path / "run"))
     assert set(get_task("lareqa").languages) <= set(metrics)
     assert metrics["th"]["candidates"] == 66 and metrics["th"]["queries"] == 3
 
 
 def test_alignment_phase_writes_every_layer_and_measure(tiny_model_path, fixtures_root, tmp_path):
-    from stilts_core.alignment import MEASURES
-    from stilts_core.results import setting
+    from stilts_core.evaluation.alignment import MEASURES
+    from stilts_core.runs.results import setting
 
-    phases.alignment({"model": "tiny-xlmr", "languages": ["de", "fr"], "max_length": 64,
+    alignment({"model": "tiny-xlmr", "languages": ["de", "fr"], "max_length": 64,
                       "data_root": str(fixtures_root)}, str(tmp_path / "run"))
     rows = _rows(tmp_path / "run")
     assert sorted(set(setting(rows, "layer"))) == [0, 1, 2]  # the tiny model has 2 layers

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stilts_core import statistics as st
-from stilts_core.languages import read_languages_table
-from stilts_core.morphology import read_indices, wide_view
-from stilts_core.tasks import intermediate_choices
+from stilts_core.analysis import statistics as st
+from stilts_core.analysis.morphology import read_indices, wide_view
+from stilts_core.tasks.languages import read_languages_table
+from stilts_core.tasks.registry import intermediate_choices
 
 INDEX = "mattr_over_english"
 # every component of the generating structure the analysis fits, none near zero

@@ -8,8 +8,8 @@ import datasets
 import pytest
 
 from stilts_core.cli import main
-from stilts_core.evaluation import references, retrieval_records, score_language
-from stilts_core.submission import (
+from stilts_core.evaluation.scoring import references, retrieval_records, score_language
+from stilts_core.evaluation.submission import (
     SubmissionError,
     export_run,
     format_report,
@@ -17,7 +17,7 @@ from stilts_core.submission import (
     prediction_records,
     score_folders,
 )
-from stilts_core.tasks import Benchmark, get_benchmark, get_task
+from stilts_core.tasks.registry import Benchmark, get_benchmark, get_task
 
 MOCK = Path(__file__).parent / "data" / "xtreme_mock"
 # google-research/xtreme evaluate_test.py, TASK2AVG_SCORES: what the official evaluate.py gives

@@ -1,9 +1,9 @@
 import pytest
 from pydantic import ValidationError
 
-from stilts_core.features import FORMATS
-from stilts_core.metrics import METRICS
-from stilts_core.tasks import MIXTURES, TASKS, Fields, HubSource, TaskSpec, get_task
+from stilts_core.data.features import FORMATS
+from stilts_core.tasks.metrics import METRICS
+from stilts_core.tasks.registry import MIXTURES, TASKS, Fields, HubSource, TaskSpec, get_task
 
 
 def test_the_catalogue_of_phang_et_al_and_xtreme_r_is_declared():
@@ -87,8 +87,8 @@ def test_metrics_are_validated_against_the_registry():
 
 
 def test_benchmarks_declare_the_official_task_lists_and_groups():
-    from stilts_core.submission import LAYOUTS
-    from stilts_core.tasks import BENCHMARKS
+    from stilts_core.evaluation.submission import LAYOUTS
+    from stilts_core.tasks.registry import BENCHMARKS
 
     xtreme, xtreme_r = BENCHMARKS["xtreme"], BENCHMARKS["xtreme-r"]
     assert len(xtreme.tasks) == 9 and len(xtreme_r.tasks) == 10

@@ -14,10 +14,8 @@ import sys
 
 import pytest
 
-from stilts_core.grid import GridConfig, load_config, plan, plan_table
-from stilts_core.paths import REPO_ROOT
-from stilts_core.tasks import get_task
-from stilts_core.throughput import (
+from stilts_core.grid.config import GridConfig, load_config, plan, plan_table
+from stilts_core.grid.throughput import (
     XLMR_LARGE_CONFIG,
     Measurement,
     ModelShape,
@@ -29,7 +27,9 @@ from stilts_core.throughput import (
     scheduled_work_table,
     write_results,
 )
-from stilts_core.training import NAIVE, Efficiency, batch_schedule
+from stilts_core.paths import REPO_ROOT
+from stilts_core.tasks.registry import get_task
+from stilts_core.training.trainer import NAIVE, Efficiency, batch_schedule
 
 
 def test_xlmr_large_matmul_parameters_are_the_layer_stack_without_embeddings():
@@ -170,7 +170,7 @@ def test_runs_that_cannot_be_projected_say_why(measured):
 
 
 def test_every_training_set_of_the_full_grid_has_a_declared_size_except_ccg_and_tydiqa():
-    from stilts_core.throughput import training_stages
+    from stilts_core.grid.throughput import training_stages
 
     missing = set()
     for run in plan(load_config(REPO_ROOT / "configs" / "xstilts.yaml")):
@@ -202,9 +202,9 @@ def test_without_length_grouping_batches_are_cut_from_the_shuffled_order():
 
 @pytest.mark.parametrize("task_name", ["mnli", "cosmos_qa", "udpos", "squad_v1"])
 def test_naive_collators_pad_every_sequence_to_the_maximum_length(tiny_model_path, task_name):
-    from stilts_core.features import Encoding
-    from stilts_core.modelling import load_tokenizer
-    from stilts_core.training import TrainingTask, collators
+    from stilts_core.data.features import Encoding
+    from stilts_core.models.registry import load_tokenizer
+    from stilts_core.training.trainer import TrainingTask, collators
 
     tokenizer = load_tokenizer(tiny_model_path)
     task = get_task(task_name)
@@ -224,8 +224,8 @@ def test_naive_collators_pad_every_sequence_to_the_maximum_length(tiny_model_pat
 
 
 def test_attention_implementation_reaches_encoder_and_heads(tiny_model_path):
-    from stilts_core.features import Encoding
-    from stilts_core.training import TrainingTask, build_model
+    from stilts_core.data.features import Encoding
+    from stilts_core.training.trainer import TrainingTask, build_model
 
     task = get_task("mnli")
     prepared = TrainingTask("mnli", task, None, None, Encoding(64, labels=task.labels),

@@ -7,8 +7,8 @@ from collections import Counter
 import datasets
 import pytest
 
-from stilts_core.tasks import get_task
-from stilts_core.training import Hyperparameters, batch_schedule, prepare_task, train
+from stilts_core.tasks.registry import get_task
+from stilts_core.training.trainer import Hyperparameters, batch_schedule, prepare_task, train
 
 NAMES_A = ("Anna", "Marco", "Lena", "Omar", "Sofia", "Jonas", "Clara", "Ivan")
 NAMES_B = ("Nina", "Paul", "Yuki", "Amir", "Elena", "Tomas", "Mira", "Hugo")
@@ -82,7 +82,7 @@ def _prepared(format_name, tokenizer, seed=0, train_size=400):
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_path):
-    from stilts_core.modelling import load_tokenizer
+    from stilts_core.models.registry import load_tokenizer
 
     return load_tokenizer(tiny_model_path)
 
@@ -102,7 +102,7 @@ def test_resume_after_a_crash_reaches_the_same_weights(tiny_model_path, tokenize
                                                        monkeypatch):
     import safetensors.torch
 
-    from stilts_core import training
+    from stilts_core.training import trainer as training
 
     prepared, hyper = _prepared("classification", tokenizer, train_size=160)
     hyper = hyper.model_copy(update={"max_steps": 24, "eval_steps": 8})

@@ -1,0 +1,1 @@
+"""The phases the notebooks run: their parameters and the work of each phase."""

@@ -1,0 +1,184 @@
+"""What every phase does the same way: start in the run's folder, read a split at the run's size,
+record where the data came from, score language by language with resume, and write the results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+from pydantic import BaseModel
+
+from stilts_core.data import loading as data_io
+from stilts_core.data.pack import is_pack, pack_record
+from stilts_core.evaluation.retrieval import (
+    RepresentationSettings,
+    encode,
+)
+from stilts_core.models.registry import load_tokenizer, resolve_model
+from stilts_core.paths import atomic_write_text
+from stilts_core.phases.params import (
+    PARAMS,
+    SMOKE_MAX_EVAL,
+    SMOKE_MAX_TRAIN,
+    DataParams,
+    ParameterError,
+    intermediate_label,
+    validate_params,
+)
+from stilts_core.runs.execution import load_done_run, run_id, run_path
+from stilts_core.runs.results import NO_INTERMEDIATE, result_file, write_run_results
+from stilts_core.tasks.registry import (
+    TaskSpec,
+)
+
+
+def start_phase(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel]:
+    quiet_libraries()
+    validated = validate_params(phase, params)
+    path = Path(run_dir) if run_dir else run_path(run_id(phase, validated))
+    path.mkdir(parents=True, exist_ok=True)
+    return path, PARAMS[phase](**validated)
+
+
+def head_rows(dataset, limit: int):
+    return dataset.select(range(min(limit, len(dataset))))
+
+
+SMOKE_LIMITS = {"train": SMOKE_MAX_TRAIN, "eval": SMOKE_MAX_EVAL}
+
+
+def load_task_split(task: TaskSpec, split: str, language: str, p: DataParams, purpose: str,
+                    translated: bool = False):
+    """A split for training (``purpose='train'``) or for scoring and early stopping
+    (``'eval'``), cut to the smoke size, or sampled down to the run's cap for that purpose."""
+    cap = p.max_train_examples if purpose == "train" else p.max_eval_examples
+    if p.smoke:
+        dataset = data_io.load_split(task, split, language, p.sources(), translated=translated)
+        return data_io.sample_rows(head_rows(dataset, SMOKE_LIMITS[purpose]), cap)
+    return data_io.load_split(task, split, language, p.sources(), translated=translated,
+                              sample=cap)
+
+
+def record_sources(path: Path, p: DataParams, tasks: list[TaskSpec]) -> None:
+    """Which files or hub commits each task's data came from, beside the run's results."""
+    sources = p.sources()
+    record = {}
+    for task in {task.name: task for task in tasks}.values():  # one hub lookup per task
+        root = sources.root_for(task)
+        if is_pack(root):
+            record[task.name] = {"pack": str(root), "splits": pack_record(task.name)}
+        elif root is not None:
+            record[task.name] = {"local_root": str(root)}
+        else:
+            revision = sources.revisions.get(task.name, task.hub.revision)
+            record[task.name] = {"hub": task.hub.path, "revision": revision,
+                                 "resolved_commit": data_io.resolved_revision(task, revision)}
+    atomic_write_text(path / "data_sources.json", json.dumps(record, indent=1))
+
+
+def write_metrics(path: Path, metrics: dict) -> None:
+    atomic_write_text(path / "metrics.json", json.dumps(metrics, indent=1, default=str))
+
+
+def write_outputs(path: Path, metrics: dict, rows: list[dict]) -> None:
+    write_metrics(path, metrics)
+    write_run_results(path, rows)
+
+
+def each_language(path: Path, task: str, languages: list[str], score) -> dict:
+    """``score(language) -> (metrics entry, rows)`` for each language, keeping each language's
+    result rows as soon as it is scored; a rerun after a crash reads finished languages back
+    instead of scoring them again (the rows file, written last, marks a language finished).
+    Returns the metrics entries by language."""
+    metrics = {}
+    for language in languages:
+        finished = result_file(path, task, language)
+        entry_file = finished.with_suffix(".json")
+        if finished.is_file() and entry_file.is_file():
+            metrics[language] = json.loads(entry_file.read_text())
+            print(f"{task} {language}: scored before the run was interrupted, read back")
+            continue
+        metrics[language], rows = score(language)
+        atomic_write_text(entry_file, json.dumps(metrics[language], default=str))
+        write_run_results(path, rows)
+    return metrics
+
+
+def result_row(model: str, intermediate: str, target: str, language: str, seed, split: str,
+         metric: str, value: float, provenance: str, path: Path, settings: dict | None = None):
+    return {"model": model, "intermediate_task": intermediate, "target_task": target,
+            "language": language, "seed": seed, "split": split, "metric": metric,
+            "value": value, "provenance": provenance, "run_id": path.name,
+            "settings": json.dumps(settings or {}, sort_keys=True)}
+
+
+def encoder_source(model: str, intermediate_run: str, field: str) -> tuple[str, str, int | None]:
+    """Path, intermediate task and seed of an encoder: a phase-(ii) run's, or the pretrained
+    model's (no intermediate task, no seed)."""
+    if not intermediate_run:
+        return resolve_model(model), NO_INTERMEDIATE, None
+    upstream, upstream_params = load_done_run(intermediate_run)
+    if upstream_params["model"] != model:
+        raise ParameterError(
+            f"{field} {intermediate_run!r} trained {upstream_params['model']!r}, "
+            f"but this run's model is {model!r}"
+        )
+    return str(upstream / "encoder"), intermediate_label(upstream_params), upstream_params["seed"]
+
+
+def load_encoder(path: str):
+    from transformers import AutoModel
+
+    return load_tokenizer(path), AutoModel.from_pretrained(path).to("cuda" if cuda_available() else "cpu")
+
+
+def embedder(model, tokenizer, settings: RepresentationSettings, batch_size: int):
+    def embed(texts, max_length: int):
+        return encode(list(texts), model, tokenizer,
+                      settings.model_copy(update={"max_length": max_length}), batch_size,
+                      log=print)
+    return embed
+
+
+def available_languages(task: TaskSpec, split: str, p: DataParams, path: Path) -> list[str]:
+    """On the hub every declared language; in a local root those that have a file (or the
+    task's release files). The others are skipped, and said so: in the log and in the run's
+    ``skipped_languages.json``."""
+    root = p.sources().root_for(task)
+    if root is None:
+        return list(task.evaluation_languages)
+    found = [lang for lang in task.evaluation_languages
+             if data_io.has_local_split(root, task, split, lang)]
+    if not found:
+        where = ("the shared data pack's layout (stilts_core.data.pack.PACK_LAYOUT)"
+                 if is_pack(root) else f"{split}-<lang>.jsonl")
+        raise data_io.DataSourceError(
+            f"{root / task.name}: no {split} files for task {task.name!r}; expected "
+            f"{where} for languages among {', '.join(task.languages)}"
+        )
+    skipped = {lang: f"no {split} file under {root / task.name}"
+               for lang in task.evaluation_languages if lang not in found}
+    if skipped:
+        print(f"{task.name}: skipping {len(skipped)} of {len(task.evaluation_languages)} "
+              f"languages without local {split} files ({', '.join(skipped)}); name them in "
+              f"'languages' to make a missing file an error")
+    atomic_write_text(path / "skipped_languages.json",
+                      json.dumps({"task": task.name, "split": split, "root": str(root),
+                                  "skipped": skipped}, indent=1) + "\n")
+    return found
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def quiet_libraries() -> None:
+    """Keep executed notebooks readable: library load reports and progress bars off."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    datasets.disable_progress_bars()

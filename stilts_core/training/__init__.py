@@ -1,0 +1,1 @@
+"""Training: the ``Trainer`` path every phase-(ii)/(iii) run and the dual encoder use."""
