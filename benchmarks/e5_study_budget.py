@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stilts_core.grid.config import load_config, plan  # noqa: E402
+from stilts_core.grid.plan import load_config, plan
 from stilts_core.phases.common import load_task_split  # noqa: E402
 from stilts_core.phases.params import PARAMS  # noqa: E402
 from stilts_core.tasks.registry import get_task  # noqa: E402

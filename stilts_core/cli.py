@@ -59,7 +59,8 @@ def run_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_grid(args) -> int:
-    from stilts_core.grid.config import EXECUTORS, load_config, plan, plan_table
+    from stilts_core.grid.executors import EXECUTORS
+    from stilts_core.grid.plan import load_config, plan, plan_table
 
     config = load_config(args.config)
     if args.action == "check":
@@ -123,7 +124,7 @@ def format_plan(name: str, table, runs: list, throughput: Path | None = None) ->
     """The plan as text: one line per run, then runs and GPU-hours per phase, the training work
     per head type; with a throughput file, the projection, its device and the reasons runs were
     left out of it."""
-    from stilts_core.grid.config import phase_summary
+    from stilts_core.grid.plan import phase_summary
     from stilts_core.grid.throughput import scheduled_work_table
 
     columns = ["run_id", "status", "phase", "model", "seed", "upstream", "gpus", "time_limit_h",
@@ -158,7 +159,7 @@ def format_plan(name: str, table, runs: list, throughput: Path | None = None) ->
 
 
 def cmd_collect(args) -> int:
-    from stilts_core.grid.config import collect_grid, load_config, plan
+    from stilts_core.grid.plan import collect_grid, load_config, plan
     from stilts_core.runs.execution import is_done, run_path
     from stilts_core.runs.results import records_path, write_run_records
 
@@ -191,7 +192,7 @@ def collect_parser(sub) -> argparse.ArgumentParser:
 
 def cmd_export_submission(args) -> int:
     from stilts_core.evaluation.submission import export_run
-    from stilts_core.grid.config import load_config, submission_runs
+    from stilts_core.grid.plan import load_config, submission_runs
     from stilts_core.runs.execution import load_done_run
 
     runs = list(args.run or [])

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from stilts_core.cli import main
-from stilts_core.grid.config import collect_grid, load_config, plan, run_local
+from stilts_core.grid.executors import run_local
+from stilts_core.grid.plan import collect_grid, load_config, plan
 from stilts_core.runs.execution import run_path
 from stilts_core.runs.results import read_run_results
 
@@ -122,7 +123,7 @@ def test_exported_submission_rescores_to_the_numbers_the_runs_recorded(grid, tmp
 
 
 def test_every_run_records_its_compute_and_the_grid_sums_it(grid):
-    from stilts_core.grid.config import compute_table
+    from stilts_core.grid.plan import compute_table
     from stilts_core.runs.execution import read_compute
 
     _, config = grid

@@ -1,6 +1,7 @@
 import pytest
 
-from stilts_core.grid.config import GridError, load_config, plan
+from stilts_core.grid.config import GridError
+from stilts_core.grid.plan import load_config, plan
 from stilts_core.paths import configs_dir
 
 
@@ -84,7 +85,7 @@ def test_full_catalogue_grid_plans_with_each_tasks_published_defaults(tmp_path):
 
 
 def test_retrieval_plan_covers_protocols_presets_and_alignment(tmp_path):
-    from stilts_core.grid.config import load_config, plan, submission_runs
+    from stilts_core.grid.plan import load_config, plan, submission_runs
 
     path = tmp_path / "grid.yaml"
     path.write_text(
@@ -118,7 +119,8 @@ def test_retrieval_plan_covers_protocols_presets_and_alignment(tmp_path):
 
 
 def test_plan_covers_models_variants_languages_and_per_task_settings(tmp_path):
-    from stilts_core.grid.config import DEFAULT_RESOURCES, plan_table
+    from stilts_core.grid.config import DEFAULT_RESOURCES
+    from stilts_core.grid.plan import plan_table
 
     path = tmp_path / "grid.yaml"
     path.write_text(

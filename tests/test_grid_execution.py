@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from stilts_core.cli import main
-from stilts_core.grid.config import collect_grid, load_config, plan, run_local, run_slurm
+from stilts_core.grid.executors import run_local, run_slurm
+from stilts_core.grid.plan import collect_grid, load_config, plan
 from stilts_core.runs.execution import PHASES, is_done
 from stilts_core.runs.results import KEY
 

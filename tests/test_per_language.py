@@ -84,7 +84,7 @@ def test_the_power_design_is_the_one_the_set_has():
 
 
 def test_the_learning_check_sets_each_baseline_beside_guessing():
-    from stilts_core.book.report import chance_level, learning_check
+    from stilts_core.book.chapters.results import chance_level, learning_check
 
     assert (chance_level("xnli"), chance_level("xcopa"), chance_level("panx")) == (100 / 3, 50.0, 0.0)
     assert chance_level("tatoeba") is None

@@ -143,7 +143,7 @@ def test_the_full_scale_grid_is_checked_offline_with_what_was_not_checked_said(c
 
 
 def test_grid_needs_follow_the_runs_mixture_and_combined_sets():
-    from stilts_core.grid.config import load_config
+    from stilts_core.grid.plan import load_config
     from stilts_core.grid.preflight import grid_needs
     from stilts_core.paths import configs_dir
 

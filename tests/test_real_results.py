@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from stilts_core.analysis.result_sets import load_book_config
-from stilts_core.grid.config import load_config, plan
+from stilts_core.grid.plan import load_config, plan
 from stilts_core.paths import REPO_ROOT
 from stilts_core.runs.execution import run_id
 from stilts_core.runs.results import read_run_records, records_path

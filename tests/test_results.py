@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from stilts_core.analysis.result_sets import ResultSetError, read_result_set
-from stilts_core.book import report
+from stilts_core.book.chapters import results as results_chapter
 from stilts_core.runs.results import (
     ResultsError,
     benchmark_scores,
@@ -171,16 +171,16 @@ def test_summaries_and_figures_never_pool_models_protocols_or_classes():
                      settings=settings)]
     rows.append(row(model="a", intermediate_task="none", seed=2, provenance="partial run"))
     table = pd.DataFrame(rows)
-    gains = report.gain_summary(table)
+    gains = results_chapter.gain_summary(table)
     assert len(gains) == 4  # two models on xnli, two protocols on tatoeba
     assert set(gains.loc[gains["target_task"] == "tatoeba", "mean"]) == {1.0, 5.0}
-    scores = report.score_summary(table)
+    scores = results_chapter.score_summary(table)
     assert {key[:3] for key in scores.index} == {
         ("partial run", "a", ""), ("smoke run", "a", ""), ("smoke run", "b", ""),
         ("smoke run", "m", "dual_encoder"), ("smoke run", "m", "encoder")}
     titles = [title for title, _ in evidence_groups(table)]
     assert len(titles) == 5 and "m (smoke run), dual_encoder protocol" in titles
-    assert len(report.gain_heatmaps(table)) == 4  # one figure per group that has gains
-    aggregates = report.benchmark_table(table, "xtreme")
+    assert len(results_chapter.gain_heatmaps(table)) == 4  # one figure per group that has gains
+    aggregates = results_chapter.benchmark_table(table, "xtreme")
     assert set(zip(aggregates["provenance"], aggregates["protocol"], strict=True)) == {
         ("partial run", "encoder"), ("smoke run", "encoder"), ("smoke run", "dual_encoder")}

@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from stilts_core.grid.config import GridConfig, load_config, plan, plan_table
+from stilts_core.grid.config import GridConfig
+from stilts_core.grid.plan import load_config, plan, plan_table
 from stilts_core.grid.throughput import (
     XLMR_LARGE_CONFIG,
     Measurement,

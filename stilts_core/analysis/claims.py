@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stilts_core.grid.config import FULL_SCALE_CONFIG, load_config, plan
+from stilts_core.grid.config import FULL_SCALE_CONFIG
+from stilts_core.grid.plan import load_config, plan
 from stilts_core.paths import data_dir
 from stilts_core.phases.params import VARIANT_SUFFIXES
 from stilts_core.provenance import FULL_SCALE

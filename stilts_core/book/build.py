@@ -32,14 +32,10 @@ from stilts_core.analysis.result_sets import (
     read_result_set,
     task_groups_of,
 )
-from stilts_core.book.report import badge_label
-from stilts_core.grid.config import (
-    FULL_SCALE_CONFIG,
-    collect_grid,
-    cpu_share_environment,
-    load_config,
-    run_local,
-)
+from stilts_core.book.badges import badge_label
+from stilts_core.grid.config import FULL_SCALE_CONFIG
+from stilts_core.grid.executors import cpu_share_environment, run_local
+from stilts_core.grid.plan import collect_grid, load_config
 from stilts_core.paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
 from stilts_core.provenance import get_class
 from stilts_core.runs.execution import execute_notebook
@@ -259,7 +255,7 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
 @contextlib.contextmanager
 def _kernels_share_the_cores(kernels: int):
     """Kernels started inside take their share of the cores, as grid workers do
-    (:func:`~stilts_core.grid.config.cpu_share_environment`), so that pages executed side by side do
+    (:func:`~stilts_core.grid.executors.cpu_share_environment`), so that pages executed side by side do
     not each spin one BLAS thread per core (see ``statistics._one_blas_thread``); a setting of
     the user's is kept, and the environment is restored afterwards."""
     added = cpu_share_environment(kernels)

@@ -25,7 +25,8 @@ import yaml
 
 from stilts_core.data import loading as data_io
 from stilts_core.data import pack
-from stilts_core.grid.config import GridConfig, plan
+from stilts_core.grid.config import GridConfig
+from stilts_core.grid.plan import plan
 from stilts_core.models.registry import MODEL_ROOT_VARIABLE, get_model_spec
 from stilts_core.paths import fixtures_dir
 from stilts_core.phases.intermediate import intermediate_reads

@@ -19,9 +19,7 @@ from stilts_core.phases.common import (
     write_metrics,
 )
 from stilts_core.phases.params import EVERY_LANGUAGE
-from stilts_core.tasks.registry import (
-    get_task,
-)
+from stilts_core.tasks.registry import get_task
 
 
 def alignment(params: dict, run_dir: str = "") -> dict:

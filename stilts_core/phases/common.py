@@ -29,9 +29,7 @@ from stilts_core.phases.params import (
 )
 from stilts_core.runs.execution import load_done_run, run_id, run_path
 from stilts_core.runs.results import NO_INTERMEDIATE, result_file, write_run_results
-from stilts_core.tasks.registry import (
-    TaskSpec,
-)
+from stilts_core.tasks.registry import TaskSpec
 
 
 def start_phase(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel]:

@@ -8,9 +8,7 @@ import json
 from pathlib import Path
 
 from stilts_core.data import loading as data_io
-from stilts_core.evaluation.retrieval import (
-    RepresentationSettings,
-)
+from stilts_core.evaluation.retrieval import RepresentationSettings
 from stilts_core.models.registry import load_tokenizer
 from stilts_core.paths import atomic_write_text
 from stilts_core.phases.assessment import assess

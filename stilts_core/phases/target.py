@@ -17,9 +17,7 @@ from stilts_core.phases.common import (
     start_phase,
     write_outputs,
 )
-from stilts_core.tasks.registry import (
-    get_task,
-)
+from stilts_core.tasks.registry import get_task
 from stilts_core.training.trainer import prepare_task, train
 
 

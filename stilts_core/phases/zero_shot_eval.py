@@ -19,9 +19,7 @@ from stilts_core.phases.common import (
 )
 from stilts_core.phases.params import EVERY_LANGUAGE, ParameterError
 from stilts_core.runs.execution import load_done_run
-from stilts_core.tasks.registry import (
-    get_task,
-)
+from stilts_core.tasks.registry import get_task
 
 
 def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
