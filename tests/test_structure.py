@@ -1,6 +1,7 @@
 """The package's shape: every module imports on its own, the modules import each other without
-a cycle (function-local imports included, since those are how cycles hide), and no module
-reaches for another module's private names."""
+a cycle (function-local imports included, since those are how cycles hide), no module reaches
+for another module's private names, and the packages import each other only along the flow the
+README's "How the pieces fit" describes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "stilts_core"
+
+# The package's rooms in the order data flows through them (README, "How the pieces fit"): a
+# room may import only rooms before it.
+FLOW = ("paths", "provenance", "tasks", "data", "models", "evaluation", "training", "runs",
+        "phases", "grid", "analysis", "book", "cli")
 
 
 def module_names() -> list[str]:
@@ -100,6 +106,37 @@ def test_the_graph_check_finds_a_cycle():
 
 def test_no_import_cycle_between_modules():
     assert cycles(import_graph()) == []
+
+
+def room_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph seen from the top-level modules and packages (``stilts_core.<room>``)."""
+    def room(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 1 else None
+
+    rooms: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if room(module):
+            rooms.setdefault(room(module), set()).update(
+                room(t) for t in targets if room(t) and room(t) != room(module))
+    return rooms
+
+
+def flow_violations(rooms: dict[str, set[str]], flow: tuple[str, ...]) -> list[tuple[str, str]]:
+    return sorted((room, target) for room, targets in rooms.items() for target in targets
+                  if flow.index(target) >= flow.index(room))
+
+
+def test_the_flow_check_finds_an_import_against_the_flow():
+    graph = {"p.a": {"p.b.x"}, "p.b.x": {"p.b.y"}, "p.b.y": {"p.c"}, "p.c": {"p.a"}}
+    assert room_graph(graph) == {"a": {"b"}, "b": {"c"}, "c": {"a"}}
+    assert flow_violations(room_graph(graph), ("c", "b", "a")) == [("c", "a")]
+
+
+def test_packages_import_each_other_only_along_the_flow():
+    rooms = room_graph(import_graph())
+    assert set(rooms) == set(FLOW), "a new room belongs in FLOW and in the README's layout"
+    assert flow_violations(rooms, FLOW) == []
 
 
 def test_no_module_imports_another_modules_private_names():
