@@ -30,7 +30,7 @@ import warnings  # noqa: E402
 import numpy as np  # noqa: E402
 import statsmodels  # noqa: E402
 
-from stilts_core import statistics as st  # noqa: E402
+from stilts_core.analysis import statistics as st  # noqa: E402
 from stilts_core.tasks.languages import read_languages_table  # noqa: E402
 
 

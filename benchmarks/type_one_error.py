@@ -33,7 +33,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from stilts_core import statistics as st  # noqa: E402
+from stilts_core.analysis import statistics as st  # noqa: E402
 from stilts_core.analysis.morphology import read_indices, wide_view  # noqa: E402
 from stilts_core.paths import atomic_write_text  # noqa: E402
 from stilts_core.tasks.languages import read_languages_table  # noqa: E402

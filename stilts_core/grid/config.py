@@ -10,9 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from stilts_core.evaluation.retrieval import get_preset
 from stilts_core.paths import configs_dir
-from stilts_core.phases.params import (
-    intermediate_label,
-)
+from stilts_core.phases.params import intermediate_label
 from stilts_core.runs.execution import PHASES
 from stilts_core.runs.results import NO_INTERMEDIATE
 from stilts_core.tasks.registry import TASKS, get_task, intermediate_choices

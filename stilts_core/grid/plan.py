@@ -15,18 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from stilts_core.grid.config import GridConfig, GridError
-from stilts_core.phases.params import (
-    ParameterError,
-    intermediate_label,
-    validate_params,
-)
-from stilts_core.runs.execution import (
-    is_done,
-    is_running,
-    read_compute,
-    run_id,
-    run_path,
-)
+from stilts_core.phases.params import ParameterError, intermediate_label, validate_params
+from stilts_core.runs.execution import is_done, is_running, read_compute, run_id, run_path
 from stilts_core.runs.results import NO_INTERMEDIATE, collect
 from stilts_core.tasks.registry import get_task
 

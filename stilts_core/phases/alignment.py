@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from stilts_core.evaluation.retrieval import (
-    RepresentationSettings,
-    embed_layers,
-)
+from stilts_core.evaluation.retrieval import RepresentationSettings, embed_layers
 from stilts_core.phases.assessment import assess
 from stilts_core.phases.common import (
     available_languages,
@@ -33,7 +30,7 @@ def alignment(params: dict, run_dir: str = "") -> dict:
     tokenizer, model = load_encoder(model_path)
     layers = p.layers or list(range(model.config.num_hidden_layers + 1))
     provenance = assess(path, p.model, p, [(task, "test", EVERY_LANGUAGE)], [p.encoder_run],
-                         None if p.encoder_run else model_path).label
+                        None if p.encoder_run else model_path).label
     record_sources(path, p, [task])
 
     def score(language: str) -> tuple[dict, list]:
@@ -48,7 +45,7 @@ def alignment(params: dict, run_dir: str = "") -> dict:
                                               max_length=p.max_length).as_record()
             by_layer[layer] = alignment_scores(sides[0][slot], sides[1][slot])
             rows += [result_row(p.model, intermediate_task, task.name, language, seed, "test",
-                          METRIC_PREFIX + name, value, provenance, path, settings)
+                                METRIC_PREFIX + name, value, provenance, path, settings)
                      for name, value in by_layer[layer].items()]
         best = max(layers, key=lambda layer: by_layer[layer]["retrieval_accuracy"])
         print(f"alignment {language}: best retrieval at layer {best} "

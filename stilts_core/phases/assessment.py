@@ -26,12 +26,7 @@ from stilts_core.provenance import (
     write_record,
 )
 from stilts_core.runs.execution import run_path
-from stilts_core.tasks.registry import (
-    MIXTURES,
-    TaskSpec,
-    get_mixture,
-    get_task,
-)
+from stilts_core.tasks.registry import MIXTURES, TaskSpec, get_mixture, get_task
 
 
 @dataclass(frozen=True)
@@ -129,7 +124,7 @@ def _model_copy(model_path: str | None) -> str:
 
 
 def assess(path: Path, model: str, p: DataParams, reads: list[tuple[TaskSpec, str, str]],
-            upstream: list[str], model_path: str | None = None) -> Assessment:
+           upstream: list[str], model_path: str | None = None) -> Assessment:
     """The run's provenance (:mod:`stilts_core.provenance`), written to its folder before any
     result row, which carries its label; ``model_path`` is what it loads, for the record."""
     sources = p.sources()

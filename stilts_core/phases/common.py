@@ -12,10 +12,7 @@ from pydantic import BaseModel
 
 from stilts_core.data import loading as data_io
 from stilts_core.data.pack import is_pack, pack_record
-from stilts_core.evaluation.retrieval import (
-    RepresentationSettings,
-    encode,
-)
+from stilts_core.evaluation.retrieval import RepresentationSettings, encode
 from stilts_core.models.registry import load_tokenizer, resolve_model
 from stilts_core.paths import atomic_write_text
 from stilts_core.phases.params import (
@@ -33,6 +30,8 @@ from stilts_core.tasks.registry import TaskSpec
 
 
 def start_phase(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel]:
+    """Validate ``params`` and make the run's folder (``run_dir``, else the folder of the run
+    id the parameters hash to); returns it with the parameter model."""
     quiet_libraries()
     validated = validate_params(phase, params)
     path = Path(run_dir) if run_dir else run_path(run_id(phase, validated))
@@ -41,6 +40,7 @@ def start_phase(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel
 
 
 def head_rows(dataset, limit: int):
+    """The first ``limit`` rows (the smoke cut: the same rows every time)."""
     return dataset.select(range(min(limit, len(dataset))))
 
 
@@ -77,10 +77,12 @@ def record_sources(path: Path, p: DataParams, tasks: list[TaskSpec]) -> None:
 
 
 def write_metrics(path: Path, metrics: dict) -> None:
+    """The run's summary (``metrics.json``), which its notebook also returns."""
     atomic_write_text(path / "metrics.json", json.dumps(metrics, indent=1, default=str))
 
 
 def write_outputs(path: Path, metrics: dict, rows: list[dict]) -> None:
+    """The summary and the result rows of a phase that writes them all at the end."""
     write_metrics(path, metrics)
     write_run_results(path, rows)
 
@@ -105,7 +107,8 @@ def each_language(path: Path, task: str, languages: list[str], score) -> dict:
 
 
 def result_row(model: str, intermediate: str, target: str, language: str, seed, split: str,
-         metric: str, value: float, provenance: str, path: Path, settings: dict | None = None):
+               metric: str, value: float, provenance: str, path: Path, settings: dict | None = None):
+    """One tidy result row (:data:`stilts_core.runs.results.COLUMNS`) of this run."""
     return {"model": model, "intermediate_task": intermediate, "target_task": target,
             "language": language, "seed": seed, "split": split, "metric": metric,
             "value": value, "provenance": provenance, "run_id": path.name,
@@ -127,12 +130,14 @@ def encoder_source(model: str, intermediate_run: str, field: str) -> tuple[str, 
 
 
 def load_encoder(path: str):
+    """Tokenizer and encoder (no head) at ``path``, on the GPU when there is one."""
     from transformers import AutoModel
 
     return load_tokenizer(path), AutoModel.from_pretrained(path).to("cuda" if cuda_available() else "cpu")
 
 
 def embedder(model, tokenizer, settings: RepresentationSettings, batch_size: int):
+    """``embed(texts, max_length)``: the run's sentence vectors at either side's length."""
     def embed(texts, max_length: int):
         return encode(list(texts), model, tokenizer,
                       settings.model_copy(update={"max_length": max_length}), batch_size,
@@ -169,6 +174,7 @@ def available_languages(task: TaskSpec, split: str, p: DataParams, path: Path) -
 
 
 def cuda_available() -> bool:
+    """Whether a GPU is there (torch is imported only when a phase asks)."""
     import torch
 
     return torch.cuda.is_available()

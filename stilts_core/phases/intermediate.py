@@ -15,12 +15,7 @@ from stilts_core.phases.common import (
     write_outputs,
 )
 from stilts_core.phases.params import IntermediateParams
-from stilts_core.tasks.registry import (
-    MIXTURES,
-    TaskSpec,
-    get_mixture,
-    get_task,
-)
+from stilts_core.tasks.registry import MIXTURES, TaskSpec, get_mixture, get_task
 from stilts_core.training.trainer import Hyperparameters, prepare_mlm, prepare_task, train
 
 
@@ -77,7 +72,7 @@ def intermediate(params: dict, run_dir: str = "") -> dict:
     metrics.update(hyperparameters=hyper.model_dump(), temperature=temperature, cap=cap,
                    train_examples={t.name: len(t.train) for t in tasks})
     rows = [result_row(p.model, p.task, t.name, "en", p.seed, "validation", t.task.dev_metric,
-                 metrics[f"{t.name}_{t.task.dev_metric}"], provenance, path)
+                       metrics[f"{t.name}_{t.task.dev_metric}"], provenance, path)
             for t in tasks if t.task is not None]
     write_outputs(path, metrics, rows)
     return metrics

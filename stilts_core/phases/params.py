@@ -14,10 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from stilts_core.data import loading as data_io
 from stilts_core.data.pack import PACK
-from stilts_core.evaluation.retrieval import (
-    RepresentationChoice,
-    RepresentationSettings,
-)
+from stilts_core.evaluation.retrieval import RepresentationChoice, RepresentationSettings
 from stilts_core.paths import REPO_ROOT
 from stilts_core.tasks.registry import (
     MIXTURES,

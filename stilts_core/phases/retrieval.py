@@ -24,10 +24,7 @@ from stilts_core.phases.common import (
     write_outputs,
 )
 from stilts_core.phases.params import EVERY_LANGUAGE, SMOKE_MAX_TRAIN, RetrievalParams
-from stilts_core.tasks.registry import (
-    TaskSpec,
-    get_task,
-)
+from stilts_core.tasks.registry import TaskSpec, get_task
 
 
 def _dual_encoder(path: Path, p: RetrievalParams, task: TaskSpec, init_path: str,
@@ -72,7 +69,7 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
 
     def row(language: str, split: str, metric: str, value: float) -> dict:
         return result_row(p.model, intermediate_task, task.name, language, seed, split, metric, value,
-                    provenance, path, record)
+                          provenance, path, record)
 
     rows = _RETRIEVAL_PROCEDURES[task.format](task, p, embed, path, metrics, row)
     write_outputs(path, metrics, rows)

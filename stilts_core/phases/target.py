@@ -32,7 +32,7 @@ def target(params: dict, run_dir: str = "") -> dict:
     path, p = start_phase("target", params, run_dir)
     task = get_task(p.task)
     init_path, intermediate_task, _ = encoder_source(p.model, p.intermediate_run,
-                                                      "intermediate_run")
+                                                     "intermediate_run")
     refs = [ref for stage in task.training for ref in (stage.train, stage.dev)]
     provenance = assess(path, p.model, p, [(get_task(r.task), r.split, r.language) for r in refs],
                          [p.intermediate_run], None if p.intermediate_run else init_path).label
@@ -62,6 +62,6 @@ def target(params: dict, run_dir: str = "") -> dict:
     value = final[f"{task.name}_{task.dev_metric}"]
     metrics[f"dev_{task.dev_metric}"] = value
     rows = [result_row(p.model, intermediate_task, task.name, task.training[-1].dev.language, p.seed,
-                 "validation", task.dev_metric, value, provenance, path)]
+                       "validation", task.dev_metric, value, provenance, path)]
     write_outputs(path, metrics, rows)
     return metrics

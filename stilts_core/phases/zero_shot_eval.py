@@ -37,7 +37,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
         raise ParameterError("zero_shot_eval needs target_run (the run id of a target run)")
     target_dir, tp = load_done_run(p.target_run)
     _, intermediate_task, _ = encoder_source(tp["model"], tp["intermediate_run"],
-                                              "intermediate_run")
+                                             "intermediate_run")
     task = get_task(tp["task"])
     model_dir = str(target_dir / "model")
     tokenizer = load_tokenizer(model_dir)
@@ -61,7 +61,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
         print(f"{task.name} {language}: {shown} ({len(examples)} examples)")
         return {**scores, "examples": len(examples)}, [
             result_row(tp["model"], intermediate_task, task.name, language, tp["seed"], split, name,
-                 value, provenance, path) for name, value in scores.items()]
+                       value, provenance, path) for name, value in scores.items()]
 
     metrics = {"task": task.name, "split": split,
                **each_language(path, task.name, languages, score)}
