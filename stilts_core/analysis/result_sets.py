@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stilts_core.analysis.statistics import task_group
 from stilts_core.paths import REPO_ROOT, configs_dir
 from stilts_core.provenance import FULL_SCALE, REDUCED_SCALE, get_class
+from stilts_core.tasks.registry import get_benchmark
 
 DEFAULT_BOOK_CONFIG = configs_dir() / "book.yaml"
 # Classes whose sets the statistics chapters analyse: real models on real data.
@@ -76,8 +77,6 @@ class AnalysisPlan(_Strict):
 
     @model_validator(mode="after")
     def _known_groups(self) -> AnalysisPlan:
-        from stilts_core.tasks.registry import get_benchmark
-
         groups = set(get_benchmark("xtreme-r").groups)
         for outcome in self.outcomes:
             unknown = sorted(set(outcome.task_groups or ()) - groups)

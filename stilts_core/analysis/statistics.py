@@ -33,8 +33,10 @@ from scipy import stats
 
 from stilts_core.analysis import crossed_reml
 from stilts_core.analysis.crossed_reml import Component
-from stilts_core.runs.results import NO_INTERMEDIATE, headline_scores, paired_gains, setting
-from stilts_core.tasks.registry import MULTI, PHANG_INTERMEDIATE, TASK_GROUPS, get_task
+from stilts_core.paths import atomic_write_text
+from stilts_core.runs.results import NO_INTERMEDIATE, headline_scores, make_frame, paired_gains, setting
+from stilts_core.tasks.metrics import get_metric
+from stilts_core.tasks.registry import MULTI, PHANG_INTERMEDIATE, TASK_GROUPS, get_benchmark, get_task
 
 MAIN_FORMULA = ("gain ~ morph + morph:C(task_group, Sum) + log_pretraining_size + latin_script "
                 "+ indo_european")
@@ -109,8 +111,6 @@ def _one_kind_of_evidence(results: pd.DataFrame) -> None:
 def task_group(task: str) -> str:
     """XTREME-R's category of a task (classification, structured prediction, QA, retrieval);
     a task outside XTREME-R (PAWS-X, BUCC) by the group of its format."""
-    from stilts_core.tasks.registry import get_benchmark
-
     for group, tasks in get_benchmark("xtreme-r").groups.items():
         if task in tasks:
             return group
@@ -634,8 +634,6 @@ class Design:
 
 
 def xtreme_r_design(languages: list[str] | None = None, seeds: int = 3) -> Design:
-    from stilts_core.tasks.registry import get_benchmark
-
     intermediate = DESIGN_INTERMEDIATE
     tasks = {task: tuple(lang for lang in langs if lang != "en"
                          and (languages is None or lang in languages))
@@ -782,8 +780,6 @@ def simulated_results(design: Design, covariates: pd.DataFrame, slope: float,
     paired gains follow :func:`simulate_gains`: direct fine-tuning scores drawn around
     ``baseline_mean`` and each STILTs score the baseline plus a simulated gain. It exercises the
     analysis end to end where no full-scale run exists; it is never a finding."""
-    from stilts_core.runs.results import make_frame
-    from stilts_core.tasks.metrics import get_metric
 
     rng = np.random.default_rng(seed)
     gains = simulate_gains(design, covariates, slope, variances, rng)
@@ -818,7 +814,6 @@ def export_analysis(frame: pd.DataFrame, output_dir, formula: str = MAIN_FORMULA
     import json
     from pathlib import Path
 
-    from stilts_core.paths import atomic_write_text
 
     output_dir = Path(output_dir)
     index = frame.attrs["index"]
@@ -863,7 +858,6 @@ def write_simulation(path, languages: pd.DataFrame, indices_wide: pd.DataFrame,
     import os
     from pathlib import Path
 
-    from stilts_core.paths import atomic_write_text
 
     path = Path(path)
     covariates = simulation_covariates(languages, indices_wide, index)

@@ -32,7 +32,7 @@ import datasets
 
 from stilts_core.data import pack
 from stilts_core.paths import atomic_write_text, cache_dir, shared_data_dir
-from stilts_core.tasks.registry import ReleaseFiles, TaskSpec
+from stilts_core.tasks.registry import ReleaseFiles, TaskSpec, get_task
 
 DATA_ROOT_VARIABLE = "STILTS_DATA_ROOT"
 LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".conllu")
@@ -868,8 +868,6 @@ def load_ranking_set(task: TaskSpec, split: str, root: Path) -> RankingSet:
 
 
 def _lareqa_training(task: TaskSpec, sources: DataSources) -> TrainingPairs:
-    from stilts_core.tasks.registry import get_task
-
     return squad_training_pairs(load_split(get_task("squad_v1"), "train", "en", sources))
 
 

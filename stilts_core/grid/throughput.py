@@ -27,9 +27,12 @@ import datasets
 import pandas as pd
 
 from stilts_core.data.features import Encoding, get_format
+from stilts_core.evaluation.retrieval import RepresentationSettings, encode
+from stilts_core.evaluation.scoring import run_model
 from stilts_core.models.registry import load_tokenizer, resolve_model
 from stilts_core.paths import atomic_write_text
-from stilts_core.tasks.registry import TaskSpec, get_task
+from stilts_core.phases.params import PARAMS
+from stilts_core.tasks.registry import MIXTURES, TaskSpec, get_mixture, get_task
 from stilts_core.training.trainer import (
     Efficiency,
     Hyperparameters,
@@ -286,7 +289,6 @@ def measure_inference(task: TaskSpec, examples: datasets.Dataset, tokenizer, con
     import torch
     import transformers
 
-    from stilts_core.evaluation.scoring import run_model
 
     handler = get_format(task.format)
     labels = label_set(task, examples)
@@ -324,7 +326,6 @@ def measure_encoding(sentences: list[str], tokenizer, config, model_name: str, b
     import torch
     import transformers
 
-    from stilts_core.evaluation.retrieval import RepresentationSettings, encode
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = transformers.AutoModel.from_config(config, attn_implementation="sdpa").to(device)
@@ -435,8 +436,6 @@ class Part:
 
 def training_stages(phase: str, params: dict) -> tuple[Hyperparameters, list[tuple]]:
     """A training run's settings and its stages, each ``(parts, temperature, cap)``."""
-    from stilts_core.phases.params import PARAMS
-    from stilts_core.tasks.registry import MIXTURES, get_mixture
 
     if phase not in ("intermediate", "target"):
         raise NotProjected(f"{phase} runs are not training runs that the benchmark measures")

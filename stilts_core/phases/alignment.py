@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stilts_core.evaluation.alignment import METRIC_PREFIX, alignment_scores
 from stilts_core.evaluation.retrieval import RepresentationSettings, embed_layers
 from stilts_core.phases.assessment import assess
 from stilts_core.phases.common import (
@@ -22,8 +23,6 @@ from stilts_core.tasks.registry import get_task
 def alignment(params: dict, run_dir: str = "") -> dict:
     """Layer-wise alignment with English on parallel sentences: every measure of
     :mod:`stilts_core.evaluation.alignment` for every layer and language, from one forward pass per batch."""
-    from stilts_core.evaluation.alignment import METRIC_PREFIX, alignment_scores
-
     path, p = start_phase("alignment", params, run_dir)
     task = get_task(p.task)
     model_path, intermediate_task, seed = encoder_source(p.model, p.encoder_run, "encoder_run")

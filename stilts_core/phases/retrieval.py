@@ -9,6 +9,8 @@ from pathlib import Path
 
 from stilts_core.data import loading as data_io
 from stilts_core.evaluation.retrieval import RepresentationSettings
+from stilts_core.evaluation.scoring import bitext_scores, mining_scores, ranking_scores
+from stilts_core.evaluation.submission import mining_records
 from stilts_core.models.registry import load_tokenizer
 from stilts_core.paths import atomic_write_text
 from stilts_core.phases.assessment import assess
@@ -77,8 +79,6 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
 
 
 def _bitext(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict, row) -> list:
-    from stilts_core.evaluation.scoring import bitext_scores
-
     rows = []
     for language in p.languages or available_languages(task, "test", p, path):
         pairs = load_task_split(task, "test", language, p, "eval")
@@ -95,8 +95,6 @@ def _bitext(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
 def _mining(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict, row) -> list:
     """BUCC: per language, the threshold tuned on the dev gold is applied to test; the test
     gold's own best threshold is reported only as ``oracle_f1``."""
-    from stilts_core.evaluation.scoring import mining_scores
-    from stilts_core.evaluation.submission import mining_records
 
     root = data_io.local_root(task, p.sources())
     rows = []
@@ -119,8 +117,6 @@ def _mining(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
 
 
 def _ranking(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict, row) -> list:
-    from stilts_core.evaluation.scoring import ranking_scores
-
     split = task.evaluation_split
     ranking_set = data_io.load_ranking_set(task, split, data_io.local_root(task, p.sources()))
     present = sorted(set(ranking_set.query_languages))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from stilts_core.data import loading as data_io
-from stilts_core.evaluation.scoring import score_language
+from stilts_core.data.features import Encoding, get_format
+from stilts_core.evaluation.scoring import predict, references, score_language
+from stilts_core.evaluation.submission import prediction_records
 from stilts_core.models.registry import load_tokenizer
 from stilts_core.phases.assessment import assess
 from stilts_core.phases.common import (
@@ -28,9 +30,6 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     the gold side) per language under ``predictions/`` for export and re-scoring."""
     import transformers
 
-    from stilts_core.data.features import Encoding, get_format
-    from stilts_core.evaluation.scoring import predict, references
-    from stilts_core.evaluation.submission import prediction_records
 
     path, p = start_phase("zero_shot_eval", params, run_dir)
     if not p.target_run:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stilts_core.analysis.morphology import WALS_FEATURES, wide_view
+
 
 def morphology_sources(indices: pd.DataFrame) -> pd.DataFrame:
     """Per family of measures: the sources, their versions, and how many languages and
@@ -33,7 +35,6 @@ def morphology_heatmap(indices: pd.DataFrame, measures: list[str] | None = None)
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from stilts_core.analysis.morphology import wide_view
 
     wide = wide_view(indices)
     wide = wide[measures] if measures else wide.dropna(axis=1, thresh=10)
@@ -52,7 +53,6 @@ def morphology_bars(indices: pd.DataFrame, measures: list[str]):
     """The raw value of each named measure per language, one panel per measure, sorted."""
     import matplotlib.pyplot as plt
 
-    from stilts_core.analysis.morphology import wide_view
 
     wide = wide_view(indices)
     figure, axes = plt.subplots(1, len(measures), figsize=(3.2 * len(measures), 9.5))
@@ -69,8 +69,6 @@ def measure_correlations(indices: pd.DataFrame, min_languages: int = 8,
                          method: str = "spearman") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pairwise rank correlations between measures over the languages both cover, and the
     number of those languages; a pair sharing fewer than ``min_languages`` is left empty."""
-    from stilts_core.analysis.morphology import wide_view
-
     wide = wide_view(indices).dropna(axis=1, thresh=min_languages)
     present = wide.notna().astype(int)
     counts = present.T @ present
@@ -95,8 +93,6 @@ def measure_disagreements(indices: pd.DataFrame, first: str, second: str,
                           top: int = 5) -> pd.DataFrame:
     """Languages whose rank on two measures differs most (ranks as percentiles over the
     languages both measures cover)."""
-    from stilts_core.analysis.morphology import wide_view
-
     both = wide_view(indices)[[first, second]].dropna()
     ranks = both.rank(pct=True)
     ranks["rank_difference"] = ranks[first] - ranks[second]
@@ -119,8 +115,6 @@ def weakest_agreements(correlations: pd.DataFrame, counts: pd.DataFrame,
 
 def wals_coding_table() -> pd.DataFrame:
     """The numeric coding of each WALS feature (``stilts_core.analysis.morphology.WALS_FEATURES``)."""
-    from stilts_core.analysis.morphology import WALS_FEATURES
-
     return pd.DataFrame([{"feature": f.id, "name": f.name, "coding": f.reading,
                           "WALS value -> score": "; ".join(f"{k}: {'off the scale' if v is None else v}"
                                                            for k, v in f.coding.items()),

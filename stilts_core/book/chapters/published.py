@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stilts_core.paths import data_dir
+
 
 def published_table(name: str) -> pd.DataFrame:
     """A committed copy under ``data/published/`` (sources in its README)."""
-    from stilts_core.paths import data_dir
-
     return pd.read_csv(data_dir() / "published" / name, sep="\t")
 
 

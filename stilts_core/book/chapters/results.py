@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stilts_core.evaluation.alignment import METRIC_PREFIX
 from stilts_core.runs.results import (
     NEVER_POOLED,
     NO_INTERMEDIATE,
@@ -14,6 +15,7 @@ from stilts_core.runs.results import (
     setting,
     with_protocol,
 )
+from stilts_core.tasks.registry import get_task
 
 
 def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
@@ -42,8 +44,6 @@ def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 def chance_level(task_name: str) -> float | None:
     """The headline score of guessing: one over the labels or choices (classification,
     multiple choice), none of the spans or entities (tagging, QA); ``None`` where undefined."""
-    from stilts_core.tasks.registry import get_task
-
     task = get_task(task_name)
     if task.format == "classification" and task.labels:
         return 100 / len(task.labels)
@@ -59,8 +59,6 @@ def learning_check(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     retrieval): the baseline's headline score in English and over the other languages (mean over
     seeds) beside the score of guessing. A baseline near chance in English has learned little
     to transfer, so the task's gains measure noise."""
-    from stilts_core.tasks.registry import get_task
-
     rows = headline_scores(table, split)
     rows = rows[(rows["intermediate_task"] == NO_INTERMEDIATE)
                 & (rows["target_task"].map(lambda name: get_task(name).role) == "target")]
@@ -96,8 +94,6 @@ def score_figure(table: pd.DataFrame, split: str = "test") -> list:
 def alignment_curves(table: pd.DataFrame) -> pd.DataFrame:
     """The alignment rows in long form with their layer: model, intermediate task, seed,
     language, layer, measure, value (``stilts_core.evaluation.alignment`` defines the measures)."""
-    from stilts_core.evaluation.alignment import METRIC_PREFIX
-
     rows = table[table["metric"].str.startswith(METRIC_PREFIX)].copy()
     rows["layer"] = setting(rows, "layer").astype("Int64")
     rows["measure"] = rows["metric"].str.removeprefix(METRIC_PREFIX)
@@ -114,7 +110,6 @@ def alignment_figure(table: pd.DataFrame) -> list:
     import seaborn as sns
     from matplotlib.ticker import MaxNLocator
 
-    from stilts_core.evaluation.alignment import METRIC_PREFIX
 
     figures = []
     aligned = table[table["metric"].str.startswith(METRIC_PREFIX) & (table["language"] != "en")]

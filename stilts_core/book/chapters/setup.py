@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stilts_core.evaluation.retrieval import RepresentationChoice
+from stilts_core.grid.plan import plan
+from stilts_core.runs.execution import PHASES
+from stilts_core.tasks.registry import get_task
+
 TRAINING_FIELDS = ("learning_rate", "batch_size", "per_device_batch_size", "epochs", "max_length",
                    "doc_stride", "warmup_ratio", "weight_decay", "max_grad_norm", "eval_steps",
                    "early_stopping_patience", "max_steps")
@@ -14,8 +19,6 @@ TRAINING_FIELDS = ("learning_rate", "batch_size", "per_device_batch_size", "epoc
 def hyperparameter_table(config) -> pd.DataFrame:
     """The effective training settings of every phase-(ii) and phase-(iii) run a grid config
     plans (the task's published defaults with the config's overrides), one row per task."""
-    from stilts_core.grid.plan import plan
-
     rows = {}
     for run in plan(config):
         if run.phase in ("intermediate", "target"):
@@ -29,8 +32,6 @@ def hyperparameter_table(config) -> pd.DataFrame:
 
 def retrieval_table(config) -> pd.DataFrame:
     """The representation and protocol of every retrieval task a grid config plans."""
-    from stilts_core.evaluation.retrieval import RepresentationChoice
-    from stilts_core.tasks.registry import get_task
 
     rows = []
     for name in config.retrieval_tasks:
@@ -56,7 +57,5 @@ def retrieval_table(config) -> pd.DataFrame:
 
 def phase_table() -> pd.DataFrame:
     """The phase registry (``stilts_core.runs.execution.PHASES``): notebook and what each phase does."""
-    from stilts_core.runs.execution import PHASES
-
     return pd.DataFrame([{"phase": p.name, "notebook": f"notebooks/{p.notebook}",
                           "what it does": p.description} for p in PHASES.values()]).set_index("phase")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stilts_core.tasks.registry import TASKS, get_benchmark
+
 
 def task_table(role: str) -> pd.DataFrame:
     """The registry's tasks of one role: format, XTREME-R group, metric, languages, data source."""
-    from stilts_core.tasks.registry import TASKS
-
     rows = []
     for task in TASKS.values():
         if task.role != role:
@@ -24,8 +24,6 @@ def task_table(role: str) -> pd.DataFrame:
 
 def language_coverage(languages: pd.DataFrame, benchmark: str = "xtreme-r") -> pd.DataFrame:
     """Each language of ``data/languages.csv`` with the benchmark's tasks that score it."""
-    from stilts_core.tasks.registry import get_benchmark
-
     tasks = get_benchmark(benchmark).tasks
     table = languages.set_index("iso639_1")[["name", "family", "genus", "script",
                                               "cc100_tokens_m"]].copy()
@@ -40,7 +38,6 @@ def coverage_matrix_figure(languages: pd.DataFrame, benchmark: str = "xtreme-r")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from stilts_core.tasks.registry import get_benchmark
 
     tasks = get_benchmark(benchmark).tasks
     codes = list(languages.sort_values(["family", "iso639_1"])["iso639_1"])
