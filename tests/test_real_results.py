@@ -5,6 +5,8 @@ from the committed ones unnoticed."""
 
 from __future__ import annotations
 
+import importlib
+
 import pandas as pd
 import pytest
 
@@ -12,7 +14,7 @@ from stilts_core.analysis.result_sets import load_book_config
 from stilts_core.grid.plan import load_config, plan
 from stilts_core.paths import REPO_ROOT
 from stilts_core.runs.execution import run_id
-from stilts_core.runs.results import read_run_records, records_path
+from stilts_core.runs.results import read_run_records, read_run_results, records_path
 
 STUDY = REPO_ROOT / "configs" / "e5_study.yaml"
 RECOMPUTED_LANGUAGES = ["de", "fi", "ja"]
@@ -50,10 +52,6 @@ def test_the_committed_set_is_the_whole_grid_of_its_config(study):
 
 
 def _recomputed(phase: str, records: dict, tmp_path) -> pd.DataFrame:
-    import importlib
-
-    from stilts_core.runs.results import read_run_results
-
     (identifier, record), = [(i, r) for i, r in records.items()
                              if r["params"]["phase"] == phase and not r["params"]["encoder_run"]]
     params = {k: v for k, v in record["params"].items() if k != "phase"}

@@ -27,11 +27,7 @@ from stilts_core.tasks.registry import (
 from stilts_core.training.trainer import Efficiency, Hyperparameters
 
 SMOKE_MAX_TRAIN = 1000
-
-
 SMOKE_MAX_EVAL = 200
-
-
 EVERY_LANGUAGE = "each language"  # an evaluation split read in every language of the run
 
 
