@@ -5,10 +5,12 @@ calibration of the main test on null data, formula validation, bootstrap, power 
 from __future__ import annotations
 
 import json
+import multiprocessing
 
 import numpy as np
 import pandas as pd
 import pytest
+import threadpoolctl
 
 from stilts_core.analysis import statistics as st
 from stilts_core.analysis.morphology import read_indices, wide_view
@@ -208,17 +210,31 @@ def test_parameters_are_recovered(covariates):
     assert components["language:intermediate_task"] == pytest.approx(0.3, rel=0.5)
 
 
+def one_blas_thread() -> None:
+    threadpoolctl.threadpool_limits(1)  # forked BLAS pools would oversubscribe the two cores
+
+
+def on_both_cores(function, items: list) -> list:
+    """``function`` over ``items`` in two processes, results in order: a fit needs one core,
+    so the simulation tests below take half the time."""
+    with multiprocessing.get_context("fork").Pool(2, initializer=one_blas_thread) as pool:
+        return pool.map(function, items, chunksize=1)
+
+
+def wald_hits(arguments) -> list[bool]:
+    """Whether each fixed effect's and two slopes' Wald intervals hold the truth, in one set."""
+    design, covariates, seed = arguments
+    frame = st.simulate_gains(design, covariates, 1.0, VARIANCES, np.random.default_rng(100 + seed),
+                              fixed=FIXED)
+    report = st.fit(frame)[1]
+    params, slopes = report.params, report.slopes
+    return ([params.loc[t, "wald_low"] <= v <= params.loc[t, "wald_high"] for t, v in FIXED.items()]
+            + [slopes.loc[g, "wald_low"] <= 1.0 <= slopes.loc[g, "wald_high"]
+               for g in (st.AVERAGE_SLOPE, "classification")])
+
+
 def test_wald_intervals_cover_the_truth_at_close_to_the_nominal_rate(design, covariates):
-    hits = []
-    for seed in range(100):
-        frame = st.simulate_gains(design, covariates, 1.0, VARIANCES,
-                                  np.random.default_rng(100 + seed), fixed=FIXED)
-        report = st.fit(frame)[1]
-        params, slopes = report.params, report.slopes
-        hits.append([params.loc[t, "wald_low"] <= v <= params.loc[t, "wald_high"]
-                     for t, v in FIXED.items()]
-                    + [slopes.loc[g, "wald_low"] <= 1.0 <= slopes.loc[g, "wald_high"]
-                       for g in (st.AVERAGE_SLOPE, "classification")])
+    hits = on_both_cores(wald_hits, [(design, covariates, seed) for seed in range(100)])
     coverage = np.mean(hits, axis=0)
     # Nominal 0.95. Wald z intervals for language-level terms with 24 languages run a little
     # below it (a t with ~19 df would give 0.935 for the z interval); 100 draws have sd ~0.025,
@@ -234,6 +250,12 @@ def test_likelihood_ratio_test_counts_the_morphology_terms(design, covariates):
     assert all(not report.reml for report in test["reports"])
 
 
+def rejects(arguments) -> bool:
+    """Whether the likelihood-ratio test with these random effects rejects at 5% on a set."""
+    frame, random_effects = arguments
+    return st.likelihood_ratio_test(frame, random_effects=random_effects)["p_value"] < 0.05
+
+
 def test_the_main_test_holds_its_level_where_the_old_model_did_not(design, covariates):
     """Null data (no morphology effect) in which a language's gain varies by target task (SD
     1.0): the old model (language, target task and intermediate task intercepts only) rejects
@@ -242,9 +264,8 @@ def test_the_main_test_holds_its_level_where_the_old_model_did_not(design, covar
     states = np.random.SeedSequence(21).generate_state(60)
     frames = [st.simulate_gains(design, covariates, 0.0, null, np.random.default_rng(state))
               for state in states]
-    new = np.mean([st.likelihood_ratio_test(f)["p_value"] < 0.05 for f in frames])
-    old = np.mean([st.likelihood_ratio_test(f, random_effects=st.RANDOM_EFFECTS[:3])["p_value"]
-                   < 0.05 for f in frames[:30]])
+    new = np.mean(on_both_cores(rejects, [(f, st.RANDOM_EFFECTS) for f in frames]))
+    old = np.mean(on_both_cores(rejects, [(f, st.RANDOM_EFFECTS[:3]) for f in frames[:30]]))
     assert new < 0.15, new
     assert old > 0.3, old
 
