@@ -170,3 +170,15 @@ def test_training_with_two_processes_runs_under_torchrun(tiny_model_path, tokeni
     assert 0 <= metrics["sst2_accuracy"] <= 100
     assert (tmp_path / "model-sst2" / "model.safetensors").is_file()
     assert (tmp_path / "launch" / "result.json").is_file()
+
+
+def test_resume_skips_a_checkpoint_cut_off_while_it_was_saved(tmp_path):
+    from stilts_core.training.trainer import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "absent") is None
+    for step, state in ((2, "{}"), (10, "{}"), (11, '{"global_st'), (12, None)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")

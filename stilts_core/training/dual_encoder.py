@@ -31,7 +31,7 @@ from transformers import Trainer
 from stilts_core.data.loading import TrainingPairs
 from stilts_core.evaluation.retrieval import RepresentationSettings, pool
 from stilts_core.paths import atomic_write_text
-from stilts_core.training.trainer import unwrap_batch
+from stilts_core.training.trainer import last_complete_checkpoint, unwrap_batch
 
 
 class DualEncoderHyperparameters(BaseModel):
@@ -136,7 +136,6 @@ def train_dual_encoder(init_path: str, pairs: TrainingPairs, tokenizer, output_d
     tokenizer) and ``train_log.json`` under ``output_dir`` and returns the training summary.
     Resumes from the last checkpoint under ``checkpoints/``, which is deleted at the end."""
     from transformers import AutoModel, TrainingArguments, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     output_dir = Path(output_dir)
     checkpoints = output_dir / "checkpoints"
@@ -160,7 +159,7 @@ def train_dual_encoder(init_path: str, pairs: TrainingPairs, tokenizer, output_d
         remove_unused_columns=False, dataloader_pin_memory=on_gpu)
     trainer = _DualEncoderTrainer(model=model, args=args, data_collator=unwrap_batch,
                                   train_dataset=PairBatches(pairs, batches, tokenizer, hyper))
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    resume = last_complete_checkpoint(checkpoints)
     if resume:
         log(f"dual encoder: resuming from {resume} ({len(batches)} steps in all)")
     trainer.train(resume_from_checkpoint=resume)

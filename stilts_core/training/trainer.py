@@ -449,7 +449,6 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
            cap: int | None = None, new_heads: bool = False) -> dict:
     import safetensors.torch
     from transformers import EarlyStoppingCallback, Trainer
-    from transformers.trainer_utils import get_last_checkpoint
 
     output_dir = Path(output_dir)
     checkpoints = output_dir / "checkpoints"
@@ -491,7 +490,7 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
         eval_dataset={t.name: t.dev for t in tasks if t.dev is not None},
         callbacks=[EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience)],
     )
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    resume = last_complete_checkpoint(checkpoints)
     trainer.train(resume_from_checkpoint=resume)
     final = trainer.evaluate()
     if trainer.is_world_process_zero():  # one writer of the final models
@@ -512,6 +511,22 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
         "resumed_from": resume,
         "processes": args.world_size,
     }
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint under ``folder`` that was written to the end, or None. ``Trainer``
+    writes ``trainer_state.json`` last, so a run killed while saving leaves a newer folder
+    without it; resuming from that one would fail, so the one before it is used."""
+    found = []
+    for candidate in Path(folder).glob("checkpoint-*"):
+        state = candidate / "trainer_state.json"
+        if candidate.name.removeprefix("checkpoint-").isdigit() and state.is_file():
+            try:
+                json.loads(state.read_text())
+            except ValueError:
+                continue  # cut off mid-write
+            found.append((int(candidate.name.removeprefix("checkpoint-")), str(candidate)))
+    return max(found)[1] if found else None
 
 
 def unwrap_batch(items: list) -> dict:
