@@ -169,9 +169,8 @@ def train_dual_encoder(init_path: str, pairs: TrainingPairs, tokenizer, output_d
     tokenizer.save_pretrained(str(output_dir / "encoder"))
     atomic_write_text(output_dir / "train_log.json", json.dumps(history))
     shutil.rmtree(checkpoints, ignore_errors=True)
-    log(f"dual encoder: {trainer.state.global_step} steps, final loss "
-        f"{history[-1]['loss'] if history else float('nan'):.4f}")
-    return {"steps": trainer.state.global_step,
-            "final_loss": history[-1]["loss"] if history else None,
+    final_loss = history[-1]["loss"] if history else None
+    log(f"dual encoder: {trainer.state.global_step} steps, final loss {final_loss}")
+    return {"steps": trainer.state.global_step, "final_loss": final_loss,
             "logit_scale": model.logit_scale.item(), "training_pairs": len(pairs.queries),
             "training_data": pairs.origin, "resumed_from": resume}
