@@ -10,6 +10,7 @@ import yaml
 
 from stilts_core.paths import data_dir, fixtures_dir, results_dir
 from stilts_core.runs.execution import PHASES
+from stilts_core.runs.processes import stopping_on_signals
 
 
 def _parse_value(text: str):
@@ -60,7 +61,7 @@ def run_parser(sub) -> argparse.ArgumentParser:
 
 def cmd_grid(args) -> int:
     from stilts_core.grid.executors import EXECUTORS
-    from stilts_core.grid.plan import load_config, plan, plan_table
+    from stilts_core.grid.plan import load_config, plan, plan_table, status_table
 
     config = load_config(args.config)
     if args.action == "check":
@@ -85,6 +86,15 @@ def cmd_grid(args) -> int:
             atomic_write_text(args.output, table.to_csv(index=False))
             print(f"plan -> {args.output}")
         return 0
+    if args.action == "status":
+        table = status_table(config)
+        print(format_status(config.name, table))
+        if args.output:
+            from stilts_core.paths import atomic_write_text
+
+            atomic_write_text(args.output, table.to_csv(index=False))
+            print(f"status -> {args.output}")
+        return 0
     options = {"workers": args.workers} if args.executor == "local" else {"wait": args.wait}
     report = EXECUTORS[args.executor](config, **options)
     print(report.summary())
@@ -93,10 +103,13 @@ def cmd_grid(args) -> int:
 
 def grid_parser(sub) -> argparse.ArgumentParser:
     grid = sub.add_parser(
-        "grid", help="plan or run a grid of phase runs from a YAML config",
+        "grid", help="plan, run or follow a grid of phase runs from a YAML config",
         description="plan: list every run (id = phase, task and content hash) with its status "
                     "(done, running, partial, to do), its upstream run and the GPU-hours it asks "
-                    "for and, once done, used. run: execute the runs that are not done, resuming "
+                    "for and, once done, used. status: every run's status and, under each "
+                    "running or partial run, the last line of its progress log (step/total, "
+                    "elapsed, ETA, loss or language) and its age. run: execute the runs that are "
+                    "not done, resuming "
                     "partial ones; local runs them on this machine (--workers N processes; "
                     "workers started separately on the same grid share it safely), slurm submits "
                     "one job per run through submitit with afterok dependencies. check: before "
@@ -104,13 +117,14 @@ def grid_parser(sub) -> argparse.ArgumentParser:
                     "runs read to its source and check it (local files in full, hub sources by "
                     "their listing and card, no data downloaded); one table, exit status 1 on "
                     "any problem, 3 when only unchecked items remain (hub unreachable).")
-    grid.add_argument("action", choices=["plan", "run", "check"])
+    grid.add_argument("action", choices=["plan", "status", "run", "check"])
     grid.add_argument("config", type=Path)
     grid.add_argument("--executor", choices=["local", "slurm"], default="local")
     grid.add_argument("--workers", type=int, default=1, help="local: parallel worker processes")
     grid.add_argument("--wait", action="store_true",
                       help="slurm: wait for every job and report failures")
-    grid.add_argument("--output", type=Path, help="plan, check: also write the table as CSV here")
+    grid.add_argument("--output", type=Path,
+                      help="plan, status, check: also write the table as CSV here")
     grid.add_argument("--hub-folder", type=Path,
                       help="check: a folder laid out like hub repos (datasets/<id>/, "
                            "models/<id>/) to check hub sources against instead of the hub")
@@ -130,11 +144,8 @@ def format_plan(name: str, table, runs: list, throughput: Path | None = None) ->
     columns = ["run_id", "status", "phase", "model", "seed", "upstream", "gpus", "time_limit_h",
                "gpu_hours"]
     projected = "projected_gpu_hours" in table
-    counts = table["status"].value_counts()
     lines = [
-        f"grid {name}: {len(table)} runs (done {counts.get('done', 0)}, running "
-        f"{counts.get('running', 0)}, partial {counts.get('partial', 0)}, "
-        f"to do {counts.get('to do', 0)})",
+        _status_counts(name, table),
         table[columns + (["projected_gpu_hours"] if projected else [])].to_string(index=False), "",
         "per phase (requested: GPUs x time limit, an upper bound; gpu_hours: measured, "
         "finished runs" + ("; projected: training runs, from measured throughput)" if projected
@@ -158,6 +169,26 @@ def format_plan(name: str, table, runs: list, throughput: Path | None = None) ->
     return "\n".join(lines)
 
 
+def _status_counts(name: str, table) -> str:
+    counts = table["status"].value_counts()
+    return (f"grid {name}: {len(table)} runs (done {counts.get('done', 0)}, running "
+            f"{counts.get('running', 0)}, partial {counts.get('partial', 0)}, "
+            f"to do {counts.get('to do', 0)})")
+
+
+def format_status(name: str, table) -> str:
+    """One line per run, its status and id; under a running or partial run, its last progress
+    line and how long ago it was written (a running run whose line is old may hang)."""
+    from stilts_core.training.progress import duration
+
+    lines = [_status_counts(name, table)]
+    for row in table.itertuples():
+        lines.append(f"{row.status:<8} {row.run_id}")
+        if row.progress:
+            lines.append(f"{'':<8} {row.progress} ({duration(row.progress_age_s)} ago)")
+    return "\n".join(lines)
+
+
 def cmd_collect(args) -> int:
     from stilts_core.grid.plan import collect_grid, load_config, plan
     from stilts_core.runs.execution import is_done, run_path
@@ -165,7 +196,7 @@ def cmd_collect(args) -> int:
 
     config = load_config(args.config)
     output = args.output or results_dir() / f"{config.name}.parquet"
-    table = collect_grid(config, output, partial=args.partial)
+    table = collect_grid(config, output, partial=args.partial, force=args.force)
     print(f"{len(table)} rows from {table['run_id'].nunique()} runs -> {output}")
     if args.records:
         runs = [run_path(r.run_id) for r in plan(config) if is_done(run_path(r.run_id))]
@@ -177,12 +208,16 @@ def collect_parser(sub) -> argparse.ArgumentParser:
     collect = sub.add_parser("collect", help="merge a grid's run results into one parquet table",
                              description="Merge the result files (one per run, task and "
                                          "language) of every run of the grid into "
-                                         "data/results/<grid>.parquet, atomically; conflicting "
-                                         "duplicates are refused.")
+                                         "data/results/<grid>.parquet, atomically, checked "
+                                         "against the results schema (conflicting duplicates "
+                                         "are refused); a table collected from another config "
+                                         "is not overwritten without --force.")
     collect.add_argument("config", type=Path)
     collect.add_argument("--output", type=Path)
     collect.add_argument("--partial", action="store_true",
                          help="merge the finished runs even if some are not done yet")
+    collect.add_argument("--force", action="store_true",
+                         help="overwrite a table collected from another config")
     collect.add_argument("--records", action="store_true",
                          help="also write every run's small records (parameters, provenance, "
                               "data sources, compute, metrics; no weights) to "
@@ -401,10 +436,11 @@ def models_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_stats(args) -> int:
-    import pandas as pd
+    import threadpoolctl
 
     from stilts_core.analysis.morphology import read_indices, wide_view
     from stilts_core.analysis.statistics import MAIN_FORMULA, analysis_frame, export_analysis, gains_table
+    from stilts_core.runs.results import read_results
     from stilts_core.tasks.languages import read_languages_table
 
     for option, path in (("--results", args.results), ("--indices", args.indices),
@@ -412,15 +448,16 @@ def cmd_stats(args) -> int:
         if not Path(path).is_file():
             raise ValueError(f"{option} {path}: no such file; pass an existing file (--results: "
                              "a table written by `stilts collect`)")
-    try:
-        results = pd.read_parquet(args.results)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"--results {args.results}: not a parquet results table ({error}); "
-                         "pass a table written by `stilts collect`") from None
+    results = read_results(args.results)
     gains = gains_table(results, split=args.split)
     frame = analysis_frame(gains, wide_view(read_indices(args.indices)),
                            read_languages_table(args.languages), args.index, missing=args.missing)
-    for path in export_analysis(frame, args.output, args.formula or MAIN_FORMULA):
+    # One BLAS thread, whatever the cores: the fits factorise small matrices, where a second
+    # thread gains nothing, and BLAS threads that spin for cores a training run beside them holds
+    # made an 11 s export take 212 s (as statistics' worker processes, one thread each).
+    with threadpoolctl.threadpool_limits(1):
+        written = export_analysis(frame, args.output, args.formula or MAIN_FORMULA)
+    for path in written:
         print(path)
     return 0
 
@@ -491,9 +528,12 @@ def error_lines(error: BaseException) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; Ctrl-C ends it and every process it started (notebook kernels, grid and
+    statistics workers) with one line and exit status 130 (:mod:`stilts_core.runs.processes`)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with stopping_on_signals():
+            return args.handler(args)
     except USER_ERRORS as error:
         *details, last = error_lines(error)
         for line in details:

@@ -6,7 +6,9 @@ scratch storage and tests can work in temporary directories.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +58,54 @@ def results_dir() -> Path:
 def shared_data_dir() -> Path:
     """The public data pack beside the checkout (real WALS, Tatoeba, UD, XCOPA, XQuAD files)."""
     return _env_path("STILTS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")
+
+
+def portable_location(path: str | Path) -> str:
+    """How run records name a file or folder, so that they read the same on every machine:
+    ``pack:<path>`` inside the shared data pack, ``fixtures:<path>`` inside the bundled fixtures,
+    a path relative to the repository root elsewhere in the checkout (``.`` names a root itself),
+    and anything else ``local:<name>@sha256:<digest>`` (a file's bytes) or
+    ``local:<name>@listing-sha256:<digest>`` (a folder's file names and sizes, not its bytes,
+    which would take minutes for a data root), or just ``local:<name>`` once it is gone."""
+    path = Path(path).expanduser().resolve()
+    for prefix, root in (("pack:", shared_data_dir()), ("fixtures:", fixtures_dir()), ("", REPO_ROOT)):
+        if path.is_relative_to(root.resolve()):
+            return prefix + path.relative_to(root.resolve()).as_posix()
+    if path.is_file():
+        with open(path, "rb") as handle:
+            return f"local:{path.name}@sha256:{hashlib.file_digest(handle, 'sha256').hexdigest()[:16]}"
+    if path.is_dir():
+        return f"local:{path.name}@listing-sha256:{_listing_digest(path)}"
+    return f"local:{path.name}"
+
+
+def _listing_digest(folder: Path) -> str:
+    """A folder's file names and sizes, hashed."""
+    listing = "".join(f"{file.relative_to(folder).as_posix()}\t{file.stat().st_size}\n"
+                      for file in sorted(folder.rglob("*")) if file.is_file())
+    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
+
+def hub_location(repo_id: str, revision: str) -> str:
+    """How run records name data or weights on the Hugging Face hub."""
+    return f"hub:{repo_id}@{revision}"
+
+
+# An absolute path in free text: a slash that follows no word character, dot, colon or slash
+# (so not ``a/b``, ``./a`` or ``https://``), up to white space, a quote or punctuation that
+# ends a phrase, and not ending in a full stop.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/[^\s\"'`,;:()\[\]{}<>]+(?<!\.)")
+
+
+def portable_text(text: str) -> str:
+    """``text`` with every absolute path in it named by :func:`portable_location`."""
+    return _ABSOLUTE_PATH.sub(lambda match: portable_location(match.group()), text)
+
+
+def checkpoint_name(path: str | Path | None) -> str | None:
+    """A training checkpoint by its name (``checkpoint-<step>``), not its path: a finished run
+    deletes its checkpoints, so the path would point at nothing."""
+    return Path(path).name if path else None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,21 @@ def e5_model_path(e5_wheels) -> Path:
     from stilts_core.models.e5_wheel import prepare
 
     return prepare(wheel_dir=e5_wheels, log=lambda _: None)
+
+
+# An absolute filesystem path: ``/x``, ``~/x`` or ``C:\x``, not after a word character, dot,
+# colon or slash (so not ``a/b``, ``./a`` or ``https://a``).
+_MACHINE_PATH = re.compile(r"(?<![\w.:/])(?:/|~/|[A-Za-z]:\\)[\w.@+-]")
+
+
+@pytest.fixture(scope="session")
+def machine_paths():
+    """``find(value)``: the strings in a JSON value (keys included) that hold an absolute path,
+    which no run record or committed table may carry."""
+    def find(value) -> list[str]:
+        if isinstance(value, dict):
+            return [text for key, item in value.items() for text in find(key) + find(item)]
+        if isinstance(value, list):
+            return [text for item in value for text in find(item)]
+        return [value] if isinstance(value, str) and _MACHINE_PATH.search(value) else []
+    return find

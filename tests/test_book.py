@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import shutil
 import subprocess
@@ -91,6 +92,42 @@ def test_make_book_from_a_fresh_clone_labels_every_result_set(fresh_book):
     assert "never compared" in claims
     published = (fresh_book / "generated" / "published.html").read_text()
     assert "Published figures" in published and "xtreme_zero_shot_task_averages.tsv" in published
+
+
+@pytest.mark.slow
+def test_one_worker_gives_the_numbers_of_the_books_two_workers(fresh_book, tmp_path):
+    """The same run ids give the same numbers however the grid was scheduled: the smoke grid's
+    seed-1 runs, executed again by one worker whose environment offers two threads, equal the
+    rows that ``make book``'s two workers of one core each wrote, bit for bit."""
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    from stilts_core.runs.results import KEY
+
+    book_table = pd.read_parquet(fresh_book.parents[2] / "data" / "results" / "smoke.parquet")
+    config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+    config.update(name="smoke-seed-1", seeds=[1],
+                  data_root=str(REPO_ROOT / "data" / "fixtures"))
+    path = tmp_path / "smoke-seed-1.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "STILTS_RUNS_DIR": str(tmp_path / "runs"), "OMP_NUM_THREADS": "2"}
+    for command in (["grid", "run", str(path), "--workers", "1"],
+                    ["collect", str(path), "--output", str(tmp_path / "one.parquet")]):
+        finished = subprocess.run([sys.executable, "-m", "stilts_core.cli", *command], env=env,
+                                  capture_output=True, text=True, timeout=1200)
+        assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    one_worker = pd.read_parquet(tmp_path / "one.parquet")
+    two_workers = book_table[book_table["run_id"].isin(set(one_worker["run_id"]))]
+    assert len(one_worker) > 0 and len(two_workers) == len(one_worker)
+    assert set(one_worker["seed"].dropna()) == {1}
+    pd.testing.assert_frame_equal(one_worker.sort_values(list(KEY)).reset_index(drop=True),
+                                  two_workers.sort_values(list(KEY)).reset_index(drop=True),
+                                  check_exact=True)
+    computes = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/compute.json")]
+    assert computes and all(c["threads"] == 1 and "instruction set" in c["reproducible"]
+                            for c in computes)
 
 
 def result_claim_statuses(page: str) -> list[str]:

@@ -21,6 +21,7 @@ def _commands(tmp_path, missing: bool) -> dict[str, list[str]]:
         (tmp_path / "sources").mkdir()
     return {
         "grid plan": ["grid", "plan", str(config)],
+        "grid status": ["grid", "status", str(config)],
         "grid run": ["grid", "run", str(config)],
         "grid check": ["grid", "check", str(config)],
         "collect": ["collect", str(config)],
@@ -46,8 +47,8 @@ def _check(capsys, argv: list[str], expected_in_last_line: str) -> str:
     return last
 
 
-COMMANDS = ("grid plan", "grid run", "grid check", "collect", "export-submission", "score", "book",
-            "morphology", "stats")
+COMMANDS = ("grid plan", "grid status", "grid run", "grid check", "collect", "export-submission",
+            "score", "book", "morphology", "stats")
 
 
 def test_every_command_is_exercised(tmp_path):

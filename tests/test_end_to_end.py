@@ -20,7 +20,7 @@ CHANCE = 100 / 3
 def grid(tmp_path_factory, isolated_outputs):
     config_path = tmp_path_factory.mktemp("grid") / "e2e.yaml"
     config_path.write_text(yaml.safe_dump({
-        "name": "e2e", "models": ["tiny-xlmr"], "data_root": "data/fixtures", "smoke": True,
+        "name": "e2e", "models": ["tiny-xlmr"], "smoke": True,  # data: the bundled fixtures
         "seeds": [1], "intermediate_tasks": ["none", "mnli"], "target_tasks": ["xnli"],
         "retrieval_tasks": ["tatoeba"],
         "hyperparameters": {"learning_rate": 5e-4, "batch_size": 32, "per_device_batch_size": 32,

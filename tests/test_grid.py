@@ -20,21 +20,21 @@ def test_smoke_grid_plan_has_each_run_once_in_dependency_order():
     assert {r.params["seed"] for r in baselines} == {1, 2}
 
 
-HEAD = "name: g\nmodels: [m]\n"
+HEAD = "name: g\nmodels: [tiny-xlmr]\n"
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none, xnli]\n",
+    ("name: g\nmodels: [tiny-xlmr]\nseeds: [1]\nintermediate_tasks: [none, xnli]\n",
      "not an intermediate task or mixture"),
-    ("name: g\nmodels: [m]\nseeds: [one]\nintermediate_tasks: [none]\n", "seeds.0"),
-    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [foo]\n",
+    ("name: g\nmodels: [tiny-xlmr]\nseeds: [one]\nintermediate_tasks: [none]\n", "seeds.0"),
+    ("name: g\nmodels: [tiny-xlmr]\nseeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [foo]\n",
      "unknown task 'foo'"),
-    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none]\ncolour: red\n", "colour"),
-    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none]\nalignment_tasks: [bucc2018]\n",
+    ("name: g\nmodels: [tiny-xlmr]\nseeds: [1]\nintermediate_tasks: [none]\ncolour: red\n", "colour"),
+    ("name: g\nmodels: [tiny-xlmr]\nseeds: [1]\nintermediate_tasks: [none]\nalignment_tasks: [bucc2018]\n",
      "'bucc2018' has no parallel sentences"),
-    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none]\nretrieval:\n  preset: x\n",
+    ("name: g\nmodels: [tiny-xlmr]\nseeds: [1]\nintermediate_tasks: [none]\nretrieval:\n  preset: x\n",
      "unknown representation preset 'x'"),
-    ("name: g\nmodels: [m]\nseeds: [1]\nintermediate_tasks: [none]\nretrieval_protocols: [y]\n",
+    ("name: g\nmodels: [tiny-xlmr]\nseeds: [1]\nintermediate_tasks: [none]\nretrieval_protocols: [y]\n",
      "unknown protocol"),
     (f"{HEAD}seeds: [1.5]\nintermediate_tasks: [none]\n", "seeds.0: Input should be a valid integer"),
     (f"{HEAD}seeds: ['1']\nintermediate_tasks: [none]\n", "seeds.0: Input should be a valid integer"),
@@ -124,7 +124,7 @@ def test_plan_covers_models_variants_languages_and_per_task_settings(tmp_path):
 
     path = tmp_path / "grid.yaml"
     path.write_text(
-        "name: g\nmodels: [tiny-xlmr, other]\nseeds: [1, 2]\nintermediate_tasks: [none, mnli]\n"
+        "name: g\nmodels: [tiny-xlmr, xlm-roberta-base]\nseeds: [1, 2]\nintermediate_tasks: [none, mnli]\n"
         "variants: {mlm: {intermediate_tasks: [mnli], params: {mlm_languages: [de, fr]}}}\n"
         "target_tasks: [xnli]\nlanguages: {xnli: [de, fr]}\n"
         "hyperparameters: {learning_rate: 2.0e-5}\n"
@@ -175,3 +175,59 @@ def test_e5_study_grid_reads_the_pack_with_declared_samples():
     assert all(r.params["max_train_examples"] and r.params["precision"] == "fp32" for r in trained)
     scored = [r for r in runs if r.phase in ("zero_shot_eval", "retrieval", "alignment")]
     assert all(r.params["max_eval_examples"] for r in scored)
+
+
+def test_an_unknown_model_is_refused_when_the_grid_is_planned(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(f"{HEAD.replace('tiny-xlmr', 'xlm-roberta-huge')}seeds: [1]\n"
+                    "intermediate_tasks: [none]\n")
+    with pytest.raises(GridError, match=r"grid\.yaml: models: .*unknown model 'xlm-roberta-huge'; "
+                                        r"registered: .*tiny-xlmr"):
+        load_config(path)
+
+
+def test_a_relative_data_root_is_read_from_the_config_folder(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "configs").mkdir()
+    path = tmp_path / "configs" / "grid.yaml"
+    path.write_text(f"{HEAD}data_root: ../corpus\nseeds: [1]\nintermediate_tasks: [none]\n"
+                    "target_tasks: [xnli]\n")
+    assert {r.params["data_root"] for r in plan(load_config(path))} == {
+        str((tmp_path / "corpus").resolve())}
+    path.write_text(f"{HEAD}data_root: corpus\nseeds: [1]\nintermediate_tasks: [none]\n")
+    with pytest.raises(GridError, match=r"data_root 'corpus': no folder .*configs/corpus \(a "
+                                        r"relative data_root is read from the config file's"):
+        load_config(path)
+
+
+def test_data_roots_inside_the_repository_are_recorded_relative_to_it(tmp_path):
+    """The smoke grid names its fixtures relative to its own folder; a copy elsewhere names them
+    by an absolute path: both plan the same runs, with the same ids."""
+    smoke = load_config(configs_dir() / "smoke.yaml")
+    assert smoke.data_root == "data/fixtures"
+    copy = tmp_path / "smoke.yaml"
+    text = (configs_dir() / "smoke.yaml").read_text()
+    copy.write_text(text.replace("data_root: ../data/fixtures",
+                                 f"data_root: {configs_dir().parent / 'data' / 'fixtures'}"))
+    assert [r.run_id for r in plan(load_config(copy))] == [r.run_id for r in plan(smoke)]
+
+
+def test_threads_declared_in_the_config_are_part_of_every_run():
+    from stilts_core.runs.execution import DEFAULT_THREADS
+
+    smoke = load_config(configs_dir() / "smoke.yaml")
+    assert smoke.threads is None and all("threads" not in r.params for r in plan(smoke))
+    two = smoke.model_copy(update={"threads": 2})
+    assert {r.params["threads"] for r in plan(two)} == {2}
+    assert not {r.run_id for r in plan(two)} & {r.run_id for r in plan(smoke)}
+    assert DEFAULT_THREADS == 1
+
+
+def test_the_run_summary_counts_each_run_once():
+    from stilts_core.grid.executors import GridReport
+
+    first = GridReport(executed=["a"], reused=["b", "c"])
+    second = GridReport(executed=["d"], reused=["a", "b", "c"])
+    merged = first.merge(second)
+    assert (merged.executed, merged.reused) == (["a", "d"], ["b", "c"])
+    assert merged.summary().startswith("2 executed, 2 already done")

@@ -108,5 +108,6 @@ def test_a_run_on_a_local_root_says_which_languages_it_skips_and_why(fixtures_ro
     record = json.loads((tmp_path / "skipped_languages.json").read_text())
     assert set(found) == {"en", "de", "fr", "es"}
     assert set(record["skipped"]) == set(get_task("xnli").languages) - set(found)
-    assert "no test file under" in record["skipped"]["ar"]
+    assert record["skipped"]["ar"] == "no test file under fixtures:xnli"
+    assert record["root"] == "fixtures:."
     assert "xnli: skipping 11 of 15 languages" in capsys.readouterr().out

@@ -84,3 +84,21 @@ def test_code_passes_ruff():
     finished = subprocess.run([str(ruff), "check", "."], cwd=REPO_ROOT, capture_output=True,
                               text=True)
     assert finished.returncode == 0, finished.stdout[-3000:]
+
+
+def test_no_source_folder_is_ignored_by_git():
+    """A new module in any package (or tests/, benchmarks/) is committed, not silently left out
+    by an ignore pattern meant for an output folder such as the top-level ``runs/``."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    folders = sorted({path.parent for path in (REPO_ROOT / "stilts_core").rglob("*.py")}
+                     | {REPO_ROOT / "tests", REPO_ROOT / "benchmarks"})
+    probes = [str((folder / "new_module.py").relative_to(REPO_ROOT)) for folder in folders]
+    ignored = subprocess.run(["git", "check-ignore", *probes], cwd=REPO_ROOT,
+                             capture_output=True, text=True).stdout.split()
+    assert ignored == []
+    assert all((folder / "__init__.py").is_file() for folder in folders
+               if folder.is_relative_to(REPO_ROOT / "stilts_core"))

@@ -23,7 +23,7 @@ def results(rows):
 @pytest.fixture(scope="module")
 def table():
     rows = []
-    for language, base in (("de", 80.0), ("fi", 60.0), ("en", 100.0)):
+    for language, base in (("de", 80.0), ("fi", 60.0), ("en", 95.0)):
         rows.append({"intermediate_task": "none", "language": language, "seed": None, "value": base})
         for seed, (mnli, sst2) in enumerate(((2.0, -1.0), (4.0, -3.0)), start=1):
             rows += [{"intermediate_task": "mnli", "language": language, "seed": seed, "value": base + mnli},

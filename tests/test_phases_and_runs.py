@@ -226,3 +226,85 @@ def test_run_records_travel_with_a_collected_table(tmp_path):
     records = read_run_records(path)
     assert records["a-run"]["provenance"] == {"label": "smoke run"}
     assert records["b-run"]["params"]["name"] == "b-run" and "provenance" not in records["b-run"]
+
+
+def test_records_name_files_the_same_on_every_machine(tmp_path, monkeypatch, machine_paths):
+    """``pack:``, ``fixtures:``, repository-relative, else ``local:<name>`` with a digest; and
+    the records of a run made before that (absolute paths, checkpoint paths) are converted when
+    they are collected, its parameters unchanged."""
+    import json
+    import re
+
+    from stilts_core.paths import REPO_ROOT, fixtures_dir, portable_location, portable_text
+    from stilts_core.runs.results import read_run_records, records_path, write_run_records
+
+    pack = tmp_path / "pack"
+    (pack / "tatoeba").mkdir(parents=True)
+    monkeypatch.setenv("STILTS_SHARED_DATA", str(pack))
+    assert portable_location(pack) == "pack:."
+    assert portable_location(pack / "tatoeba" / "tatoeba.deu-eng.deu") == "pack:tatoeba/tatoeba.deu-eng.deu"
+    assert portable_location(fixtures_dir() / "xnli") == "fixtures:xnli"
+    assert portable_location(REPO_ROOT / "data" / "cache" / "tiny-xlmr") == "data/cache/tiny-xlmr"
+    mirror = tmp_path / "mirror"
+    (mirror / "sst2").mkdir(parents=True)
+    (mirror / "sst2" / "train-en.jsonl").write_text("{}\n")
+    listed = portable_location(mirror)
+    assert re.fullmatch(r"local:mirror@listing-sha256:[0-9a-f]{16}", listed)
+    assert re.fullmatch(r"local:train-en\.jsonl@sha256:[0-9a-f]{16}",
+                        portable_location(mirror / "sst2" / "train-en.jsonl"))
+    (mirror / "sst2" / "train-en.jsonl").write_text("{}\n{}\n")
+    assert portable_location(mirror) != listed
+    assert portable_location(tmp_path / "gone") == "local:gone"
+    assert (portable_text(f"read {pack}/tatoeba, ({mirror / 'gone'}) not https://x.org/a or a/b.")
+            == "read pack:tatoeba, (local:gone) not https://x.org/a or a/b.")
+
+    run = tmp_path / "runs" / "intermediate-mnli-0123456789ab"
+    run.mkdir(parents=True)
+    params = {"phase": "intermediate", "task": "mnli", "data_root": "pack"}
+    checkpoint = str(run / "checkpoints" / "checkpoint-42")
+    for name, record in {
+        "params.json": params,
+        "data_sources.json": {"mnli": {"pack": str(pack), "splits": {}}},
+        "provenance.json": {"reasons": [f"data mnli train-en: local {pack}: 8,833 examples"]},
+        "metrics.json": {"best_checkpoint": checkpoint,
+                         "stages": [{"best_checkpoint": checkpoint, "resumed_from": checkpoint}]},
+    }.items():
+        (run / name).write_text(json.dumps(record))
+    record, = read_run_records(write_run_records([run], records_path(tmp_path / "set.parquet"))).values()
+    assert record["params"] == params
+    assert record["data_sources"]["mnli"]["pack"] == "pack:."
+    assert record["provenance"]["reasons"] == ["data mnli train-en: local pack:.: 8,833 examples"]
+    assert record["metrics"] == {"best_checkpoint": "checkpoint-42", "stages": [
+        {"best_checkpoint": "checkpoint-42", "resumed_from": "checkpoint-42"}]}
+    assert machine_paths(record) == []
+
+
+def test_a_fresh_runs_records_name_no_path_of_this_machine(tmp_path, monkeypatch, tiny_model_path,
+                                                          machine_paths):
+    """A trained run (its checkpoints deleted when it finishes) and an evaluation that skips
+    languages, on the fixtures with the tiny model from the session's cache (outside the
+    checkout): each record file as the phase wrote it, and as collected."""
+    import json
+    import re
+
+    from stilts_core.runs.results import RUN_RECORDS, read_run_records, records_path, write_run_records
+
+    monkeypatch.setenv("STILTS_RUNS_DIR", str(tmp_path / "runs"))
+    small = {"model": "tiny-xlmr", "smoke": True, "max_length": 32}
+    runs = [execute_phase("intermediate", validate_params("intermediate", {
+                **small, "task": "mnli", "max_steps": 2, "eval_steps": 1, "batch_size": 8}),
+                          log=lambda _: None),
+            execute_phase("alignment", validate_params("alignment", small), log=lambda _: None)]
+    written = {}
+    for run in runs:
+        for name in RUN_RECORDS:
+            if (run / name).is_file():
+                written[run.name, name] = json.loads((run / name).read_text())
+    assert {name for _, name in written} == set(RUN_RECORDS)
+    assert [(key, found) for key, record in written.items() for found in machine_paths(record)] == []
+    metrics = written[runs[0].name, "metrics.json"]
+    assert re.fullmatch(r"checkpoint-\d+", metrics["best_checkpoint"]), metrics["best_checkpoint"]
+    assert written[runs[0].name, "data_sources.json"] == {"mnli": {"local_root": "fixtures:."}}
+    assert written[runs[0].name, "provenance.json"]["model_copy"].startswith("local:tiny-xlmr@")
+    collected = read_run_records(write_run_records(runs, records_path(tmp_path / "set.parquet")))
+    assert machine_paths(list(collected.values())) == []

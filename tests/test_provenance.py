@@ -77,14 +77,16 @@ def test_the_smoke_flag_and_fixture_data_make_a_smoke_run(tmp_path, runs):
             "requirement": "the tasks' real data"} in record["conditions"]
 
 
-def test_unregistered_and_smoke_models_are_never_full_scale(tmp_path, runs):
+def test_unregistered_and_smoke_models_are_never_full_scale(tmp_path, runs, machine_paths):
     local, record = assess(tmp_path, "target", {"model": str(tmp_path), "data_root": "hub"})
     assert local.label == pv.PARTIAL and record["ceiling"] == pv.PARTIAL
+    assert record["conditions"][0]["value"].startswith(f"local:{tmp_path.name}@listing-sha256:")
+    assert machine_paths(record) == []
     tiny, _ = assess(tmp_path, "target", {"model": "tiny-xlmr", "data_root": "hub"})
     assert tiny.label == pv.SMOKE
 
 
-def test_a_local_copy_counts_only_with_the_declared_sizes(tmp_path, runs):
+def test_a_local_copy_counts_only_with_the_declared_sizes(tmp_path, runs, machine_paths):
     root = tmp_path / "mirror"
     (root / "sst2").mkdir(parents=True)
     rows = [{"sentence": f"text {i}", "label": i % 2, "idx": i} for i in range(5)]
@@ -98,6 +100,8 @@ def test_a_local_copy_counts_only_with_the_declared_sizes(tmp_path, runs):
     assert not by_name["data sst2 train-en"]["holds"]
     assert "5 examples (declared 67,349)" in by_name["data sst2 train-en"]["value"]
     assert by_name["data xnli test-each language"]["holds"]  # no declared size: listed, unchecked
+    assert by_name["data sst2 train-en"]["value"].startswith("local local:mirror@listing-sha256:")
+    assert machine_paths(record) == []
     assert "unchecked" in by_name["data xnli test-each language"]["value"]
 
 

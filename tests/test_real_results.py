@@ -6,6 +6,7 @@ from the committed ones unnoticed."""
 from __future__ import annotations
 
 import importlib
+import json
 
 import pandas as pd
 import pytest
@@ -41,6 +42,23 @@ def test_every_row_traces_to_a_record_that_reproduces_its_run_id(study):
         assert "compute" in record and "data_sources" in record, identifier
     assert set(table["provenance"]) == {"reduced-scale real run"}
     assert set(table["model"]) == {"multilingual-e5-small"}
+
+
+def test_no_committed_record_or_table_names_a_path_of_the_machine_that_made_it(machine_paths):
+    """Every string of every run record and every table cell under ``data/real_results`` reads
+    the same on any machine: pack files as ``pack:<path>``, checkpoints (deleted with their
+    runs) by name; never an absolute path."""
+    folder = REPO_ROOT / "data" / "real_results"
+    records = sorted(folder.glob("*.runs.jsonl"))
+    tables = sorted(folder.glob("*.parquet"))
+    assert records and tables
+    for path in records:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert [] == [(path.name, n, found) for n, line in enumerate(lines, 1)
+                      for found in machine_paths(json.loads(line))]
+    for path in tables:
+        cells = pd.read_parquet(path).astype(str).to_numpy().ravel().tolist()
+        assert machine_paths(cells) == [], path.name
 
 
 def test_the_committed_set_is_the_whole_grid_of_its_config(study):

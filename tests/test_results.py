@@ -26,9 +26,9 @@ def row(**overrides):
 
 
 def test_schema_errors_name_the_problem():
-    with pytest.raises(ResultsError, match=r"lack column\(s\) \['settings'\]"):
+    with pytest.raises(ResultsError, match=r"missing column\(s\) \['settings'\]"):
         make_frame([{k: v for k, v in row().items() if k != "settings"}])
-    with pytest.raises(ResultsError, match="unknown provenance"):
+    with pytest.raises(ResultsError, match="undeclared provenance class"):
         make_frame([row(provenance="vibes")])
 
 
@@ -46,7 +46,7 @@ def test_run_results_are_one_file_per_task_and_language_and_keep_missing_seeds(t
         read_run_results(tmp_path / "elsewhere")
 
 
-def test_collect_merges_identical_duplicates_and_refuses_conflicts(tmp_path):
+def test_collect_reads_a_run_listed_twice_once_and_refuses_conflicts(tmp_path):
     a, b, c = (tmp_path / n for n in "abc")
     for path in (a, b, c):
         path.mkdir()
@@ -55,7 +55,7 @@ def test_collect_merges_identical_duplicates_and_refuses_conflicts(tmp_path):
     table = collect([a, b, a], tmp_path / "out.parquet")
     assert len(table) == 2 and len(pd.read_parquet(tmp_path / "out.parquet")) == 2
     write_run_results(c, [row(value=51.0, run_id="other")])
-    with pytest.raises(ResultsError, match="conflicting results"):
+    with pytest.raises(ResultsError, match=r"key columns .* give one cell different values"):
         collect([a, c], tmp_path / "clash.parquet")
     assert not (tmp_path / "clash.parquet").exists()
 
@@ -155,7 +155,7 @@ def test_a_result_set_holds_one_provenance_class(tmp_path):
     with pytest.raises(ResultSetError, match=r"missing.parquet: no such results table.*stilts collect"):
         read_result_set(tmp_path / "missing.parquet")
     (tmp_path / "bad.parquet").write_text("not parquet")
-    with pytest.raises(ResultSetError, match=r"bad.parquet: not a collected results table"):
+    with pytest.raises(ResultSetError, match=r"bad.parquet: not a parquet results table"):
         read_result_set(tmp_path / "bad.parquet")
 
 
@@ -184,3 +184,22 @@ def test_summaries_and_figures_never_pool_models_protocols_or_classes():
     aggregates = results_chapter.benchmark_table(table, "xtreme")
     assert set(zip(aggregates["provenance"], aggregates["protocol"], strict=True)) == {
         ("partial run", "encoder"), ("smoke run", "encoder"), ("smoke run", "dual_encoder")}
+
+
+def test_collect_keeps_a_table_of_another_config_unless_forced(tmp_path):
+    from stilts_core.runs.results import table_origin
+
+    run = tmp_path / "run"
+    write_run_results(run, [row()])
+    output = tmp_path / "smoke.parquet"
+    smoke = {"grid": "smoke", "config_sha256": "a" * 64}
+    collect([run], output, origin=smoke)
+    assert table_origin(output) == smoke
+    collect([run], output, origin=smoke)  # the same config again: refreshed
+    cut_down = {"grid": "smoke", "config_sha256": "b" * 64}  # a copy that kept the name
+    with pytest.raises(ResultsError, match=r"smoke.parquet was collected from grid 'smoke' "
+                                           r"\(config sha256 aaaaaaaaaaaa\), not from this.*--force"):
+        collect([run], output, origin=cut_down)
+    assert table_origin(output) == smoke
+    collect([run], output, origin=cut_down, force=True)
+    assert table_origin(output) == cut_down

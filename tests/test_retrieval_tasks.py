@@ -123,8 +123,13 @@ def test_dual_encoder_resumes_to_the_same_weights(tiny_model_path, tmp_path, mon
                                         settings, hyper, seed=3)
     monkeypatch.setattr(dual_encoder.PairBatches, "__getitem__", original)
     resumed = dual_encoder.train_dual_encoder(tiny_model_path, pairs, tokenizer, tmp_path / "b",
-                                              settings, hyper, seed=3)
-    assert resumed["resumed_from"].endswith("checkpoint-4")
+                                              settings, hyper, seed=3, progress_dir=tmp_path)
+    assert resumed["resumed_from"] == "checkpoint-4"  # a name: the folder is deleted
+    lines = (tmp_path / "progress.log").read_text().splitlines()  # 3 steps an epoch
+    assert lines[0].startswith(f"[stilts] {tmp_path.name}: train dual encoder step 5/6 (83%), ")
+    assert lines[0].endswith(", epoch 1.67") and ", loss " in lines[0]
+    assert lines[-1].startswith(f"[stilts] {tmp_path.name}: train dual encoder step 6/6 (100%), ")
+    assert lines[-1].endswith(", epoch 2.00")
     assert resumed["final_loss"] == pytest.approx(straight["final_loss"])
     from transformers import AutoModel
 
@@ -168,6 +173,9 @@ def test_bucc_phase_records_dev_test_and_oracle(tiny_model_path, tmp_path):
     assert np.isfinite(metrics["de"]["threshold"])
     lines = (run_dir / "predictions" / "test-de.jsonl").read_text().splitlines()
     assert sum('"label"' in line for line in lines) == 12
+    progress = (run_dir / "progress.log").read_text().splitlines()
+    assert progress and all(line.startswith("[stilts] run: encoded ") and ", ETA " in line
+                            for line in progress)
 
 
 def test_ranking_phase_both_protocols(tiny_model_path, tmp_path):
@@ -205,3 +213,8 @@ def test_alignment_phase_writes_every_layer_and_measure(tiny_model_path, fixture
     assert set(rows["metric"]) == {f"alignment_{name}" for name in MEASURES}
     assert len(rows) == 2 * 3 * len(MEASURES)
     assert rows["seed"].isna().all() and set(rows["intermediate_task"]) == {"none"}
+    progress = [line.split(", ") for line in
+                (tmp_path / "run" / "progress.log").read_text().splitlines()]
+    assert [(line[0], line[-1]) for line in progress] == [
+        ("[stilts] run: score tatoeba language 1/2 (50%)", "de scored"),
+        ("[stilts] run: score tatoeba language 2/2 (100%)", "fr scored")]

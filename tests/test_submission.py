@@ -239,3 +239,20 @@ def test_exported_predictions_rescore_to_the_recorded_numbers(tmp_path, task_nam
                 if not score.startswith("avg_")}
     assert rescored == recorded
     assert 0 < report[task_name]["avg_metric"] < 100  # the cases mix right and wrong
+
+
+@pytest.mark.parametrize("layout", ["empty", "unmatched"])
+def test_score_refuses_a_folder_with_nothing_to_score(tmp_path, capsys, layout):
+    predictions, labels = tmp_path / "predictions", tmp_path / "labels"
+    predictions.mkdir()
+    labels.mkdir()
+    if layout == "unmatched":  # a task folder the benchmark does not have
+        (predictions / "sentiment").mkdir()
+        (predictions / "sentiment" / "test-de.tsv").write_text("positive\n")
+    assert main(["score", "--predictions", str(predictions), "--labels", str(labels),
+                 "--benchmark", "xtreme-r", "--output", str(tmp_path / "report.json")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    found = "['sentiment']" if layout == "unmatched" else "no task folder"
+    assert last.startswith(f"stilts: error: {predictions}: nothing to score for xtreme-r: "
+                           f"found {found}; expected one or more of xnli/test-<lang>.tsv")
+    assert not (tmp_path / "report.json").exists()

@@ -122,7 +122,7 @@ def test_resume_after_a_crash_reaches_the_same_weights(tiny_model_path, tokenize
         train(tiny_model_path, [prepared], tokenizer, tmp_path / "resumed", hyper, seed=3)
     monkeypatch.setattr(training.ScheduledBatches, "__getitem__", original)
     metrics = train(tiny_model_path, [prepared], tokenizer, tmp_path / "resumed", hyper, seed=3)
-    assert metrics["resumed_from"].endswith("checkpoint-16")
+    assert metrics["resumed_from"] == "checkpoint-16"  # a name: the run deletes the folder
 
     def weights(run):
         return safetensors.torch.load_file(str(tmp_path / run / "model-sst2" / "model.safetensors"))
@@ -161,11 +161,16 @@ def test_schedule_is_examples_proportional_and_tempered():
 def test_training_with_two_processes_runs_under_torchrun(tiny_model_path, tokenizer, tmp_path,
                                                          monkeypatch):
     """The multi-GPU path, on two CPU processes (gloo): each process takes half of every
-    effective batch, and rank 0 alone writes the final models."""
+    effective batch, and rank 0 alone writes the final models and the progress lines."""
     prepared, hyper = _prepared("classification", tokenizer, train_size=160)
     hyper = hyper.model_copy(update={"max_steps": 6, "eval_steps": 3, "per_device_batch_size": 8})
     monkeypatch.setenv("STILTS_NPROC", "2")
-    metrics = train(tiny_model_path, [prepared], tokenizer, tmp_path, hyper, seed=3)
+    metrics = train(tiny_model_path, [prepared], tokenizer, tmp_path, hyper, seed=3,
+                    progress_dir=tmp_path)
+    steps = [line.split(", ")[0] for line in (tmp_path / "progress.log").read_text().splitlines()]
+    assert len(steps) == len(set(steps))  # one writer
+    assert [steps[0], steps[-1]] == [f"[stilts] {tmp_path.name}: train sst2 step {n}/6 "
+                                     f"({n / 6:.0%})" for n in (1, 6)]
     assert metrics["processes"] == 2 and metrics["global_step"] == 6
     assert 0 <= metrics["sst2_accuracy"] <= 100
     assert (tmp_path / "model-sst2" / "model.safetensors").is_file()
@@ -182,3 +187,29 @@ def test_resume_skips_a_checkpoint_cut_off_while_it_was_saved(tmp_path):
         if state is not None:
             (folder / "trainer_state.json").write_text(state)
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+
+
+def test_progress_lines_and_logged_epochs_count_the_schedule(tiny_model_path, tokenizer, tmp_path):
+    """The schedule holds 3 epochs of 4 steps in one ``Trainer`` pass: logs say epoch 3, not 1;
+    the run's progress log gets the first and last step (and one every 30 s between them) with
+    step/total, ETA, loss and epoch."""
+    import json
+    import re
+
+    prepared, hyper = _prepared("classification", tokenizer, train_size=64)
+    hyper = hyper.model_copy(update={"epochs": 3, "eval_steps": 6})
+    train(tiny_model_path, [prepared], tokenizer, tmp_path / "model", hyper, seed=1,
+          progress_dir=tmp_path)
+    history = json.loads((tmp_path / "model" / "train_log.json").read_text())
+    assert [(entry["step"], entry["epoch"]) for entry in history if "loss" in entry] == [
+        (1, 0.25), (3, 0.75), (6, 1.5), (9, 2.25), (12, 3.0)]
+    lines = (tmp_path / "progress.log").read_text().splitlines()
+    number = r"\d+\.\d+"
+    pattern = (rf"\[stilts\] {tmp_path.name}: train sst2 step (\d+)/12 \(\d+%\), \d:\d\d:\d\d "
+               rf"elapsed, ETA (\d:\d\d:\d\d), loss {number}(, dev score {number})?, "
+               rf"epoch ({number})")
+    matches = [re.fullmatch(pattern, line) for line in lines]
+    assert all(matches), lines
+    assert [(m[1], m[4]) for m in (matches[0], matches[-1])] == [("1", "0.25"), ("12", "3.00")]
+    assert all(float(m[4]) == int(m[1]) / 4 for m in matches)
+    assert matches[-1][2] == "0:00:00" and matches[-1][3]  # done; the dev score of step 6

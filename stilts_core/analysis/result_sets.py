@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stilts_core.analysis.statistics import task_group
 from stilts_core.paths import REPO_ROOT, configs_dir
 from stilts_core.provenance import FULL_SCALE, REDUCED_SCALE, get_class
+from stilts_core.runs.results import ResultsError, read_results
 from stilts_core.tasks.registry import get_benchmark
 
 DEFAULT_BOOK_CONFIG = configs_dir() / "book.yaml"
@@ -190,16 +191,10 @@ def read_result_set(path: Path, name: str | None = None, description: str = "",
     which it takes as its own."""
     path = Path(path)
     try:
-        table = pd.read_parquet(path, columns=["provenance", "model", "target_task"])
-    except FileNotFoundError:
-        raise ResultSetError(f"{path}: no such results table; collect one with `stilts collect "
-                             "CONFIG` (or copy the parquet file a cluster collected)") from None
-    except (OSError, ValueError) as error:
-        raise ResultSetError(f"{path}: not a collected results table (parquet with the columns of "
-                             f"stilts_core.runs.results.COLUMNS): {error}") from None
+        table = read_results(path)
+    except ResultsError as error:
+        raise ResultSetError(str(error)) from None
     classes = sorted(set(table["provenance"]))
-    if not classes:
-        raise ResultSetError(f"{path}: the table has no rows")
     if len(classes) > 1:
         counts = table["provenance"].value_counts().to_dict()
         raise ResultSetError(f"{path}: a result set holds one provenance class, this table mixes "

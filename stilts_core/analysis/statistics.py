@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import math
+import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -34,7 +35,15 @@ from scipy import stats
 from stilts_core.analysis import crossed_reml
 from stilts_core.analysis.crossed_reml import Component
 from stilts_core.paths import atomic_write_text
-from stilts_core.runs.results import NO_INTERMEDIATE, headline_scores, make_frame, paired_gains, setting
+from stilts_core.runs.processes import die_with_parent
+from stilts_core.runs.results import (
+    NO_INTERMEDIATE,
+    headline_scores,
+    make_frame,
+    paired_gains,
+    setting,
+    validate,
+)
 from stilts_core.tasks.metrics import get_metric
 from stilts_core.tasks.registry import MULTI, PHANG_INTERMEDIATE, TASK_GROUPS, get_benchmark, get_task
 
@@ -73,19 +82,16 @@ class AnalysisError(ValueError):
 def gains_table(results: pd.DataFrame, split: str = "test",
                 protocol: str = "encoder") -> pd.DataFrame:
     """Paired gains on each task's headline score, one row per model x intermediate task x
-    target task x language x seed, with the task group. A STILTs cell without its baseline or a
-    cell given twice is an error naming the rows, never a silent drop."""
+    target task x language x seed, with the task group. A STILTs cell without its baseline is an
+    error naming the rows, never a silent drop; a cell given twice, a missing or an impossible
+    score is refused by the schema (:func:`~stilts_core.runs.results.validate`) first."""
+    results = validate(results, "the results analysed")
     _one_kind_of_evidence(results)
     scores = headline_scores(results, split)
     if scores.empty:
         raise AnalysisError(f"the results have no headline scores on the {split!r} split")
     scores = scores[setting(scores, "protocol").isin([None, protocol])]
     cell = ["model", "intermediate_task", "target_task", "language", "seed", "settings"]
-    duplicated = scores[scores.duplicated(cell, keep=False)]
-    if not duplicated.empty:
-        raise AnalysisError("the same cell appears more than once (several runs or settings; "
-                            "select one first):\n"
-                            + duplicated[[*cell, "run_id", "value"]].to_string(index=False))
     gains = paired_gains(scores)
     stilts = scores[scores["intermediate_task"] != NO_INTERMEDIATE]
     unpaired = stilts.merge(gains[cell], on=cell, how="left", indicator=True)
@@ -128,6 +134,11 @@ def language_covariates(languages: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+# Fewer languages leave no residual language variation to tell the morphology slope from the
+# per-language intercepts.
+MIN_LANGUAGES = 3
+
+
 def analysis_frame(gains: pd.DataFrame, indices_wide: pd.DataFrame, languages: pd.DataFrame,
                    index: str, missing: str = "error",
                    only_languages: list[str] | None = None) -> pd.DataFrame:
@@ -164,6 +175,13 @@ def analysis_frame(gains: pd.DataFrame, indices_wide: pd.DataFrame, languages: p
     if frame.empty:
         raise AnalysisError("no non-English rows with the index are left to analyse")
     per_language = values.loc[sorted(frame["language"].unique())]
+    if len(per_language) < MIN_LANGUAGES or per_language.std() == 0:
+        raise AnalysisError(
+            f"index {index!r}: the gains cover {len(per_language)} non-English language(s) "
+            f"({', '.join(per_language.index)}) with {per_language.nunique()} distinct value(s) "
+            f"of the index; a slope on the index beside a random intercept per language needs "
+            f"at least {MIN_LANGUAGES} languages that differ in it. Add languages to the results "
+            "or analyse the per-language gains descriptively")
     standardised = (per_language - per_language.mean()) / per_language.std()
     frame = frame.join(covariates, on="language").assign(
         morph=frame["language"].map(standardised), morph_raw=frame["language"].map(values),
@@ -538,13 +556,21 @@ def _in_chunks(function, arguments, items: list, n_jobs: int, what: str, log) ->
             log(f"[stats] {what}: {len(outputs)}/{len(items)}")
 
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_start,
+                                 initargs=(os.getpid(),)) as pool:
             for future in as_completed([pool.submit(function, arguments(c)) for c in chunks]):
                 record(future.result())
     else:
         for chunk in chunks:
             record(function(arguments(chunk)))
     return outputs
+
+
+def _worker_start(parent: int) -> None:
+    """A worker ends with the process that started it (a notebook kernel, also one killed or
+    shut down), so no worker outlives its build, and computes with one BLAS thread."""
+    die_with_parent(parent)
+    _one_blas_thread()
 
 
 def _one_blas_thread() -> None:
@@ -855,7 +881,6 @@ def write_simulation(path, languages: pd.DataFrame, indices_wide: pd.DataFrame,
     """Write :func:`simulated_results` on the full XTREME-R design to ``path`` (parquet), and
     its truth beside it (``<path>.truth.json``), both atomically."""
     import json
-    import os
     from pathlib import Path
 
 

@@ -13,6 +13,7 @@ import contextlib
 import html
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -39,6 +40,8 @@ from stilts_core.grid.plan import collect_grid, load_config
 from stilts_core.paths import REPO_ROOT, book_dir, notebooks_dir, results_dir
 from stilts_core.provenance import get_class
 from stilts_core.runs.execution import execute_notebook
+from stilts_core.runs.processes import held_signals
+from stilts_core.runs.results import read_results
 
 GENERATED = "generated"
 
@@ -148,9 +151,7 @@ def _by_model(result_set: ResultSet) -> list[tuple[ResultSet, str | None]]:
     (written beside the book's pages), since the statistics never pool models."""
     if len(result_set.models) <= 1:
         return [(result_set, None)]
-    import pandas as pd
-
-    table = pd.read_parquet(result_set.path)
+    table = read_results(result_set.path)
     parts = []
     for model in result_set.models:
         path = book_dir() / GENERATED / "tables" / f"{result_set.name}-{_slug(model)}.parquet"
@@ -268,15 +269,27 @@ def _kernels_share_the_cores(kernels: int):
 
 
 def build_html(log=print) -> Path:
-    """``jupyter-book build`` with warnings as errors; returns the HTML folder."""
+    """``jupyter-book build`` with warnings as errors into a folder of its own, moved into
+    place (``book/_build/html``) only once it succeeded: a failed or interrupted build leaves
+    the last book whole rather than a mix of old and new pages. Returns the HTML folder."""
+    target, scratch = book_dir() / "_build" / "html", book_dir() / "_build" / "next"
+    shutil.rmtree(scratch, ignore_errors=True)  # what an interrupted build left
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_dir()),
-               "--warningiserror", "--keep-going", "--quiet"]
+               "--path-output", str(scratch), "--warningiserror", "--keep-going", "--quiet"]
     log(f"[stilts] {' '.join(command)}")
     finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     if finished.returncode != 0:
         raise BookError(f"jupyter-book build failed:\n{finished.stdout[-4000:]}\n"
                         f"{finished.stderr[-4000:]}")
-    return book_dir() / "_build" / "html"
+    old = target.with_name("old")
+    shutil.rmtree(old, ignore_errors=True)
+    with held_signals():  # an interrupt between the renames would leave no book
+        if target.exists():
+            target.rename(old)
+        (scratch / "_build" / "html").rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(scratch)
+    return target
 
 
 def _grid_set(grid_path: Path, spec_name: str, description: str, analysis: AnalysisSettings,

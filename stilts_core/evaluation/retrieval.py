@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Literal
 
 import numpy as np
@@ -135,9 +136,11 @@ def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[in
                               include_special_tokens)
                 vectors[slot, index] = pooled.cpu().numpy()
             if log and (number == batches or time.time() - reported > 30):
-                reported = time.time()
-                log(f"encoded {min(start + batch_size, len(order))}/{len(order)} sentences "
-                    f"({(start + len(index)) / (reported - started):.0f}/s)")
+                reported, done = time.time(), start + len(index)
+                pace = done / (reported - started)
+                log(f"encoded {done}/{len(order)} sentences ({pace:.0f}/s), "
+                    f"{timedelta(seconds=round(reported - started))} elapsed, "
+                    f"ETA {timedelta(seconds=round((len(order) - done) / pace))}")
     return normalise(vectors)
 
 

@@ -469,6 +469,12 @@ def score_folders(predictions: Path, labels: Path, benchmark: str | Benchmark,
         tasks[name] = scores
         if task_notes:
             notes[name] = task_notes
+    if not tasks:
+        layouts = ", ".join(f"{name}/test-<lang>.{get_layout(get_task(name)).extension}"
+                            for name in bench.tasks)
+        raise SubmissionError(f"{predictions}: nothing to score for {bench.name}: found "
+                              f"{sorted(present) or 'no task folder'}; expected one or more of "
+                              f"{layouts} (`stilts export-submission` writes this layout)")
     summary = bench.summarise(tasks, incomplete)
     report.update({name: _official_keys(value) if name in tasks else value
                    for name, value in summary.items()})

@@ -4,11 +4,13 @@ variants, resources and Slurm settings of a whole study, checked against the reg
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from stilts_core.evaluation.retrieval import get_preset
+from stilts_core.models.registry import MODELS
 from stilts_core.paths import configs_dir
 from stilts_core.phases.params import intermediate_label
 from stilts_core.runs.execution import PHASES
@@ -78,8 +80,13 @@ class GridConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     models: list[str] = Field(min_length=1)
-    data_root: str = "data/fixtures"
+    data_root: str = Field(
+        "data/fixtures", description="'hub', 'pack' or a folder; a relative folder is read from "
+                                     "the config file's folder (load_config)")
     smoke: bool = False
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads every run computes with, whatever the workers beside "
+                                "it; empty: the phases' fixed default (one)")
     seeds: list[StrictInt] = Field(min_length=1)
     intermediate_tasks: list[str] = Field(min_length=1)
     variants: dict[str, Variant] = Field(default_factory=dict)
@@ -104,6 +111,15 @@ class GridConfig(BaseModel):
                            "folders that no later phase reads "
                            "(stilts_core.phases.params.WEIGHTS_READ_DOWNSTREAM)")
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in MODELS and not Path(name).is_dir():
+                raise ValueError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}"
+                                 " (or an existing local checkpoint directory)")
+        return names
 
     @field_validator("seeds")
     @classmethod

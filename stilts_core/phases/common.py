@@ -8,13 +8,14 @@ import json
 from pathlib import Path
 
 import datasets
+import threadpoolctl
 from pydantic import BaseModel
 
 from stilts_core.data import loading as data_io
 from stilts_core.data.pack import is_pack, pack_record
 from stilts_core.evaluation.retrieval import RepresentationSettings, encode
 from stilts_core.models.registry import load_tokenizer, resolve_model
-from stilts_core.paths import atomic_write_text
+from stilts_core.paths import atomic_write_text, hub_location, portable_location
 from stilts_core.phases.params import (
     PARAMS,
     SMOKE_MAX_EVAL,
@@ -27,6 +28,7 @@ from stilts_core.phases.params import (
 from stilts_core.runs.execution import load_done_run, run_id, run_path
 from stilts_core.runs.results import NO_INTERMEDIATE, result_file, write_run_results
 from stilts_core.tasks.registry import TaskSpec
+from stilts_core.training.progress import Progress, throttled
 
 
 def start_phase(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel]:
@@ -36,7 +38,19 @@ def start_phase(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel
     validated = validate_params(phase, params)
     path = Path(run_dir) if run_dir else run_path(run_id(phase, validated))
     path.mkdir(parents=True, exist_ok=True)
-    return path, PARAMS[phase](**validated)
+    chosen = PARAMS[phase](**validated)
+    compute_with_threads(chosen.compute_threads())
+    return path, chosen
+
+
+def compute_with_threads(threads: int) -> None:
+    """Compute with exactly ``threads`` threads in torch and in every BLAS library, whatever the
+    environment the scheduler gave the process, so that a run's numbers do not depend on how
+    many workers shared the machine."""
+    import torch
+
+    torch.set_num_threads(threads)
+    threadpoolctl.threadpool_limits(threads)
 
 
 def head_rows(dataset, limit: int):
@@ -66,13 +80,14 @@ def record_sources(path: Path, p: DataParams, tasks: list[TaskSpec]) -> None:
     for task in {task.name: task for task in tasks}.values():  # one hub lookup per task
         root = sources.root_for(task)
         if is_pack(root):
-            record[task.name] = {"pack": str(root), "splits": pack_record(task.name)}
+            record[task.name] = {"pack": portable_location(root), "splits": pack_record(task.name)}
         elif root is not None:
-            record[task.name] = {"local_root": str(root)}
-        else:
+            record[task.name] = {"local_root": portable_location(root)}
+        else:  # the commit it resolved to, or the revision asked for when the hub is out of reach
             revision = sources.revisions.get(task.name, task.hub.revision)
-            record[task.name] = {"hub": task.hub.path, "revision": revision,
-                                 "resolved_commit": data_io.resolved_revision(task, revision)}
+            commit = data_io.resolved_revision(task, revision)
+            record[task.name] = {"hub": hub_location(task.hub.path, commit or revision),
+                                 "revision": revision, "resolved_commit": commit}
     atomic_write_text(path / "data_sources.json", json.dumps(record, indent=1))
 
 
@@ -91,18 +106,26 @@ def each_language(path: Path, task: str, languages: list[str], score) -> dict:
     """``score(language) -> (metrics entry, rows)`` for each language, keeping each language's
     result rows as soon as it is scored; a rerun after a crash reads finished languages back
     instead of scoring them again (the rows file, written last, marks a language finished).
-    Returns the metrics entries by language."""
-    metrics = {}
-    for language in languages:
+    Each language scored is reported in the run's progress log. Returns the metrics entries by
+    language."""
+    def scored_before(language: str) -> bool:
         finished = result_file(path, task, language)
-        entry_file = finished.with_suffix(".json")
-        if finished.is_file() and entry_file.is_file():
+        return finished.is_file() and finished.with_suffix(".json").is_file()
+
+    metrics = {}
+    done = sum(map(scored_before, languages))
+    progress = Progress(path, f"score {task} language", len(languages), done=done)
+    for language in languages:
+        entry_file = result_file(path, task, language).with_suffix(".json")
+        if scored_before(language):
             metrics[language] = json.loads(entry_file.read_text())
             print(f"{task} {language}: scored before the run was interrupted, read back")
             continue
         metrics[language], rows = score(language)
         atomic_write_text(entry_file, json.dumps(metrics[language], default=str))
         write_run_results(path, rows)
+        done += 1
+        progress.update(done, f"{language} scored")
     return metrics
 
 
@@ -136,12 +159,20 @@ def load_encoder(path: str):
     return load_tokenizer(path), AutoModel.from_pretrained(path).to("cuda" if cuda_available() else "cpu")
 
 
-def embedder(model, tokenizer, settings: RepresentationSettings, batch_size: int):
-    """``embed(texts, max_length)``: the run's sentence vectors at either side's length."""
+def embedder(model, tokenizer, settings: RepresentationSettings, batch_size: int, path: Path):
+    """``embed(texts, max_length)``: the run's sentence vectors at either side's length; how
+    far the encoding is goes to the notebook and, every 30 s, to the run's (``path``)
+    progress log."""
+    to_progress_log = throttled(path)
+
+    def report(message: str) -> None:
+        print(message)
+        to_progress_log(message)
+
     def embed(texts, max_length: int):
         return encode(list(texts), model, tokenizer,
                       settings.model_copy(update={"max_length": max_length}), batch_size,
-                      log=print)
+                      log=report)
     return embed
 
 
@@ -161,14 +192,14 @@ def available_languages(task: TaskSpec, split: str, p: DataParams, path: Path) -
             f"{root / task.name}: no {split} files for task {task.name!r}; expected "
             f"{where} for languages among {', '.join(task.languages)}"
         )
-    skipped = {lang: f"no {split} file under {root / task.name}"
+    skipped = {lang: f"no {split} file under {portable_location(root / task.name)}"
                for lang in task.evaluation_languages if lang not in found}
     if skipped:
         print(f"{task.name}: skipping {len(skipped)} of {len(task.evaluation_languages)} "
               f"languages without local {split} files ({', '.join(skipped)}); name them in "
               f"'languages' to make a missing file an error")
     atomic_write_text(path / "skipped_languages.json",
-                      json.dumps({"task": task.name, "split": split, "root": str(root),
+                      json.dumps({"task": task.name, "split": split, "root": portable_location(root),
                                   "skipped": skipped}, indent=1) + "\n")
     return found
 

@@ -68,7 +68,8 @@ def intermediate(params: dict, run_dir: str = "") -> dict:
     mixture = get_mixture(p.task) if p.task in MIXTURES else None
     temperature = p.temperature or (mixture.temperature if mixture else 1.0)
     cap = p.mixture_cap or (mixture.cap if mixture else None)
-    metrics = train(init_path, tasks, tokenizer, path, hyper, p.seed, temperature, cap)
+    metrics = train(init_path, tasks, tokenizer, path, hyper, p.seed, temperature, cap,
+                    progress_dir=path)
     metrics.update(hyperparameters=hyper.model_dump(), temperature=temperature, cap=cap,
                    train_examples={t.name: len(t.train) for t in tasks})
     rows = [result_row(p.model, p.task, t.name, "en", p.seed, "validation", t.task.dev_metric,

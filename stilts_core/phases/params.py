@@ -16,6 +16,7 @@ from stilts_core.data import loading as data_io
 from stilts_core.data.pack import PACK
 from stilts_core.evaluation.retrieval import RepresentationChoice, RepresentationSettings
 from stilts_core.paths import REPO_ROOT
+from stilts_core.runs.execution import DEFAULT_THREADS
 from stilts_core.tasks.registry import (
     MIXTURES,
     TaskSpec,
@@ -52,6 +53,13 @@ class DataParams(PhaseParams):
     max_eval_examples: int | None = Field(
         None, ge=1, description="score or stop early on this many examples per language (a "
                                 "fixed-seed sample); empty: all")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads the run computes with (torch and BLAS): a sum split "
+                                "over more threads rounds differently, so the count is part of "
+                                f"the run; empty: {DEFAULT_THREADS}")
+
+    def compute_threads(self) -> int:
+        return self.threads or DEFAULT_THREADS
 
     def sources(self) -> data_io.DataSources:
         return data_io.DataSources(
@@ -63,7 +71,7 @@ class DataParams(PhaseParams):
 
 # Parameters added after runs existed: left out of a run's identity while empty, so that the
 # run ids of earlier runs stay what they were.
-UNSET_NOT_IN_IDENTITY = ("max_train_examples", "max_eval_examples")
+UNSET_NOT_IN_IDENTITY = ("max_train_examples", "max_eval_examples", "threads")
 
 
 def _repo_path(path: str) -> str | Path:

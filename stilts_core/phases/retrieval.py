@@ -45,7 +45,7 @@ def _dual_encoder(path: Path, p: RetrievalParams, task: TaskSpec, init_path: str
         candidate_max_length=p.candidate_max_length)
     pairs = data_io.load_training_pairs(task, p.sources(), limit=SMOKE_MAX_TRAIN if p.smoke else None)
     summary = train_dual_encoder(init_path, pairs, load_tokenizer(init_path), folder, settings,
-                                 hyper, p.seed)
+                                 hyper, p.seed, progress_dir=path)
     atomic_write_text(summary_path, json.dumps(summary, indent=1))
     return str(folder / "encoder"), summary
 
@@ -64,7 +64,7 @@ def retrieval(params: dict, run_dir: str = "") -> dict:
         model_path, metrics["dual_encoder"] = _dual_encoder(path, p, task, model_path, settings)
         seed = p.seed
     tokenizer, model = load_encoder(model_path)
-    embed = embedder(model, tokenizer, settings, p.batch_size)
+    embed = embedder(model, tokenizer, settings, p.batch_size, path)
     provenance = assess(path, p.model, p, [(task, task.evaluation_split, EVERY_LANGUAGE)],
                          [p.encoder_run], base_path).label
     record_sources(path, p, [task])

@@ -50,7 +50,7 @@ def target(params: dict, run_dir: str = "") -> dict:
             prepared = prepare_task(task, train_examples, dev, tokenizer, hyper,
                                     p.max_length_for(task))
             result = train(init_path, [prepared], tokenizer, stage_dir, hyper, p.seed,
-                           new_heads=number == 1)
+                           new_heads=number == 1, progress_dir=path)
             atomic_write_text(stage_dir / "stage_metrics.json", json.dumps(result, default=str))
             atomic_write_text(stage_dir / "STAGE_DONE", "done\n")
         metrics["stages"].append(json.loads((stage_dir / "stage_metrics.json").read_text()))

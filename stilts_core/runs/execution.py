@@ -6,7 +6,8 @@ parameters finds its outputs instead of redoing them. Layout of ``runs/<run_id>/
 ``results/<task>/<language>.csv`` (tidy rows), ``provenance.json`` (what kind of evidence the run
 is, condition by condition), ``attempts.json`` and ``compute.json`` (wall time of every attempt
 and the device),
-``predictions/``, model folders, checkpoints while it trains, ``.lock`` and ``DONE``.
+``progress.log`` (how far it got, line by line), ``predictions/``, model folders,
+checkpoints while it trains, ``.lock`` and ``DONE``.
 
 Crash safety: ``DONE`` is written last and atomically, so a run without it is partial and is
 resumed (training from its latest checkpoint, evaluation from its finished languages). A run is
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stilts_core.paths import REPO_ROOT, atomic_write_text, notebooks_dir, runs_dir
+from stilts_core.training.progress import follow
 
 DONE = "DONE"
 COMPUTE = "compute.json"
@@ -219,10 +221,36 @@ def attempt(path: Path):
         save()
 
 
-def compute_record(attempts: list[dict]) -> dict:
+# The threads a run computes with when its parameters do not say: one, whatever the machine or
+# the number of workers beside it, so that the same run id always means the same arithmetic.
+DEFAULT_THREADS = 1
+
+# What can still differ between two executions of the same run id, by device.
+REPRODUCIBILITY = {
+    "cpu": "bitwise on the same CPU instruction set, torch version and thread count; another "
+           "instruction set (AVX2, AVX-512, AMX) may round differently",
+    "gpu": "not bitwise: GPU kernels (cuBLAS reductions, atomic adds in backward passes, fused "
+           "attention) may sum in another order on every execution, so scores may differ in the "
+           "last digits and, through training, beyond them",
+}
+
+
+def _cpu_model() -> str:
+    import platform
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def compute_record(attempts: list[dict], threads: int = DEFAULT_THREADS) -> dict:
     """What a run cost over all its attempts: wall seconds (each attempt from its start to its
     end, or to its last heartbeat if it was killed), GPU-seconds (each attempt's seconds times the
-    GPUs it could see; a CPU run counts none), and the device of the last attempt."""
+    GPUs it could see; a CPU run counts none), and the device of the last attempt; and how it
+    computed: its CPU ``threads`` and what a rerun may change (:data:`REPRODUCIBILITY`)."""
     import torch
 
     seconds = [(a["finished"] or a["last_seen"]) - a["started"] for a in attempts]
@@ -230,7 +258,9 @@ def compute_record(attempts: list[dict]) -> dict:
     return {"seconds": round(sum(seconds), 1), "attempts": len(attempts),
             "attempt_seconds": [round(s, 1) for s in seconds],
             "gpu_seconds": round(sum(s * a["gpus"] for s, a in zip(seconds, attempts, strict=True)), 1),
-            "gpus": last["gpus"], "device": last["device"],
+            "gpus": last["gpus"], "device": last["device"], "cpu": _cpu_model(),
+            "threads": threads,
+            "reproducible": REPRODUCIBILITY["gpu" if last["gpus"] else "cpu"],
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z",
                                       time.localtime(last["finished"] or last["last_seen"])),
             "torch": torch.__version__}
@@ -311,7 +341,7 @@ def _execute(phase: str, params: dict, path: Path, log) -> None:
         f"({spec.description})")
     started = time.time()
     try:
-        with attempt(path) as attempts:
+        with attempt(path) as attempts, follow(path, log):  # progress lines reach our log
             execute_notebook(notebooks_dir() / spec.notebook, executed,
                              {**params, "run_dir": str(path)})
     except papermill.PapermillExecutionError as error:
@@ -327,7 +357,8 @@ def _execute(phase: str, params: dict, path: Path, log) -> None:
         read_run_results(path)  # every run leaves readable result rows
     except ResultsError as error:
         raise RunError(f"run {identifier} finished without usable results: {error}") from None
-    atomic_write_text(path / COMPUTE, json.dumps(compute_record(attempts), indent=1))
+    threads = params.get("threads") or DEFAULT_THREADS
+    atomic_write_text(path / COMPUTE, json.dumps(compute_record(attempts, threads), indent=1))
     mark_done(path)
     for checkpoints in list(path.rglob("checkpoints")):  # the final models are saved
         shutil.rmtree(checkpoints, ignore_errors=True)

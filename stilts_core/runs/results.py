@@ -10,41 +10,217 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from stilts_core.tasks.metrics import get_metric
+from stilts_core.paths import checkpoint_name, portable_text
 from stilts_core.provenance import CLASSES
+from stilts_core.tasks.metrics import get_metric
 from stilts_core.tasks.registry import get_benchmark, get_task
 
-COLUMNS = (
-    "model", "intermediate_task", "target_task", "language", "seed", "split", "metric", "value",
-    "provenance", "run_id", "settings",
-)
-# ``settings`` is part of a cell's identity: a layer of the alignment curves, a retrieval protocol.
-KEY = ("model", "intermediate_task", "target_task", "language", "seed", "split", "metric",
-       "settings")
 NO_INTERMEDIATE = "none"
+PERCENT = (0.0, 100.0)
+
+# The range of every score a result row may carry. The official metrics report percentages; the
+# layer-wise alignment measures their own scales. A metric not declared here is refused, so a new
+# score cannot enter the statistics unchecked.
+VALUE_RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(("accuracy", "accuracy_en_to_xx", "token_accuracy", "f1", "precision",
+                     "recall", "exact_match", "map_at_20", "oracle_f1", "headline",
+                     "alignment_retrieval_accuracy", "alignment_centred_retrieval_accuracy"),
+                    PERCENT),
+    "alignment_cosine_gap": (-2.0, 2.0),  # a difference of two mean cosines
+    "alignment_linear_cka": (0.0, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the results table: ``kind`` is ``text``, ``seed`` or ``score``; ``empty``
+    says whether a row may leave it empty."""
+
+    name: str
+    kind: str
+    meaning: str
+    empty: bool = False
+
+
+@dataclass(frozen=True)
+class ResultsSchema:
+    """The one declaration every results table is checked against, on every write and every
+    read (:func:`validate`): columns and their kinds, finite scores within each metric's range
+    (:data:`VALUE_RANGES`), provenance from the declared classes, and one row per ``key``."""
+
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+
+SCHEMA = ResultsSchema(
+    columns=(
+        Column("model", "text", "the model's registry name"),
+        Column("intermediate_task", "text", f"the phase-(ii) task, '{NO_INTERMEDIATE}' for direct "
+                                            "fine-tuning"),
+        Column("target_task", "text", "the task scored"),
+        Column("language", "text", "the language scored"),
+        Column("seed", "seed", "the training seed; empty for an encoder no seed changed", True),
+        Column("split", "text", "the split scored"),
+        Column("metric", "text", "a score name declared in VALUE_RANGES"),
+        Column("value", "score", "a finite number within the metric's declared range"),
+        Column("provenance", "text", "a declared provenance class"),
+        Column("run_id", "text", "the run that wrote the row"),
+        # part of a cell's identity: a layer of the alignment curves, a retrieval protocol
+        Column("settings", "text", "JSON of the settings that changed the number", True),
+    ),
+    key=("model", "intermediate_task", "target_task", "language", "seed", "split", "metric",
+         "settings"),
+)
+COLUMNS = SCHEMA.names
+KEY = SCHEMA.key
 
 
 class ResultsError(ValueError):
-    """The results files disagree or break the schema; the message names the rows or file."""
+    """A results table breaks the schema or results disagree; the message names the file, the
+    column, the first offending rows and the fix."""
 
 
-def make_frame(rows: list[dict]) -> pd.DataFrame:
-    """Validate rows against the schema and return them as a typed frame."""
-    frame = pd.DataFrame(rows)
-    missing = [c for c in COLUMNS if c not in frame.columns]
+SHOWN_ROWS = 5
+
+
+def _refuse(source: str, column: str, problem: str, rows: pd.DataFrame, fix: str):
+    """The error for ``rows`` that break the schema: one line saying where (``column``), what
+    and the fix (the line the command line prints last), then the first offending rows."""
+    shown = rows.head(SHOWN_ROWS).to_string()
+    more = f"\n... and {len(rows) - SHOWN_ROWS} more" if len(rows) > SHOWN_ROWS else ""
+    raise ResultsError(f"{source}: {column}: {len(rows)} row(s) {problem}; {fix}\n"
+                       f"first offending rows (by row number):\n{shown}{more}")
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _not_text(values: pd.Series, empty: bool) -> pd.Series:
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # the usual case, at C speed
+        return values.eq("") & (not empty)
+    return values.map(lambda v: not isinstance(v, str) or (v == "" and not empty))
+
+
+def _not_seed(values: pd.Series) -> pd.Series:
+    """Where a value is neither a whole number nor missing."""
+    if pd.api.types.is_integer_dtype(values):
+        return pd.Series(False, index=values.index)
+
+    def whole(value) -> bool:
+        if isinstance(value, (bool, np.bool_)):
+            return False
+        return isinstance(value, (int, np.integer)) or (
+            isinstance(value, (float, np.floating)) and float(value).is_integer())
+    return values.map(lambda v: not _missing(v) and not whole(v))
+
+
+def _not_number(values: pd.Series) -> pd.Series:
+    """Where a value is not a number (a missing one is a number that is not finite)."""
+    if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
+        return pd.Series(False, index=values.index)
+    return values.map(lambda v: not _missing(v) and (
+        isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number))))
+
+
+CHECKS = {"text": lambda values, column: _not_text(values, column.empty),
+          "seed": lambda values, column: _not_seed(values),
+          "score": lambda values, column: _not_number(values)}
+FIXES = {"text": "each row needs a non-empty text value here",
+         "seed": "seeds are whole numbers, or empty for an encoder no seed changed",
+         "score": "scores are numbers, not text (convert a column written as text, such as "
+                  "'35.0', with pandas.to_numeric)"}
+
+
+def validate(frame: pd.DataFrame, source: str, schema: ResultsSchema = SCHEMA) -> pd.DataFrame:
+    """``frame`` checked against ``schema`` and typed (its columns in order, ``seed`` as
+    ``Int64``, ``value`` as float); a :class:`ResultsError` naming ``source`` otherwise. Nothing
+    is dropped or repaired: a table that needs fixing is refused."""
+    missing = [name for name in schema.names if name not in frame.columns]
     if missing:
-        raise ResultsError(f"result rows lack column(s) {missing}; schema: {list(COLUMNS)}")
-    frame = frame[list(COLUMNS)].copy()
-    frame["seed"] = frame["seed"].astype("Int64")
-    frame["value"] = frame["value"].astype(float)
-    bad = sorted(set(frame["provenance"]) - set(CLASSES))
-    if bad:
-        raise ResultsError(f"unknown provenance {bad}; allowed: {list(CLASSES)}")
+        raise ResultsError(f"{source}: missing column(s) {missing}; a results table has the "
+                           f"columns {list(schema.names)} (a table written by `stilts collect` "
+                           "has them all)")
+    frame = frame[list(schema.names)].reset_index(drop=True)
+    for column in schema.columns:
+        bad = CHECKS[column.kind](frame[column.name], column)
+        if bad.any():
+            _refuse(source, f"column {column.name!r}", f"of the wrong kind ({column.meaning})",
+                    frame[bad], FIXES[column.kind])
+    frame = frame.assign(seed=pd.to_numeric(frame["seed"].astype(object).where(
+        frame["seed"].notna(), None)).astype("Int64"),
+        value=pd.to_numeric(frame["value"].astype(object).where(frame["value"].notna(), np.nan))
+        .astype(float))
+    infinite = ~np.isfinite(frame["value"])
+    if infinite.any():
+        _refuse(source, "column 'value'", "not finite (NaN or infinite)", frame[infinite],
+                "rescore the runs named in run_id, or remove their whole cell (every seed and the "
+                "baseline) and say so; a missing score is never read as a number")
+    unknown = ~frame["metric"].isin(list(VALUE_RANGES))
+    if unknown.any():
+        _refuse(source, "column 'metric'", "with a metric whose range is not declared",
+                frame[unknown],
+                "declare its range in stilts_core.runs.results.VALUE_RANGES (declared: "
+                f"{', '.join(VALUE_RANGES)})")
+    low = frame["metric"].map({metric: low for metric, (low, _) in VALUE_RANGES.items()})
+    high = frame["metric"].map({metric: high for metric, (_, high) in VALUE_RANGES.items()})
+    outside = (frame["value"] < low) | (frame["value"] > high)
+    if outside.any():
+        _refuse(source, "column 'value'", "outside their metric's range",
+                frame[outside].assign(allowed=[str(VALUE_RANGES[m]) for m in
+                                               frame.loc[outside, "metric"]]),
+                "scores are on the metric's scale (percent for the official metrics); rescore "
+                "the runs named in run_id")
+    unknown = ~frame["provenance"].isin(list(CLASSES))
+    if unknown.any():
+        _refuse(source, "column 'provenance'", "with an undeclared provenance class",
+                frame[unknown],
+                f"use one of the declared classes: {', '.join(CLASSES)}")
+    key = f"key columns ({', '.join(schema.key)})"
+    twice = frame.duplicated(keep=False)
+    if twice.any():
+        _refuse(source, key, "that are exact copies of another row", frame[twice],
+                "keep one of each (the same rows were added twice)")
+    clashes = frame.duplicated(list(schema.key), keep=False)
+    if clashes.any():
+        _refuse(source, key, "that give one cell different values",
+                frame[clashes].sort_values(list(schema.key)),
+                "keep the run you mean (by run_id) and remove the other's rows")
     return frame
+
+
+def make_frame(rows: list[dict] | pd.DataFrame, source: str = "result rows") -> pd.DataFrame:
+    """Rows as a typed frame checked against the schema (:func:`validate`)."""
+    return validate(pd.DataFrame(rows), source)
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """A collected results table (parquet), checked against the schema: every reader of a table
+    (statistics, the book, its chapters) goes through here."""
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such results table; collect one with `stilts collect "
+                           "CONFIG`") from None
+    except (OSError, ValueError) as error:
+        raise ResultsError(f"{path}: not a parquet results table ({error}); pass a table written "
+                           "by `stilts collect`") from None
+    if frame.empty:
+        raise ResultsError(f"{path}: the table has no rows; collect finished runs into it")
+    return validate(frame, str(path))
 
 
 RESULTS_FOLDER = "results"
@@ -71,11 +247,13 @@ def write_run_results(run_dir: Path, rows: list[dict]) -> list[Path]:
 
 def read_result_file(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"language": str, "settings": str},
-                        keep_default_na=False, na_values={"seed": [""]})
-    try:
-        return make_frame(frame.to_dict("records"))
-    except (ResultsError, ValueError) as error:
-        raise ResultsError(f"{path}: {error}") from None
+                        keep_default_na=False, na_values={"seed": [""], "value": [""]})
+    # one text cell makes the whole column text: read the numbers back, keep the text to refuse
+    numbers = pd.to_numeric(frame["value"], errors="coerce") if "value" in frame else None
+    if numbers is not None:
+        frame["value"] = numbers.astype(object).where(numbers.notna() | frame["value"].isna(),
+                                                      frame["value"])
+    return make_frame(frame, str(path))
 
 
 def read_run_results(run_dir: Path) -> pd.DataFrame:
@@ -87,27 +265,47 @@ def read_run_results(run_dir: Path) -> pd.DataFrame:
     return pd.concat([read_result_file(path) for path in files], ignore_index=True)
 
 
-def collect(run_dirs: list[Path], output: Path) -> pd.DataFrame:
+ORIGIN_KEY = b"stilts.origin"
+
+
+def table_origin(path: Path) -> dict | None:
+    """What a collected table was collected from (``{"grid": ..., "config_sha256": ...}``), or
+    ``None`` for a table that does not say."""
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[ORIGIN_KEY]) if ORIGIN_KEY in metadata else None
+
+
+def collect(run_dirs: list[Path], output: Path, origin: dict | None = None,
+            force: bool = False) -> pd.DataFrame:
     """Merge the results of finished runs into one parquet file, written atomically.
 
-    Identical duplicate rows (the same run listed twice) are merged; rows with the same key but
-    different values are a conflict and refused, naming both runs.
+    A run listed twice is read once; the merged table is checked against the schema, so rows
+    with the same key (from two runs) are refused, naming both runs. ``origin`` (which grid
+    config) is stored in the file, and a table collected from another origin is not
+    overwritten unless ``force``.
     """
-    frames = [read_run_results(d) for d in run_dirs]
+    frames = [read_run_results(d) for d in dict.fromkeys(Path(d).resolve() for d in run_dirs)]
     if not frames:
         raise ResultsError("no finished runs to collect")
-    table = pd.concat(frames, ignore_index=True).drop_duplicates()
-    clashes = table[table.duplicated(list(KEY), keep=False)]
-    if not clashes.empty:
-        raise ResultsError(
-            "conflicting results for the same cell (same key, different value):\n"
-            + clashes.sort_values(list(KEY)).to_string(index=False)
-        )
-    table = table.sort_values(list(KEY), na_position="first").reset_index(drop=True)
     output = Path(output)
+    table = validate(pd.concat(frames, ignore_index=True), f"the runs collected into {output}")
+    table = table.sort_values(list(KEY), na_position="first").reset_index(drop=True)
+    if origin is not None and output.is_file() and not force:
+        existing = table_origin(output)
+        if existing is not None and existing != origin:
+            raise ResultsError(
+                f"{output} was collected from grid {existing.get('grid')!r} (config sha256 "
+                f"{existing.get('config_sha256', '?')[:12]}), not from this config (grid "
+                f"{origin.get('grid')!r}, sha256 {origin.get('config_sha256', '?')[:12]}); "
+                "write elsewhere (--output, or another name: in the config), or pass --force "
+                "to overwrite it")
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if origin is not None:
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                               ORIGIN_KEY: json.dumps(origin).encode()})
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    table.to_parquet(tmp, index=False)
+    pq.write_table(arrow, tmp)
     os.replace(tmp, output)
     return table
 
@@ -125,18 +323,39 @@ def records_path(table_path: Path) -> Path:
     return table_path.with_name(f"{table_path.stem}.runs.jsonl")
 
 
+# Fields of the training summaries (``metrics.json``) that name a checkpoint, which a finished
+# run has deleted: records keep its name (``checkpoint-<step>``), never its path.
+CHECKPOINT_FIELDS = ("best_checkpoint", "resumed_from")
+
+
+def portable_record(value, field: str | None = None):
+    """A run record with every absolute path in it named by
+    :func:`~stilts_core.paths.portable_location`, and checkpoints by their name, so that runs
+    made before the phases wrote portable records carry no machine's paths either. Parameters
+    are named so too: a run given a folder by its absolute path (not ``pack`` or a path relative
+    to the repository) has an id that hashes that path, and its record says so by not
+    reproducing the id."""
+    if isinstance(value, dict):
+        return {key: portable_record(item, key) for key, item in value.items()}
+    if isinstance(value, list):
+        return [portable_record(item, field) for item in value]
+    if isinstance(value, str):
+        return checkpoint_name(value) if field in CHECKPOINT_FIELDS else portable_text(value)
+    return value
+
+
 def write_run_records(run_dirs: list[Path], output: Path) -> Path:
     """One JSON line per run, ``{"run_id": ..., "params": {...}, "provenance": {...}, ...}``
     (each of :data:`RUN_RECORDS` the run has), sorted by run id and written atomically, so a
     table committed without its run folders still traces every row (``run_id``) to its
-    parameters, data sources, provenance and compute."""
+    parameters, data sources, provenance and compute, on any machine (:func:`portable_record`)."""
     lines = []
     for folder in sorted(map(Path, run_dirs), key=lambda path: path.name):
         record = {"run_id": folder.name}
         for name in RUN_RECORDS:
             if (folder / name).is_file():
                 record[name.removesuffix(".json")] = json.loads((folder / name).read_text())
-        lines.append(json.dumps(record, sort_keys=True, ensure_ascii=False))
+        lines.append(json.dumps(portable_record(record), sort_keys=True, ensure_ascii=False))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")

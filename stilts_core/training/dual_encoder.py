@@ -30,8 +30,8 @@ from transformers import Trainer
 
 from stilts_core.data.loading import TrainingPairs
 from stilts_core.evaluation.retrieval import RepresentationSettings, pool
-from stilts_core.paths import atomic_write_text
-from stilts_core.training.trainer import last_complete_checkpoint, unwrap_batch
+from stilts_core.paths import atomic_write_text, checkpoint_name, portable_text
+from stilts_core.training.trainer import last_complete_checkpoint, schedule_callback, unwrap_batch
 
 
 class DualEncoderHyperparameters(BaseModel):
@@ -131,10 +131,11 @@ class _DualEncoderTrainer(Trainer):
 
 def train_dual_encoder(init_path: str, pairs: TrainingPairs, tokenizer, output_dir: Path,
                        settings: RepresentationSettings, hyper: DualEncoderHyperparameters,
-                       seed: int, log=print) -> dict:
+                       seed: int, log=print, progress_dir: Path | None = None) -> dict:
     """Fine-tune the encoder at ``init_path``; writes ``encoder/`` (the fine-tuned encoder and
     tokenizer) and ``train_log.json`` under ``output_dir`` and returns the training summary.
-    Resumes from the last checkpoint under ``checkpoints/``, which is deleted at the end."""
+    Resumes from the last checkpoint under ``checkpoints/``, which is deleted at the end.
+    ``progress_dir``: the run's folder, whose ``progress.log`` reports the steps."""
     from transformers import AutoModel, TrainingArguments, set_seed
 
     output_dir = Path(output_dir)
@@ -157,8 +158,11 @@ def train_dual_encoder(init_path: str, pairs: TrainingPairs, tokenizer, output_d
         save_strategy="steps", save_steps=hyper.checkpoint_steps, save_total_limit=1,
         logging_steps=1, seed=seed, data_seed=seed, report_to="none", disable_tqdm=True,
         remove_unused_columns=False, dataloader_pin_memory=on_gpu)
-    trainer = _DualEncoderTrainer(model=model, args=args, data_collator=unwrap_batch,
-                                  train_dataset=PairBatches(pairs, batches, tokenizer, hyper))
+    epochs = len(batches) / (len(pairs.queries) // hyper.batch_size)  # max_steps may cut them
+    trainer = _DualEncoderTrainer(
+        model=model, args=args, data_collator=unwrap_batch,
+        train_dataset=PairBatches(pairs, batches, tokenizer, hyper),
+        callbacks=[schedule_callback(epochs, progress_dir, "train dual encoder")])
     resume = last_complete_checkpoint(checkpoints)
     if resume:
         log(f"dual encoder: resuming from {resume} ({len(batches)} steps in all)")
@@ -173,4 +177,4 @@ def train_dual_encoder(init_path: str, pairs: TrainingPairs, tokenizer, output_d
     log(f"dual encoder: {trainer.state.global_step} steps, final loss {final_loss}")
     return {"steps": trainer.state.global_step, "final_loss": final_loss,
             "logit_scale": model.logit_scale.item(), "training_pairs": len(pairs.queries),
-            "training_data": pairs.origin, "resumed_from": resume}
+            "training_data": portable_text(pairs.origin), "resumed_from": checkpoint_name(resume)}

@@ -34,8 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stilts_core.data.features import Encoding, get_format
 from stilts_core.evaluation.scoring import predict, references
+from stilts_core.paths import checkpoint_name
 from stilts_core.tasks.metrics import get_metric
 from stilts_core.tasks.registry import TaskSpec
+from stilts_core.training.progress import Progress
 
 MEGABATCH = 50  # batches sorted by length together, as in HF's LengthGroupedSampler
 
@@ -361,7 +363,8 @@ def launch_processes() -> int:
 
 def train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path,
           hyper: Hyperparameters, seed: int, temperature: float = 1.0,
-          cap: int | None = None, new_heads: bool = False) -> dict:
+          cap: int | None = None, new_heads: bool = False,
+          progress_dir: Path | None = None) -> dict:
     """Train the encoder and one head per task; resume if ``output_dir`` has checkpoints.
 
     Writes ``encoder/`` (the shared encoder, what the next phase loads under a fresh head),
@@ -369,9 +372,11 @@ def train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path
     dev scores. ``new_heads``: the run hands over from an encoder to new heads (phase iii), so
     every head part starts fresh, the pooler too (:func:`fresh_heads`). With more than one
     process (:func:`launch_processes`) the same function runs under ``torchrun``.
+    ``progress_dir``: the run's folder, whose ``progress.log`` reports the steps
+    (:func:`schedule_callback`).
     """
     arguments = (init_path, tasks, tokenizer, str(output_dir), hyper, seed, temperature, cap,
-                 new_heads)
+                 new_heads, progress_dir)
     processes = launch_processes()
     if processes > 1 and "LOCAL_RANK" not in os.environ:
         return _train_under_torchrun(processes, arguments)
@@ -426,7 +431,8 @@ def training_arguments(hyper: Hyperparameters, output_dir: Path, seed: int, **ov
         load_best_model_at_end=True,
         metric_for_best_model="score",
         greater_is_better=True,
-        logging_steps=max(1, hyper.eval_steps // 2),
+        logging_steps=max(1, min(hyper.eval_steps // 2, 50)),  # the loss progress lines show
+        logging_first_step=True,
         seed=seed,
         data_seed=seed,
         bf16=hyper.precision == "bf16" and on_gpu and torch.cuda.is_bf16_supported(),
@@ -446,7 +452,8 @@ def training_arguments(hyper: Hyperparameters, output_dir: Path, seed: int, **ov
 
 def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path,
            hyper: Hyperparameters, seed: int, temperature: float = 1.0,
-           cap: int | None = None, new_heads: bool = False) -> dict:
+           cap: int | None = None, new_heads: bool = False,
+           progress_dir: Path | None = None) -> dict:
     import safetensors.torch
     from transformers import EarlyStoppingCallback, Trainer
 
@@ -488,7 +495,8 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
         train_dataset=ScheduledBatches(by_name, schedule,
                                        collators(tasks, tokenizer, hyper.padding)),
         eval_dataset={t.name: t.dev for t in tasks if t.dev is not None},
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience)],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience),
+                   schedule_callback(hyper.epochs, progress_dir, f"train {'+'.join(by_name)}")],
     )
     resume = last_complete_checkpoint(checkpoints)
     trainer.train(resume_from_checkpoint=resume)
@@ -507,10 +515,51 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
         **{key.removeprefix("eval_"): value for key, value in final.items()},
         "global_step": trainer.state.global_step,
         "scheduled_batches": len(schedule),
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "resumed_from": resume,
+        "best_checkpoint": checkpoint_name(trainer.state.best_model_checkpoint),
+        "resumed_from": checkpoint_name(resume),
         "processes": args.world_size,
     }
+
+
+def schedule_callback(epochs: float, progress_dir: Path | None, what: str):
+    """A ``TrainerCallback`` for a training set that holds ``epochs`` epochs in one ``Trainer``
+    pass (a batch schedule): it counts ``state.epoch`` in the schedule's epochs, so logs and
+    checkpoints say epoch 3.27 of 12 rather than 0.27 of 1, and, given the run's folder, writes
+    the steps to its progress log (:class:`~stilts_core.training.progress.Progress`) with the
+    latest logged loss and dev score. Only the first process writes."""
+    from transformers import TrainerCallback
+
+    class ScheduleProgress(TrainerCallback):
+        progress: Progress | None = None
+        loss = score = None
+        pending = False  # a line is due once the Trainer has logged this step's loss
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if progress_dir is not None and state.is_world_process_zero:
+                self.progress = Progress(progress_dir, f"{what} step", state.max_steps,
+                                         done=state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            state.epoch *= epochs  # the Trainer sets it afresh, as a fraction, every step
+            if self.progress is not None and self.progress.due(state.global_step):
+                self.pending = True
+                if not control.should_log:
+                    self.report(state)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.loss = (logs or {}).get("loss", self.loss)
+            self.score = (logs or {}).get("eval_score", self.score)
+            if self.pending:
+                self.report(state)
+
+        def report(self, state) -> None:
+            self.pending = False
+            details = [f"loss {self.loss:.4f}" if self.loss is not None else "no loss logged yet"]
+            if self.score is not None:
+                details.append(f"dev score {self.score:.2f}")
+            self.progress.write(state.global_step, *details, f"epoch {state.epoch:.2f}")
+
+    return ScheduleProgress()
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:
