@@ -235,7 +235,8 @@ REPRODUCIBILITY = {
 }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (what decides how it rounds: its instruction set)."""
     import platform
 
     cpuinfo = Path("/proc/cpuinfo")
@@ -258,7 +259,7 @@ def compute_record(attempts: list[dict], threads: int = DEFAULT_THREADS) -> dict
     return {"seconds": round(sum(seconds), 1), "attempts": len(attempts),
             "attempt_seconds": [round(s, 1) for s in seconds],
             "gpu_seconds": round(sum(s * a["gpus"] for s, a in zip(seconds, attempts, strict=True)), 1),
-            "gpus": last["gpus"], "device": last["device"], "cpu": _cpu_model(),
+            "gpus": last["gpus"], "device": last["device"], "cpu": cpu_model(),
             "threads": threads,
             "reproducible": REPRODUCIBILITY["gpu" if last["gpus"] else "cpu"],
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z",
