@@ -25,7 +25,7 @@ from stilts_core.phases.params import (
     intermediate_label,
     validate_params,
 )
-from stilts_core.runs.execution import load_done_run, run_id, run_path
+from stilts_core.runs.execution import load_done_run, run_id, run_path, run_threads
 from stilts_core.runs.results import NO_INTERMEDIATE, result_file, write_run_results
 from stilts_core.tasks.registry import TaskSpec
 from stilts_core.training.progress import Progress, throttled
@@ -38,9 +38,8 @@ def start_phase(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel
     validated = validate_params(phase, params)
     path = Path(run_dir) if run_dir else run_path(run_id(phase, validated))
     path.mkdir(parents=True, exist_ok=True)
-    chosen = PARAMS[phase](**validated)
-    compute_with_threads(chosen.compute_threads())
-    return path, chosen
+    compute_with_threads(run_threads(validated))
+    return path, PARAMS[phase](**validated)
 
 
 def compute_with_threads(threads: int) -> None:

@@ -58,9 +58,6 @@ class DataParams(PhaseParams):
                                 "over more threads rounds differently, so the count is part of "
                                 f"the run; empty: {DEFAULT_THREADS}")
 
-    def compute_threads(self) -> int:
-        return self.threads or DEFAULT_THREADS
-
     def sources(self) -> data_io.DataSources:
         return data_io.DataSources(
             root=None if self.data_root == "hub" else data_io.resolve_data_root(_repo_path(self.data_root)),

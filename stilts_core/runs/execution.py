@@ -225,6 +225,11 @@ def attempt(path: Path):
 # the number of workers beside it, so that the same run id always means the same arithmetic.
 DEFAULT_THREADS = 1
 
+
+def run_threads(params: dict) -> int:
+    """The CPU threads a run computes with: its ``threads`` parameter, else the default."""
+    return params.get("threads") or DEFAULT_THREADS
+
 # What can still differ between two executions of the same run id, by device.
 REPRODUCIBILITY = {
     "cpu": "bitwise on the same CPU instruction set, torch version and thread count; another "
@@ -358,8 +363,8 @@ def _execute(phase: str, params: dict, path: Path, log) -> None:
         read_run_results(path)  # every run leaves readable result rows
     except ResultsError as error:
         raise RunError(f"run {identifier} finished without usable results: {error}") from None
-    threads = params.get("threads") or DEFAULT_THREADS
-    atomic_write_text(path / COMPUTE, json.dumps(compute_record(attempts, threads), indent=1))
+    atomic_write_text(path / COMPUTE,
+                      json.dumps(compute_record(attempts, run_threads(params)), indent=1))
     mark_done(path)
     for checkpoints in list(path.rglob("checkpoints")):  # the final models are saved
         shutil.rmtree(checkpoints, ignore_errors=True)
