@@ -15,7 +15,6 @@ from stilts_core.training.progress import (
     Progress,
     follow,
     last_line,
-    throttled,
     write_line,
 )
 
@@ -41,16 +40,6 @@ def test_a_loop_writes_its_first_and_last_step_and_otherwise_every_30_seconds(tm
         "loss 0.1000"]
     assert last_line(tmp_path / "target-xnli-abc")[0] == lines[-1]
     assert last_line(tmp_path) is None
-
-
-def test_a_loop_that_reports_its_own_steps_is_written_every_30_seconds(tmp_path):
-    now = [0.0]
-    write = throttled(tmp_path, clock=lambda: now[0])
-    for second in range(0, 70, 10):
-        now[0] = second
-        write(f"encoded {second}/60 sentences")
-    lines = (tmp_path / PROGRESS).read_text().splitlines()
-    assert lines == [f"[stilts] {tmp_path.name}: encoded {n}/60 sentences" for n in (0, 30, 60)]
 
 
 def test_followed_lines_reach_the_log_while_the_run_goes_on_and_only_once(tmp_path):

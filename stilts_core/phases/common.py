@@ -28,7 +28,7 @@ from stilts_core.phases.params import (
 from stilts_core.runs.execution import load_done_run, run_id, run_path, run_threads
 from stilts_core.runs.results import NO_INTERMEDIATE, result_file, write_run_results
 from stilts_core.tasks.registry import TaskSpec
-from stilts_core.training.progress import Progress, throttled
+from stilts_core.training.progress import Progress, write_line
 
 
 def start_phase(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel]:
@@ -160,13 +160,11 @@ def load_encoder(path: str):
 
 def embedder(model, tokenizer, settings: RepresentationSettings, batch_size: int, path: Path):
     """``embed(texts, max_length)``: the run's sentence vectors at either side's length; how
-    far the encoding is goes to the notebook and, every 30 s, to the run's (``path``)
-    progress log."""
-    to_progress_log = throttled(path)
-
+    far the encoding is (its first and last batch, and one every 30 s between: ``encode``
+    spaces them) goes to the notebook and to the run's (``path``) progress log."""
     def report(message: str) -> None:
         print(message)
-        to_progress_log(message)
+        write_line(path, message)
 
     def embed(texts, max_length: int):
         return encode(list(texts), model, tokenizer,

@@ -33,20 +33,6 @@ def write_line(run_dir: Path, message: str) -> None:
         log.write(f"[stilts] {Path(run_dir).name}: {message}\n")
 
 
-def throttled(run_dir: Path, every: float = EVERY_SECONDS,
-              clock: Callable[[], float] = time.monotonic) -> Callable[[str], None]:
-    """``write(message)`` into the run's progress log, the first and then at most one every
-    ``every`` seconds: for loops that report their own steps, such as sentence encoding."""
-    written = None
-
-    def write(message: str) -> None:
-        nonlocal written
-        if written is None or clock() - written >= every:
-            write_line(run_dir, message)
-            written = clock()
-    return write
-
-
 class Progress:
     """One loop of a run (``train step``, ``score xnli language``) over ``total`` steps, of which
     ``done`` were done before (a resumed run; the ETA counts only this attempt's pace)."""
