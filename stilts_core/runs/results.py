@@ -249,8 +249,8 @@ def read_result_file(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"language": str, "settings": str},
                         keep_default_na=False, na_values={"seed": [""], "value": [""]})
     # one text cell makes the whole column text: read the numbers back, keep the text to refuse
-    numbers = pd.to_numeric(frame["value"], errors="coerce") if "value" in frame else None
-    if numbers is not None:
+    if "value" in frame:
+        numbers = pd.to_numeric(frame["value"], errors="coerce")
         frame["value"] = numbers.astype(object).where(numbers.notna() | frame["value"].isna(),
                                                       frame["value"])
     return make_frame(frame, str(path))
@@ -284,13 +284,8 @@ def collect(run_dirs: list[Path], output: Path, origin: dict | None = None,
     config) is stored in the file, and a table collected from another origin is not
     overwritten unless ``force``.
     """
-    frames = [read_run_results(d) for d in dict.fromkeys(Path(d).resolve() for d in run_dirs)]
-    if not frames:
-        raise ResultsError("no finished runs to collect")
     output = Path(output)
-    table = validate(pd.concat(frames, ignore_index=True), f"the runs collected into {output}")
-    table = table.sort_values(list(KEY), na_position="first").reset_index(drop=True)
-    if origin is not None and output.is_file() and not force:
+    if origin is not None and output.is_file() and not force:  # before reading any run
         existing = table_origin(output)
         if existing is not None and existing != origin:
             raise ResultsError(
@@ -299,6 +294,11 @@ def collect(run_dirs: list[Path], output: Path, origin: dict | None = None,
                 f"{origin.get('grid')!r}, sha256 {origin.get('config_sha256', '?')[:12]}); "
                 "write elsewhere (--output, or another name: in the config), or pass --force "
                 "to overwrite it")
+    frames = [read_run_results(d) for d in dict.fromkeys(Path(d).resolve() for d in run_dirs)]
+    if not frames:
+        raise ResultsError("no finished runs to collect")
+    table = validate(pd.concat(frames, ignore_index=True), f"the runs collected into {output}")
+    table = table.sort_values(list(KEY), na_position="first").reset_index(drop=True)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     if origin is not None:
         arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
