@@ -53,3 +53,47 @@ def test_alignment_scores_has_every_measure_and_checks_shapes():
     assert set(alignment_scores(source, english)) == set(MEASURES)
     with pytest.raises(ValueError, match="differ in shape"):
         alignment_scores(source[:5], english)
+
+
+SMALL = {"model": "tiny-xlmr", "smoke": True, "max_length": 64, "pooling": "mean",
+         "include_special_tokens": False}
+
+
+def test_the_alignment_pass_scores_retrieval_as_a_retrieval_run_does(tmp_path, tiny_model_path):
+    """One encoding pass serves both: the Tatoeba rows an alignment run writes at its
+    retrieval layer equal, value and settings, those of a retrieval run of that layer."""
+    from stilts_core.phases.alignment import alignment
+    from stilts_core.phases.retrieval import retrieval
+    from stilts_core.runs.results import read_run_results
+
+    alignment({**SMALL, "retrieval_layer": 2}, run_dir=str(tmp_path / "alignment"))
+    retrieval({**SMALL, "layer": 2, "candidate_max_length": 64}, run_dir=str(tmp_path / "retrieval"))
+    key = ["language", "metric", "settings"]
+    aligned = read_run_results(tmp_path / "alignment")
+    aligned = aligned[aligned["metric"].isin(["accuracy", "accuracy_en_to_xx"])].set_index(key)
+    retrieved = read_run_results(tmp_path / "retrieval").set_index(key)
+    assert len(aligned) == len(retrieved) == 6  # 3 fixture languages, both directions
+    assert aligned["value"].sort_index().equals(retrieved["value"].sort_index())
+    assert (tmp_path / "alignment" / "predictions" / "test-de.jsonl").is_file()
+
+
+def test_the_encoder_left_by_target_fine_tuning_is_aligned_as_the_third_point(
+        tmp_path, monkeypatch, tiny_model_path):
+    import json
+
+    from stilts_core.phases.params import ParameterError, validate_params
+    from stilts_core.runs.execution import execute_phase
+    from stilts_core.runs.results import read_run_results
+
+    monkeypatch.setenv("STILTS_RUNS_DIR", str(tmp_path / "runs"))
+    target = execute_phase("target", validate_params("target", {
+        "model": "tiny-xlmr", "smoke": True, "max_length": 32, "task": "xnli", "seed": 3,
+        "max_steps": 2, "batch_size": 8}), log=lambda _: None)
+    after = execute_phase("alignment", validate_params("alignment", {
+        **SMALL, "target_run": target.name, "languages": ["de"]}), log=lambda _: None)
+    rows = read_run_results(after)
+    assert set(rows["intermediate_task"]) == {"none"} and set(rows["seed"]) == {3}
+    assert {json.loads(s)["fine_tuned_on"] for s in rows["settings"]} == {"xnli"}
+    assert json.loads((after / "metrics.json").read_text())["fine_tuned_on"] == "xnli"
+    with pytest.raises(ParameterError, match="encoder_run or target_run, not both"):
+        validate_params("alignment", {**SMALL, "target_run": target.name, "encoder_run": "x"})

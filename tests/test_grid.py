@@ -37,6 +37,16 @@ HEAD = "name: g\nmodels: [tiny-xlmr]\n"
     ("name: g\nmodels: [tiny-xlmr]\nseeds: [1]\nintermediate_tasks: [none]\nretrieval_protocols: [y]\n",
      "unknown protocol"),
     (f"{HEAD}seeds: [1.5]\nintermediate_tasks: [none]\n", "seeds.0: Input should be a valid integer"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\nretrieval_tasks: [tatoeba]\n"
+     "alignment_tasks: [tatoeba]\nalignment: {retrieval_layer: 2}\n", "encoded twice"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\nalignment_tasks: [tatoeba]\n"
+     "alignment_after_target: {tasks: [xnli]}\n", "needs its tasks among target_tasks"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [xnli]\n"
+     "alignment_tasks: [tatoeba]\nalignment_after_target: {tasks: [xnli], languages: [xx]}\n",
+     "\\['xx'\\] are not languages of tatoeba"),
+    (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [xnli]\n"
+     "alignment_tasks: [tatoeba]\nalignment: {retrieval_layer: 2, layers: [0, 1]}\n",
+     "retrieval_layer 2 is not among layers"),
     (f"{HEAD}seeds: ['1']\nintermediate_tasks: [none]\n", "seeds.0: Input should be a valid integer"),
     (f"{HEAD}seeds: [1, 1]\nintermediate_tasks: [none]\n", "repeat a seed"),
     (f"{HEAD}seeds: [1]\nintermediate_tasks: [none]\ntarget_tasks: [xnli]\n"
@@ -177,6 +187,26 @@ def test_e5_study_grid_reads_the_pack_with_declared_samples():
     assert all(r.params["max_eval_examples"] for r in scored)
 
 
+def test_the_learning_study_scores_enough_dev_examples_and_aligns_at_three_points():
+    """configs/e5_study_v2.yaml: every training run scores at least the learning check's dev
+    examples with one thread; Tatoeba is scored by the alignment pass of the base
+    encoder, the 9 phase-(ii) encoders and the 12 encoders PAN-X fine-tuning leaves, 500 pairs
+    per language."""
+    from stilts_core.evaluation.learning import MIN_DEV_EXAMPLES
+
+    runs = plan(load_config(configs_dir() / "e5_study_v2.yaml"))
+    phases = [r.phase for r in runs]
+    assert (phases.count("intermediate"), phases.count("target"), phases.count("zero_shot_eval"),
+            phases.count("retrieval"), phases.count("alignment")) == (9, 24, 24, 0, 22)
+    trained = [r for r in runs if r.phase in ("intermediate", "target")]
+    assert all(r.params["max_eval_examples"] >= MIN_DEV_EXAMPLES and r.params["threads"] == 1
+               for r in trained)
+    aligned = [r for r in runs if r.phase == "alignment"]
+    assert all(r.params["retrieval_layer"] == 12 and r.params["max_eval_examples"] == 500
+               for r in aligned)
+    assert sum(bool(r.params.get("target_run")) for r in aligned) == 12
+
+
 def test_an_unknown_model_is_refused_when_the_grid_is_planned(tmp_path):
     path = tmp_path / "grid.yaml"
     path.write_text(f"{HEAD.replace('tiny-xlmr', 'xlm-roberta-huge')}seeds: [1]\n"
@@ -231,3 +261,23 @@ def test_the_run_summary_counts_each_run_once():
     merged = first.merge(second)
     assert (merged.executed, merged.reused) == (["a", "d"], ["b", "c"])
     assert merged.summary().startswith("2 executed, 2 already done")
+
+
+def test_alignment_after_target_and_retrieval_from_the_alignment_pass_are_planned(tmp_path):
+    """The third point in training: one alignment run per target run of the named task, on the
+    declared languages, after that run; the other alignment runs score the retrieval too."""
+    path = tmp_path / "g.yaml"
+    path.write_text(f"{HEAD}data_root: {configs_dir().parent / 'data' / 'fixtures'}\n"
+                    "seeds: [1, 2]\nintermediate_tasks: [none, mnli]\ntarget_tasks: [xnli]\n"
+                    "alignment_tasks: [tatoeba]\nalignment: {retrieval_layer: 2}\n"
+                    "alignment_after_target: {tasks: [xnli], languages: [de, fr]}\n")
+    runs = plan(load_config(path))
+    targets = {r.run_id for r in runs if r.phase == "target"}
+    after = [r for r in runs if r.phase == "alignment" and r.params.get("target_run")]
+    assert {r.params["target_run"] for r in after} == targets and len(after) == 4
+    assert all(r.depends_on == [r.params["target_run"]] and r.params["languages"] == ["de", "fr"]
+               for r in after)
+    before = [r for r in runs if r.phase == "alignment" and not r.params.get("target_run")]
+    assert len(before) == 3 and all(r.params["retrieval_layer"] == 2 and not r.params["languages"]
+                                    for r in before)
+    assert not [r for r in runs if r.phase == "retrieval"]

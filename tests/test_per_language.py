@@ -83,15 +83,30 @@ def test_the_power_design_is_the_one_the_set_has():
     assert design.intermediate_tasks == ("mnli", "sst2") and design.seeds == (1, 2, 3)
 
 
-def test_the_learning_check_sets_each_baseline_beside_guessing():
-    from stilts_core.book.chapters.results import chance_level, learning_check
+def test_the_learning_check_counts_the_seeds_whose_runs_learned_in_every_phase():
+    from stilts_core.book.chapters.results import learning_check
 
-    assert (chance_level("xnli"), chance_level("xcopa"), chance_level("panx")) == (100 / 3, 50.0, 0.0)
-    assert chance_level("tatoeba") is None
-    table = pd.DataFrame([{"model": "m", "intermediate_task": task, "target_task": "xnli",
-                           "language": language, "seed": 1, "split": "test", "metric": "accuracy",
-                           "value": value, "provenance": "smoke run", "run_id": "r", "settings": "{}"}
-                          for task, language, value in (("none", "en", 35.0), ("none", "de", 30.0),
-                                                        ("none", "fr", 40.0), ("mnli", "en", 80.0))])
-    (row,) = learning_check(table).to_dict("records")
-    assert (row["en"], row["other languages"], row["chance"]) == (35.0, 35.0, 33.3)
+    def run(task, dev_task, seed, low, checked=True):
+        cell = {"model": "m", "intermediate_task": task, "target_task": dev_task, "language": "en",
+                "seed": seed, "split": "validation", "provenance": "smoke run",
+                "run_id": f"{task}-{dev_task}-{seed}", "settings": "{}"}
+        checks = (("dev_interval_low", low), ("dev_interval_high", low + 10.0),
+                  ("learning_floor", 33.3), ("dev_examples", 300)) if checked else ()
+        return [{**cell, "metric": metric, "value": value}
+                for metric, value in (("accuracy", low + 5.0), *checks)]
+
+    table = pd.DataFrame(run("none", "xnli", 1, 50.0) + run("none", "xnli", 2, 30.0)
+                         + run("mnli", "mnli", 1, 70.0) + run("mnli", "mnli", 2, 60.0, checked=False)
+                         + [{"model": "m", "intermediate_task": "none", "target_task": "xnli",
+                             "language": "de", "seed": 1, "split": "test", "metric": "accuracy",
+                             "value": 40.0, "provenance": "smoke run", "run_id": "none-xnli-1",
+                             "settings": "{}"}])
+    check = learning_check(table).set_index(["phase", "intermediate_task", "target_task"])
+    assert list(check.index) == [("intermediate", "mnli", "mnli"), ("target", "none", "xnli")]
+    baseline = check.loc[("target", "none", "xnli")]
+    intermediate = check.loc[("intermediate", "mnli", "mnli")]
+    assert (baseline["score"], baseline["interval"], baseline["floor"]) == (45.0, "30.0 to 60.0", 33.3)
+    assert (baseline["dev_examples"], baseline["learned"]) == (300, "1 of 2 seeds")
+    assert baseline["why_not"] == "interval does not clear the floor"
+    assert (intermediate["learned"], intermediate["why_not"]) == ("1 of 2 seeds", "no interval recorded")
+    assert learning_check(table[table["split"] == "test"]).empty

@@ -203,3 +203,83 @@ def test_collect_keeps_a_table_of_another_config_unless_forced(tmp_path):
     assert table_origin(output) == smoke
     collect([run], output, origin=cut_down, force=True)
     assert table_origin(output) == cut_down
+
+
+# --- did each training run learn? the per-run check, gains marked by it, alignment by stage
+
+def dev_rows(intermediate="none", task="xnli", seed=1, low=55.0, floor=33.3, examples=300,
+             checked=True):
+    """A training run's dev score and, when ``checked``, its interval, floor and examples."""
+    cell = {"intermediate_task": intermediate, "target_task": task, "language": "en", "seed": seed,
+            "split": "validation", "run_id": f"{intermediate}-{task}-{seed}"}
+    rows = [row(**cell, value=low + 5)]
+    if checked:
+        rows += [row(**cell, metric=metric, value=value) for metric, value in (
+            ("dev_interval_low", low), ("dev_interval_high", low + 10),
+            ("learning_floor", floor), ("dev_examples", examples))]
+    return rows
+
+
+def test_a_run_learned_only_with_enough_examples_and_its_interval_above_the_floor():
+    table = make_frame(dev_rows(seed=1) + dev_rows(seed=2, examples=150)
+                       + dev_rows(seed=3, low=30.0) + dev_rows(seed=4, checked=False)
+                       + dev_rows("mnli", "mnli") + dev_rows("multi", "sst2", floor=50.0))
+    runs = results_chapter.learning_runs(table).set_index(["intermediate_task", "target_task",
+                                                           "seed"])
+    assert runs["learned"].to_dict() == {
+        ("none", "xnli", 1): True, ("none", "xnli", 2): False, ("none", "xnli", 3): False,
+        ("none", "xnli", 4): False, ("mnli", "mnli", 1): True, ("multi", "sst2", 1): True}
+    why = runs["why"]
+    assert why[("none", "xnli", 1)] == ""
+    assert why[("none", "xnli", 2)] == "only 150 dev examples (< 200)"
+    assert why[("none", "xnli", 3)] == "interval does not clear the floor"
+    assert why[("none", "xnli", 4)] == "no interval recorded"
+    assert runs.loc[("none", "xnli", 4), ["interval_low", "floor", "dev_examples"]].isna().all()
+    assert runs["phase"].to_dict() == {
+        key: "target" if key[1] == "xnli" else "intermediate" for key in runs.index}
+    assert runs.loc[("none", "xnli", 1), ["score", "floor", "dev_examples"]].tolist() == [
+        60.0, 33.3, 300.0]
+
+
+def test_gains_say_in_how_many_seeds_their_runs_learned():
+    rows = []
+    for seed in (1, 2):
+        rows += [row(seed=seed, value=50.0), row(intermediate_task="mnli", seed=seed, value=52.0),
+                 row(target_task="tatoeba", intermediate_task="mnli", seed=seed, value=40.0)]
+        rows += (dev_rows(seed=seed, low=55.0 if seed == 1 else 30.0)  # seed 2's baseline: floor
+                 + dev_rows("mnli", seed=seed) + dev_rows("mnli", "mnli", seed=seed))
+    rows.append(row(target_task="tatoeba", seed=None, value=30.0))
+    gains = results_chapter.gain_summary(make_frame(rows)).set_index("target_task")
+    assert gains.loc["xnli", "runs_learned"] == "1 of 2"
+    assert gains.loc["tatoeba", "runs_learned"] == "all"  # retrieval: the intermediate run only
+    scores_only = make_frame([r for r in rows if r["split"] == "test"])
+    assert set(results_chapter.gain_summary(scores_only)["runs_learned"]) == {"not checked"}
+    failed = make_frame([r for r in rows if not (r["target_task"] == "mnli" and r["seed"] == 1)])
+    assert results_chapter.gain_summary(failed).set_index("target_task").loc[
+        "tatoeba", "runs_learned"] == "1 of 2"  # no intermediate run recorded: not learned
+
+
+def test_alignment_stages_follow_each_encoder_through_training():
+    def aligned(intermediate, seed, value, layer, tuned=None):
+        settings = {"layer": layer, "pooling": "mean", **({"fine_tuned_on": tuned} if tuned else {})}
+        return row(intermediate_task=intermediate, target_task="tatoeba", seed=seed,
+                   metric="alignment_linear_cka", value=value,
+                   settings=json.dumps(settings, sort_keys=True))
+
+    rows = []
+    for layer in (0, 1):
+        rows += [aligned("none", None, 0.5, layer), aligned("mnli", 1, 0.6, layer),
+                 aligned("mnli", 1, 0.4, layer, "xnli"), aligned("none", 1, 0.3, layer, "xnli")]
+    table = make_frame(rows)
+    stages = results_chapter.alignment_stages(table)
+    by_line = stages.groupby("intermediate_task")["stage"].agg(lambda s: sorted(set(s)))
+    assert by_line["mnli"] == ["after intermediate", "after xnli", "pretrained"]
+    assert by_line["none"] == ["after xnli", "pretrained"]
+    assert len(stages) == 10 and (stages["seed"] == 1).all() and set(stages["layer"]) == {0, 1}
+    values = stages.set_index(["intermediate_task", "layer", "stage"])["value"]
+    assert values[("mnli", 1, "pretrained")] == 0.5 and values[("none", 0, "after xnli")] == 0.3
+    curves = results_chapter.alignment_curves(table)  # the pretrained and phase-(ii) encoders
+    assert sorted(set(curves["encoder"])) == ["mnli", "none (base encoder)"] and len(curves) == 4
+    assert len(results_chapter.alignment_stage_figure(table)) == 1
+    untuned = make_frame([r for r in rows if "fine_tuned_on" not in r["settings"]])
+    assert results_chapter.alignment_stage_figure(untuned) == []

@@ -222,3 +222,37 @@ def test_real_tatoeba_pairs_retrieve_by_spelling_as_expected(shared_data):
     for code, (accuracy, pairs) in distant.items():
         assert accuracy < 100 * 30 / pairs, (code, accuracy)
     assert min(a for a, _ in close.values()) > 5 * max(a for a, _ in distant.values())
+
+
+def test_encoder_runs_take_the_models_declared_protocol_unless_they_set_their_own():
+    from stilts_core.models.registry import retrieval_protocol
+    from stilts_core.phases.params import validate_params
+    from stilts_core.runs.execution import run_id
+
+    e5 = validate_params("retrieval", {"model": "multilingual-e5-small"})
+    assert (e5["layer"], e5["pooling"], e5["include_special_tokens"]) == (12, "mean", True)
+    assert "prefix" not in e5  # e5's declared protocol has none, so the run id is as before
+    assert retrieval_protocol("multilingual-e5-small").prefix == ""
+    assert validate_params("retrieval", {"model": "xlm-roberta-large"})["layer"] == 14
+    own = validate_params("alignment", {"model": "multilingual-e5-small", "pooling": "first",
+                                        "prefix": "query: "})
+    assert (own["pooling"], own["prefix"]) == ("first", "query: ")
+    assert run_id("alignment", own) != run_id(
+        "alignment", validate_params("alignment", {"model": "multilingual-e5-small",
+                                                   "pooling": "first"}))
+
+
+def test_a_prefix_goes_before_every_sentence_and_into_the_rows_settings(tiny_model_path):
+    from stilts_core.evaluation.retrieval import RepresentationChoice, embed_layers
+    from stilts_core.phases.common import load_encoder
+
+    tokenizer, model = load_encoder(tiny_model_path)
+    sentences = ["Der Hund schläft.", "Le chat dort."]
+    prefixed = embed_layers(sentences, model, tokenizer, [1], "mean", True, 32, prefix="query: ")
+    by_hand = embed_layers([f"query: {s}" for s in sentences], model, tokenizer, [1], "mean",
+                           True, 32)
+    assert np.array_equal(prefixed, by_hand)
+    assert not np.allclose(prefixed, embed_layers(sentences, model, tokenizer, [1], "mean",
+                                                  True, 32))
+    assert RepresentationChoice(prefix="query: ").as_record()["prefix"] == "query: "
+    assert "prefix" not in RepresentationChoice().as_record()

@@ -139,7 +139,9 @@ def test_multitask_run_shares_one_encoder_and_saves_a_head_per_task(tiny_model_p
     tagging, _ = _prepared("token_classification", tokenizer, train_size=240)
     hyper = hyper.model_copy(update={"epochs": 1})
     metrics = train(tiny_model_path, [classification, tagging], tokenizer, tmp_path, hyper, seed=1)
-    assert {"sst2_accuracy", "panx_token_accuracy", "score"} <= set(metrics)
+    assert {"sst2_accuracy", "panx_seqeval", "score"} <= set(metrics)
+    assert {name: check["metric"] for name, check in metrics["learning"].items()} == {
+        "sst2": "accuracy", "panx": "f1"}  # every dev task's learning check
     assert metrics["scheduled_batches"] == 8 + 15
     for name in ("encoder", "model-sst2", "model-panx"):
         assert (tmp_path / name / "config.json").is_file()

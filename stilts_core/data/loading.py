@@ -227,7 +227,7 @@ def read_pack_split(root: Path, task: TaskSpec, split: str,
         rows = read_release_files(task, paths).to_list()
     else:
         rows = [row for path in paths for row in _read_pack_file(task, entry, path)]
-    rows = pack.select_rows(rows, entry.rows)
+    rows = pack.select_rows(rows, entry.rows, entry.hold_out_every)
     rows = [_pack_row(row, entry, task) for row in rows]
     origin = ", ".join(str(p) for p in paths) + (f" ({entry.rows} rows)" if entry.rows != "all" else "")
     if not rows:

@@ -42,6 +42,7 @@ class PackFile:
     renames: dict[str, str] = field(default_factory=dict)
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     rows: Rows = "all"
+    hold_out_every: int = HOLD_OUT_EVERY
     serves_as: str | None = None
     languages: tuple[str, ...] | None = None
 
@@ -119,28 +120,31 @@ def read_csv(path: Path, columns: tuple[str, ...]) -> list[dict]:
 PACK_READERS = {"tsv": read_tsv, "word_tag_tsv": read_word_tag_tsv, "csv": read_csv}
 
 
-def select_rows(rows: list, part: Rows) -> list:
-    """All rows, the held-out tenth (early stopping), or the rest (training)."""
+def select_rows(rows: list, part: Rows, every: int = HOLD_OUT_EVERY) -> list:
+    """All rows, the held-out rows (every ``every``-th, for early stopping), or the rest
+    (training)."""
     if part == "all":
         return rows
     held_out = part == "held_out"
-    return [row for i, row in enumerate(rows) if (i % HOLD_OUT_EVERY == 0) == held_out]
+    return [row for i, row in enumerate(rows) if (i % every == 0) == held_out]
 
 
 _NLI = ("premise", "hypothesis", "label")
 _DEV_AS_TRAIN = ("the pack has no {task} training set, so its {what} ({count}) serves as training "
-                 f"data, less every {HOLD_OUT_EVERY}th row, which is held out for early stopping")
-_HELD_OUT = f"every {HOLD_OUT_EVERY}th row of {{what}}, held out of training for early stopping"
+                 "data, less every {every}th row, which is held out for early stopping")
+_HELD_OUT = "every {every}th row of {what}, held out of training for early stopping"
 
 
 def _dev_as_train(task: str, what: str, count: str, paths: tuple[str, ...], reader: str,
-                  **options) -> dict[str, PackFile]:
-    """A dev set split into training data and a held-out tenth for early stopping."""
+                  every: int = HOLD_OUT_EVERY, **options) -> dict[str, PackFile]:
+    """A dev set split into training data and held-out rows (every ``every``-th) for early
+    stopping and the learning check."""
     return {
-        "train": PackFile(paths, reader, rows="rest", **options,
-                          serves_as=_DEV_AS_TRAIN.format(task=task, what=what, count=count)),
-        "validation": PackFile(paths, reader, rows="held_out", **options,
-                               serves_as=_HELD_OUT.format(what=what)),
+        "train": PackFile(paths, reader, rows="rest", hold_out_every=every, **options,
+                          serves_as=_DEV_AS_TRAIN.format(task=task, what=what, count=count,
+                                                         every=every)),
+        "validation": PackFile(paths, reader, rows="held_out", hold_out_every=every, **options,
+                               serves_as=_HELD_OUT.format(what=what, every=every)),
     }
 
 
@@ -153,8 +157,11 @@ _ANLI = _dev_as_train("ANLI", "R1-R3 dev sets as released with the ANLIzing anno
                       "3,198 rows; R3 has 1,198 of the official 1,200", _ANLI_DEV, "csv")
 _MNLI = _dev_as_train("MNLI", "dev matched, gold-label rows", "9,815",
                       ("intermediate/mnli/dev_matched_premise_hypothesis_label.jsonl",), "jsonl")
+# every fifth row: a tenth of 1,221 (122) is too few dev examples for the learning check
+# (stilts_core.evaluation.learning.MIN_DEV_EXAMPLES)
 _CSQA = _dev_as_train("CommonsenseQA", "dev set (dev_rand_split)", "1,221",
-                      ("intermediate/commonsenseqa/validation_hf_tau_commonsense_qa.jsonl",), "jsonl")
+                      ("intermediate/commonsenseqa/validation_hf_tau_commonsense_qa.jsonl",), "jsonl",
+                      every=5)
 _COSMOS = _dev_as_train("Cosmos QA", "valid.csv", "2,985", ("intermediate/cosmosqa/valid.csv",), "csv")
 _SIQA_VALUES = {"label": {"A": "1", "B": "2", "C": "3"}}
 UD_TEST_FILES = {
@@ -219,7 +226,8 @@ PACK_LAYOUT: dict[tuple, PackFile] = {
         ("xtreme/pawsx/xtreme/dev-{lang}.tsv",), "tsv", columns=("sentence1", "sentence2", "label")),
     ("pawsx", "validation", "en"): PackFile(
         ("xtreme/pawsx/xtreme/dev-en.tsv",), "tsv", columns=("sentence1", "sentence2", "label"),
-        rows="held_out", serves_as=_HELD_OUT.format(what="XTREME's English PAWS-X dev set")),
+        rows="held_out", serves_as=_HELD_OUT.format(what="XTREME's English PAWS-X dev set",
+                                                     every=HOLD_OUT_EVERY)),
     ("panx", "train"): PackFile(("xtreme/panx/train-en.tsv.gz",), "word_tag_tsv", columns=_PANX),
     ("panx", "validation"): PackFile(("xtreme/panx/dev-{lang}.tsv.gz",), "word_tag_tsv",
                                      columns=_PANX, languages=_PANX_LANGUAGES),
@@ -273,6 +281,8 @@ def pack_record(task: str) -> dict:
         if key[0] == task:
             name = "/".join(key[1:])
             record[name] = {"files": list(entry.paths), "rows": entry.rows}
+            if entry.rows != "all":
+                record[name]["hold_out_every"] = entry.hold_out_every
             if entry.serves_as:
                 record[name]["serves_as"] = entry.serves_as
     return record

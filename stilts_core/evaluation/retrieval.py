@@ -34,23 +34,26 @@ class RepresentationChoice(BaseModel):
     """Which layer and pooling make a sentence vector. ``layer`` indexes ``hidden_states`` (0 =
     the embedding output; negative counts from the top). Vectors are always L2-normalised.
 
-    The one source of the defaults: XTREME's Tatoeba choice for XLM-R Large (the mean over every
-    token, ``<s>`` and ``</s>`` included, of ``hidden_states[14]``); the retrieval and alignment
-    phases take theirs from here."""
+    ``prefix`` is text put before every sentence (e5's ``query: ``).
+
+    The defaults are XTREME's Tatoeba choice for XLM-R Large (the mean over every token, ``<s>``
+    and ``</s>`` included, of ``hidden_states[14]``); a model whose registry entry declares its
+    own protocol (``ModelSpec.retrieval``) uses that instead."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     layer: int = 14
     pooling: Pooling = "mean"
     include_special_tokens: bool = True
-
-    @classmethod
-    def default(cls, name: str):
-        """The default of one field, for the parameter models that expose it."""
-        return cls.model_fields[name].default
+    prefix: str = ""
 
     def as_record(self) -> dict:
-        return self.model_dump()
+        """The settings a result row carries; no prefix is left out, as in rows made before
+        prefixes existed."""
+        record = self.model_dump()
+        if not record["prefix"]:
+            del record["prefix"]
+        return record
 
 
 class RepresentationSettings(RepresentationChoice):
@@ -100,9 +103,10 @@ def get_preset(name: str) -> Preset:
 def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[int],
                  pooling: Pooling, include_special_tokens: bool, max_length: int,
                  batch_size: int = 64,
-                 log: Callable[[str], None] | None = None) -> np.ndarray:
+                 log: Callable[[str], None] | None = None, prefix: str = "") -> np.ndarray:
     """L2-normalised sentence vectors of several layers from one forward pass per batch:
-    an array ``[len(layers), len(sentences), hidden]`` in input order.
+    an array ``[len(layers), len(sentences), hidden]`` in input order. ``prefix`` goes before
+    every sentence.
 
     Sentences are tokenised once, sorted by token length (longest first, so an out-of-memory
     batch fails at once) and padded per batch; on a GPU the forward pass runs in bf16.
@@ -110,8 +114,8 @@ def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[in
     import torch
 
     device = str(next(model.parameters()).device)
-    encoded = tokenizer(list(sentences), truncation=True, max_length=max_length,
-                        return_special_tokens_mask=True)
+    encoded = tokenizer([prefix + sentence for sentence in sentences], truncation=True,
+                        max_length=max_length, return_special_tokens_mask=True)
     lengths = np.array([len(ids) for ids in encoded["input_ids"]])
     order = np.argsort(-lengths, kind="stable")
     hidden_size = model.config.hidden_size
@@ -148,7 +152,8 @@ def encode(sentences: Sequence[str], model, tokenizer, settings: RepresentationS
            batch_size: int = 64, log: Callable[[str], None] | None = None) -> np.ndarray:
     """L2-normalised sentence vectors of ``settings.layer``, one row per sentence, in order."""
     return embed_layers(sentences, model, tokenizer, [settings.layer], settings.pooling,
-                        settings.include_special_tokens, settings.max_length, batch_size, log)[0]
+                        settings.include_special_tokens, settings.max_length, batch_size, log,
+                        settings.prefix)[0]
 
 
 def pool(hidden, attention_mask, special_tokens_mask, pooling: Pooling,

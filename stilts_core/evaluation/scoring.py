@@ -79,11 +79,17 @@ def bitext_scores(task, pairs, embed, query_length: int, candidate_length: int,
     (``accuracy``, the direction the issue and LASER report) and of the reverse search
     (``accuracy_en_to_xx``, the direction XTREME's ``evaluate_retrieval.py`` computes: English
     queries against an index of the other language)."""
+    return bitext_vector_scores(task, embed(pairs["text"], query_length),
+                                embed(pairs["text_pair"], candidate_length), language)
+
+
+def bitext_vector_scores(task, source, english, language: str) -> tuple[dict[str, float], list[dict]]:
+    """:func:`bitext_scores` of sentence vectors already made (row i of ``source`` translates
+    row i of ``english``): the alignment phase's, which encode every layer in one pass."""
     from stilts_core.evaluation.retrieval import bitext_retrieval
 
-    found = bitext_retrieval(embed(pairs["text"], query_length),
-                             embed(pairs["text_pair"], candidate_length))
-    gold = list(range(len(pairs)))
+    found = bitext_retrieval(source, english)
+    gold = list(range(len(source)))
     scores = {name: score_language(task, found[direction].tolist(), gold, language)["accuracy"]
               for direction, name in (("xx->en", "accuracy"), ("en->xx", "accuracy_en_to_xx"))}
     return scores, retrieval_records(found["xx->en"].tolist(), gold)

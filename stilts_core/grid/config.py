@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from stilts_core.evaluation.retrieval import get_preset
 from stilts_core.models.registry import MODELS
@@ -74,6 +74,17 @@ class Variant(BaseModel):
     params: dict = Field(min_length=1)
 
 
+class AlignmentAfterTarget(BaseModel):
+    """The third point in training: the alignment of the encoder each target run of ``tasks``
+    leaves, on ``languages`` of the alignment task (empty: the ones the other alignment runs
+    score)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = Field(min_length=1)
+    languages: list[str] = Field(default_factory=list)
+
+
 class GridConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -104,7 +115,9 @@ class GridConfig(BaseModel):
     retrieval_per_task: dict[str, dict] = Field(default_factory=dict)
     retrieval_protocols: list[str] = Field(default_factory=lambda: ["encoder"], min_length=1)
     alignment_tasks: list[str] = Field(default_factory=list)
-    alignment: dict = Field(default_factory=dict)
+    alignment: dict = Field(default_factory=dict, description="alignment settings; with "
+                            "retrieval_layer the alignment runs also score the task's retrieval")
+    alignment_after_target: AlignmentAfterTarget | None = None
     resources: dict[str, Resources] = Field(default_factory=dict)
     keep_weights: Literal["all", "downstream"] = Field(
         "all", description="downstream: once a run is done in a local grid run, delete the weight "
@@ -172,6 +185,39 @@ class GridConfig(BaseModel):
                 raise ValueError(f"{name!r} has no parallel sentences; alignment needs a bitext "
                                  f"retrieval task such as tatoeba")
         return names
+
+    @field_validator("alignment_after_target")
+    @classmethod
+    def _after_target(cls, chosen: AlignmentAfterTarget | None) -> AlignmentAfterTarget | None:
+        for name in chosen.tasks if chosen else []:
+            if _role(name) != "target":
+                raise ValueError(f"alignment_after_target: {name!r} is not a target task")
+        return chosen
+
+    @model_validator(mode="after")
+    def _one_encoding_pass(self) -> GridConfig:
+        """A bitext task whose alignment runs score its retrieval is not also a retrieval task
+        (that would encode the same sentences twice); alignment after a target needs both."""
+        if self.alignment.get("retrieval_layer") is not None:
+            twice = sorted(set(self.retrieval_tasks) & set(self.alignment_tasks))
+            if twice:
+                raise ValueError(f"retrieval_tasks {twice} are also alignment_tasks whose runs "
+                                 "score their retrieval (alignment.retrieval_layer); drop them "
+                                 "from retrieval_tasks, or the sentences are encoded twice")
+        if self.alignment_after_target:
+            missing = sorted(set(self.alignment_after_target.tasks) - set(self.target_tasks))
+            if missing or not self.alignment_tasks:
+                raise ValueError(f"alignment_after_target: needs its tasks among target_tasks "
+                                 f"(missing {missing}) and an alignment task "
+                                 f"(alignment_tasks: {self.alignment_tasks})")
+            for task in self.alignment_tasks:
+                known = get_task(task).evaluation_languages
+                unknown = [lang for lang in self.alignment_after_target.languages
+                           if lang not in known]
+                if unknown:
+                    raise ValueError(f"alignment_after_target.languages: {unknown} are not "
+                                     f"languages of {task} ({', '.join(known)})")
+        return self
 
     @field_validator("languages")
     @classmethod

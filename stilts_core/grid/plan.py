@@ -133,6 +133,14 @@ def plan(config: GridConfig) -> list[PlannedRun]:
                     add("zero_shot_eval", {"data_root": config.data_root, "smoke": config.smoke,
                                            **compute, **languages(task), "target_run": target},
                         [target])
+                    after = config.alignment_after_target
+                    if after and task in after.tasks:
+                        for aligned in config.alignment_tasks:
+                            chosen = languages(aligned)
+                            if after.languages:
+                                chosen["languages"] = after.languages
+                            add("alignment", {**common, **config.alignment, **chosen,
+                                              "task": aligned, "target_run": target}, [target])
     return list(runs.values())
 
 

@@ -10,8 +10,9 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stilts_core.data.loading import hub_unreachable
 from stilts_core.models import e5_wheel
@@ -27,6 +28,23 @@ OFFLINE_COPIES = {e5_wheel.MODEL_NAME: e5_wheel.prepare}
 class ModelSourceError(RuntimeError):
     """A model cannot be loaded here; the message names the model and the override to use."""
 
+class RetrievalProtocol(BaseModel):
+    """How a model makes a sentence vector for retrieval and alignment, as its authors use it:
+    the ``hidden_states`` index, the pooling, whether ``<s>``/``</s>`` are pooled, the text put
+    before every input, and where that is stated."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layer: int
+    pooling: Literal["mean", "first"]
+    include_special_tokens: bool
+    prefix: str = ""
+    source: str
+
+    def settings(self) -> dict:
+        return self.model_dump(exclude={"source"})
+
+
 class ModelSpec(BaseModel):
     """A registered encoder. ``provenance_ceiling`` is the strongest evidence a run of it can be
     (``stilts_core.provenance``): full-scale only for the models of the published setup."""
@@ -38,6 +56,9 @@ class ModelSpec(BaseModel):
     hub_id: str | None = None
     config_file: str | None = None  # repo-relative; for models we build locally
     provenance_ceiling: str
+    retrieval: RetrievalProtocol | None = Field(
+        None, description="how a sentence vector is made for retrieval and alignment; empty: "
+                          "the retrieval phase's defaults (XTREME's choice for XLM-R Large)")
 
     @field_validator("provenance_ceiling")
     @classmethod
@@ -52,6 +73,10 @@ MODELS: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec(name="xlm-roberta-large", hub_id="FacebookAI/xlm-roberta-large",
                   provenance_ceiling=FULL_SCALE,
+                  retrieval=RetrievalProtocol(
+                      layer=14, pooling="mean", include_special_tokens=True,
+                      source="google-research/xtreme scripts/run_tatoeba.sh: the mean over every "
+                             "token, <s> and </s> included, of hidden_states[14]"),
                   description="XLM-R Large (Conneau et al. 2020), the model of Phang et al. 2020."),
         ModelSpec(name="xlm-roberta-base", hub_id="FacebookAI/xlm-roberta-base",
                   provenance_ceiling=FULL_SCALE, description="XLM-R Base."),
@@ -60,6 +85,14 @@ MODELS: dict[str, ModelSpec] = {
                   provenance_ceiling=FULL_SCALE, description="mBERT (cased)."),
         ModelSpec(name=e5_wheel.MODEL_NAME, hub_id=e5_wheel.HUB_ORIGINAL,
                   provenance_ceiling=REDUCED_SCALE,
+                  retrieval=RetrievalProtocol(
+                      layer=12, pooling="mean", include_special_tokens=True, prefix="",
+                      source="intfloat/multilingual-e5-small model card (Wang et al. 2024): the "
+                             "mean of the last hidden state (hidden_states[12]) over the attention "
+                             "mask, <s> and </s> included. Its card puts 'query: ' before every "
+                             "input of a symmetric task; this study does not, because its "
+                             "phase-(ii) and phase-(iii) encoders are trained on unprefixed inputs "
+                             "and every encoder must be read the same way"),
                   description="multilingual-E5-small (Wang et al. 2024; MIT): XLM-R's 250,002-piece "
                               "vocabulary on a 12-layer BERT, hidden 384, 117.5 M parameters. "
                               "From the hub where reachable; offline, a float32 copy decoded from "
@@ -81,6 +114,13 @@ def get_model_spec(name: str) -> ModelSpec:
             f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))} "
             "(or pass a local checkpoint directory)"
         ) from None
+
+
+def retrieval_protocol(model: str) -> RetrievalProtocol | None:
+    """The representation the registry declares for a model's retrieval and alignment runs
+    (a run may override each setting); ``None`` where it declares none (a local folder)."""
+    spec = MODELS.get(model)
+    return spec.retrieval if spec is not None else None
 
 
 def provenance_ceiling(model: str) -> str:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from stilts_core.data import loading as data_io
 from stilts_core.data.pack import is_pack, pack_record
+from stilts_core.evaluation.learning import RECORD_METRICS
 from stilts_core.evaluation.retrieval import RepresentationSettings, encode
 from stilts_core.models.registry import load_tokenizer, resolve_model
 from stilts_core.paths import atomic_write_text, hub_location, portable_location
@@ -135,6 +136,17 @@ def result_row(model: str, intermediate: str, target: str, language: str, seed, 
             "language": language, "seed": seed, "split": split, "metric": metric,
             "value": value, "provenance": provenance, "run_id": path.name,
             "settings": json.dumps(settings or {}, sort_keys=True)}
+
+
+def dev_rows(model: str, intermediate: str, task: str, language: str, seed, provenance: str,
+             path: Path, learning: dict) -> list[dict]:
+    """A training run's dev score on ``task`` and its learning check
+    (:func:`stilts_core.evaluation.learning.learning_record`) as result rows: the score under
+    the dev metric's name, then its interval, the floor and the examples scored."""
+    rows = [(learning["metric"], learning["value"])] + [
+        (name, learning[field]) for field, name in RECORD_METRICS.items()]
+    return [result_row(model, intermediate, task, language, seed, "validation", metric, value,
+                       provenance, path) for metric, value in rows]
 
 
 def encoder_source(model: str, intermediate_run: str, field: str) -> tuple[str, str, int | None]:

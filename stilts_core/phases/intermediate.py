@@ -7,10 +7,10 @@ import datasets
 from stilts_core.models.registry import load_tokenizer, resolve_model
 from stilts_core.phases.assessment import assess
 from stilts_core.phases.common import (
+    dev_rows,
     head_rows,
     load_task_split,
     record_sources,
-    result_row,
     start_phase,
     write_outputs,
 )
@@ -72,8 +72,7 @@ def intermediate(params: dict, run_dir: str = "") -> dict:
                     progress_dir=path)
     metrics.update(hyperparameters=hyper.model_dump(), temperature=temperature, cap=cap,
                    train_examples={t.name: len(t.train) for t in tasks})
-    rows = [result_row(p.model, p.task, t.name, "en", p.seed, "validation", t.task.dev_metric,
-                       metrics[f"{t.name}_{t.task.dev_metric}"], provenance, path)
-            for t in tasks if t.task is not None]
+    rows = [row for name, learning in metrics["learning"].items()
+            for row in dev_rows(p.model, p.task, name, "en", p.seed, provenance, path, learning)]
     write_outputs(path, metrics, rows)
     return metrics

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stilts_core.data import loading as data_io
 from stilts_core.data.pack import PACK
 from stilts_core.evaluation.retrieval import RepresentationChoice, RepresentationSettings
+from stilts_core.models.registry import retrieval_protocol
 from stilts_core.paths import REPO_ROOT
 from stilts_core.runs.execution import DEFAULT_THREADS
 from stilts_core.tasks.registry import (
@@ -68,7 +69,8 @@ class DataParams(PhaseParams):
 
 # Parameters added after runs existed: left out of a run's identity while empty, so that the
 # run ids of earlier runs stay what they were.
-UNSET_NOT_IN_IDENTITY = ("max_train_examples", "max_eval_examples", "threads")
+UNSET_NOT_IN_IDENTITY = ("max_train_examples", "max_eval_examples", "threads", "prefix",
+                         "retrieval_layer", "target_run")
 
 
 def _repo_path(path: str) -> str | Path:
@@ -165,22 +167,45 @@ class ZeroShotParams(DataParams):
 
 class EncoderParams(DataParams):
     """Which encoder, and how a sentence vector is made from it: every field is recorded with
-    the results (``settings``). Defaults: XTREME's Tatoeba choice for XLM-R Large, mean pooling
-    (over ``<s>`` and ``</s>`` too, as its script does) at ``hidden_states[14]``."""
+    the results (``settings``). Empty representation fields take the model's declared retrieval
+    protocol (``ModelSpec.retrieval``; e5: the mean of its last layer), else XTREME's Tatoeba
+    choice for XLM-R Large, mean pooling (over ``<s>`` and ``</s>`` too, as its script does) at
+    ``hidden_states[14]``."""
 
     model: str = "xlm-roberta-large"
     encoder_run: str = Field("", description="phase-(ii) run id; empty: the base encoder")
     languages: list[str] = Field(default_factory=list, description="empty: every language of the task")
-    pooling: str = Field(RepresentationChoice.default("pooling"), pattern="^(mean|first)$")
-    include_special_tokens: bool = RepresentationChoice.default("include_special_tokens")
+    pooling: str | None = Field(None, pattern="^(mean|first)$",
+                                description="empty: the model's declared protocol")
+    include_special_tokens: bool | None = Field(
+        None, description="empty: the model's declared protocol")
+    prefix: str | None = Field(
+        None, description="text before every sentence; empty: the model's declared protocol")
     batch_size: int = 64
+
+    @model_validator(mode="after")
+    def _declared_protocol(self) -> EncoderParams:
+        """Fill every representation field left empty from the model's declared protocol, or
+        from the defaults; a prefix that stays empty is left unset (so run ids made before
+        prefixes existed stay what they were)."""
+        declared = retrieval_protocol(self.model)
+        settings = declared.settings() if declared else RepresentationChoice().model_dump()
+        for name in ("layer", "pooling", "include_special_tokens", "prefix"):
+            if name in type(self).model_fields and getattr(self, name) is None:
+                setattr(self, name, settings[name] or None)
+        return self
+
+    def representation_choice(self, layer: int) -> RepresentationChoice:
+        return RepresentationChoice(layer=layer, pooling=self.pooling,
+                                    include_special_tokens=self.include_special_tokens,
+                                    prefix=self.prefix or "")
 
 
 class RetrievalParams(EncoderParams):
     task: str = "tatoeba"
-    layer: int = Field(
-        RepresentationChoice.default("layer"),
-        description="hidden_states index, 0 is the embeddings; 14 is XTREME's Tatoeba choice")
+    layer: int | None = Field(
+        None, description="hidden_states index, 0 is the embeddings; empty: the model's declared "
+                          "protocol (14, XTREME's Tatoeba choice, for XLM-R Large)")
     protocol: str = Field(
         "encoder", pattern="^(encoder|dual_encoder)$",
         description="encoder: the encoder as it is (Phang et al.); dual_encoder: first fine-tune "
@@ -216,8 +241,7 @@ class RetrievalParams(EncoderParams):
         return self
 
     def representation(self) -> RepresentationSettings:
-        return RepresentationSettings(layer=self.layer, pooling=self.pooling,
-                                      include_special_tokens=self.include_special_tokens,
+        return RepresentationSettings(**self.representation_choice(self.layer).model_dump(),
                                       max_length=self.max_length)
 
     def settings_record(self) -> dict:
@@ -236,8 +260,14 @@ class RetrievalParams(EncoderParams):
 
 class AlignmentParams(EncoderParams):
     task: str = Field("tatoeba", description="parallel data: a bitext retrieval task")
+    target_run: str | None = Field(
+        None, description="phase-(iii) run id: align the encoder that target fine-tuning left "
+                          "(its model without the head) instead of encoder_run's; empty: none")
     layers: list[int] = Field(default_factory=list,
                               description="hidden_states indices; empty: every layer, 0 to the top")
+    retrieval_layer: int | None = Field(
+        None, description="also score the task's own retrieval metrics (both directions) at "
+                          "this hidden_states index, from the same encoding pass; empty: none")
     max_length: int = 512
 
     @model_validator(mode="after")
@@ -245,7 +275,20 @@ class AlignmentParams(EncoderParams):
         if get_task(self.task).format != "bitext_retrieval":
             raise ValueError(f"alignment needs parallel sentences (a bitext_retrieval task such "
                              f"as tatoeba); {self.task!r} is {get_task(self.task).format}")
+        if self.target_run and self.encoder_run:
+            raise ValueError("give encoder_run or target_run, not both: a target run names its "
+                             "own phase-(ii) encoder")
+        if self.layers and self.retrieval_layer is not None \
+                and self.retrieval_layer not in self.layers:
+            raise ValueError(f"retrieval_layer {self.retrieval_layer} is not among layers "
+                             f"{self.layers}; add it, or leave layers empty (every layer)")
         return self
+
+    def retrieval_settings(self, layer: int) -> dict:
+        """The settings of the retrieval rows, as a retrieval run of the same representation
+        and length records them (so the two kinds of run pair and compare)."""
+        return {**self.representation_choice(layer).as_record(), "max_length": self.max_length,
+                "protocol": "encoder", "candidate_max_length": self.max_length}
 
 
 PARAMS: dict[str, type[PhaseParams]] = {

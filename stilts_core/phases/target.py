@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,10 +11,10 @@ from stilts_core.models.registry import load_tokenizer
 from stilts_core.paths import atomic_write_text
 from stilts_core.phases.assessment import assess
 from stilts_core.phases.common import (
+    dev_rows,
     encoder_source,
     load_task_split,
     record_sources,
-    result_row,
     start_phase,
     write_outputs,
 )
@@ -57,11 +58,12 @@ def target(params: dict, run_dir: str = "") -> dict:
         init_path = str(stage_dir / f"model-{task.name}")
     final = metrics["stages"][-1]
     for source, name in ((Path(init_path), "model"), (stage_dir / "encoder", "encoder")):
-        shutil.rmtree(path / name, ignore_errors=True)
-        shutil.copytree(source, path / name)
+        if source.is_dir():  # moved, not copied: a rerun after a crash finds it moved already
+            shutil.rmtree(path / name, ignore_errors=True)
+            os.replace(source, path / name)
     value = final[f"{task.name}_{task.dev_metric}"]
     metrics[f"dev_{task.dev_metric}"] = value
-    rows = [result_row(p.model, intermediate_task, task.name, task.training[-1].dev.language, p.seed,
-                       "validation", task.dev_metric, value, provenance, path)]
+    rows = dev_rows(p.model, intermediate_task, task.name, task.training[-1].dev.language, p.seed,
+                    provenance, path, final["learning"][task.name])
     write_outputs(path, metrics, rows)
     return metrics

@@ -67,8 +67,8 @@ PHASES: dict[str, Phase] = {
               "a retrieval task (Tatoeba, BUCC, Mewsli-X, LAReQA) with an encoder as it is (base "
               "or phase-(ii)), or after dual-encoder fine-tuning on its English pairs"),
         Phase("alignment", "04b_alignment.ipynb",
-              "layer-wise alignment with English on parallel sentences (base or phase-(ii) "
-              "encoder)"),
+              "layer-wise alignment with English on parallel sentences (base, phase-(ii) or "
+              "target fine-tuned encoder), and optionally the task's retrieval from the same pass"),
     )
 }
 

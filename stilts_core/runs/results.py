@@ -34,6 +34,8 @@ VALUE_RANGES: dict[str, tuple[float, float]] = {
                      "recall", "exact_match", "map_at_20", "oracle_f1", "headline",
                      "alignment_retrieval_accuracy", "alignment_centred_retrieval_accuracy"),
                     PERCENT),
+    **dict.fromkeys(("dev_interval_low", "dev_interval_high", "learning_floor"), PERCENT),
+    "dev_examples": (1.0, float("inf")),  # the dev examples a training run's score counts
     "alignment_cosine_gap": (-2.0, 2.0),  # a difference of two mean cosines
     "alignment_linear_cka": (0.0, 1.0),
 }

@@ -609,7 +609,7 @@ register(TaskSpec(
     hub=HubSource(path="unimelb-nlp/wikiann", config="{lang}", splits=_STANDARD_SPLITS,
                   evidence=AUDITED),
     fields=Fields(tokens="tokens", tags="ner_tags"), labels=_BIO, metric="seqeval",
-    dev_metric="token_accuracy", training=_stage("panx", "panx"),
+    dev_metric="seqeval", training=_stage("panx", "panx"),
     defaults=TrainingDefaults(epochs=10, batch_size=32, max_length=256),
     citation="pan-etal-2017-cross",
     sizes=SplitSizes(train=20000, validation=10000, source=_catalog("wikiann", "en")),

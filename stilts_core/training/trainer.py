@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stilts_core.data.features import Encoding, get_format
+from stilts_core.evaluation.learning import learning_record
 from stilts_core.evaluation.scoring import predict, references
 from stilts_core.paths import checkpoint_name
 from stilts_core.tasks.metrics import get_metric
@@ -450,6 +451,12 @@ def training_arguments(hyper: Hyperparameters, output_dir: Path, seed: int, **ov
     return args
 
 
+# A run whose ``eval_steps`` reach past its last step scores its dev set once, at the end, and
+# keeps its last weights: no mid-run evaluation, no checkpoint.
+FINAL_EVALUATION_ONLY = {"eval_strategy": "no", "save_strategy": "no",
+                         "load_best_model_at_end": False}
+
+
 def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Path,
            hyper: Hyperparameters, seed: int, temperature: float = 1.0,
            cap: int | None = None, new_heads: bool = False,
@@ -467,12 +474,23 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
                               hyper.per_device_batch_size, hyper.epochs, seed, temperature, cap,
                               hyper.length_grouping)
     args = training_arguments(hyper, checkpoints, seed)
+    steps = hyper.max_steps if hyper.max_steps > 0 else \
+        math.ceil(len(schedule) / args.gradient_accumulation_steps)
+    selecting = hyper.eval_steps < steps
+    if not selecting:  # the last weights are the model: no checkpoint that nothing would read
+        args = training_arguments(hyper, checkpoints, seed, **FINAL_EVALUATION_ONLY)
+    callbacks = [schedule_callback(hyper.epochs, progress_dir, f"train {'+'.join(by_name)}")]
+    if selecting:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience))
 
     class MultiTaskTrainer(Trainer):
         """``Trainer`` with per-task dev scoring and checkpoints of a shared-encoder model."""
 
+        dev_predictions: dict = {}
+
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-            metrics = dev_scores(self.model, by_name, tokenizer, prefix=metric_key_prefix)
+            metrics = dev_scores(self.model, by_name, tokenizer, prefix=metric_key_prefix,
+                                 predictions=self.dev_predictions)
             self.log(metrics)
             self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control,
                                                              metrics)
@@ -495,12 +513,14 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
         train_dataset=ScheduledBatches(by_name, schedule,
                                        collators(tasks, tokenizer, hyper.padding)),
         eval_dataset={t.name: t.dev for t in tasks if t.dev is not None},
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience),
-                   schedule_callback(hyper.epochs, progress_dir, f"train {'+'.join(by_name)}")],
+        callbacks=callbacks,
     )
     resume = last_complete_checkpoint(checkpoints)
     trainer.train(resume_from_checkpoint=resume)
     final = trainer.evaluate()
+    learning = {name: learning_record(by_name[name].task, predicted,
+                                      references(by_name[name].task, by_name[name].dev))
+                for name, predicted in trainer.dev_predictions.items()}
     if trainer.is_world_process_zero():  # one writer of the final models
         encoder = trainer.model.encoder
         encoder.save_pretrained(str(output_dir / "encoder"))
@@ -518,6 +538,7 @@ def _train(init_path: str, tasks: list[TrainingTask], tokenizer, output_dir: Pat
         "best_checkpoint": checkpoint_name(trainer.state.best_model_checkpoint),
         "resumed_from": checkpoint_name(resume),
         "processes": args.world_size,
+        "learning": learning,
     }
 
 
@@ -591,16 +612,21 @@ def _mlm_collator(tokenizer, max_length: int | None = None):
                                            pad_to_multiple_of=max_length)
 
 
-def dev_scores(model, tasks: dict[str, TrainingTask], tokenizer, prefix: str = "eval") -> dict:
-    """Each task's dev metric and their mean (``score``), the model-selection criterion."""
+def dev_scores(model, tasks: dict[str, TrainingTask], tokenizer, prefix: str = "eval",
+               predictions: dict | None = None) -> dict:
+    """Each task's dev metric and their mean (``score``), the model-selection criterion; the
+    dev predictions by task go into ``predictions`` when given (the last evaluation's are what
+    the learning check reads)."""
     metrics = {}
     for name, t in tasks.items():
         if t.dev is None:
             continue
         metric = get_metric(t.task.dev_metric)
-        predictions = predict(t.task, model.heads[name], tokenizer, t.dev, t.encoding,
-                              features=t.dev_features)
-        value = metric.headline_value(metric.compute(predictions, references(t.task, t.dev)))
+        predicted = predict(t.task, model.heads[name], tokenizer, t.dev, t.encoding,
+                            features=t.dev_features)
+        if predictions is not None:
+            predictions[name] = predicted
+        value = metric.headline_value(metric.compute(predicted, references(t.task, t.dev)))
         metrics[f"{prefix}_{name}_{metric.name}"] = value if metric.higher_is_better else -value
     metrics[f"{prefix}_score"] = float(np.mean(list(metrics.values())))
     return metrics

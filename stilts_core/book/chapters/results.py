@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
+from stilts_core.evaluation import learning
 from stilts_core.evaluation.alignment import METRIC_PREFIX
 from stilts_core.runs.results import (
     NEVER_POOLED,
@@ -33,43 +36,117 @@ def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
 def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Mean paired gain (STILTs minus baseline) over seeds, per provenance class, model,
-    protocol, task and language."""
+    protocol, task and language, with ``runs_learned``: ``all`` when every training run behind
+    every seed's gain learned (:func:`gain_learning`), else ``k of n`` seeds whose runs all
+    learned; ``not checked`` for a table without training runs (no ``validation`` rows)."""
     gains = with_protocol(paired_gains(headline_scores(table, split)))
     if gains.empty:
         return gains
-    return (gains.groupby([*NEVER_POOLED, "target_task", "intermediate_task", "language"])["gain"]
-            .agg(["mean", "std", "count"]).round(2).reset_index())
+    runs = learning_runs(table)
+    gains["learned"] = gain_learning(gains, runs)
+    summary = (gains.groupby([*NEVER_POOLED, "target_task", "intermediate_task", "language"])
+               .agg(mean=("gain", "mean"), std=("gain", "std"), count=("gain", "size"),
+                    learned=("learned", "sum"))
+               .round(2).reset_index())
+    summary["runs_learned"] = ("not checked" if runs.empty else
+                               [f"{k} of {n}" if k < n else "all"
+                                for k, n in zip(summary["learned"], summary["count"], strict=True)])
+    return summary.drop(columns="learned")
 
 
-def chance_level(task_name: str) -> float | None:
-    """The headline score of guessing: one over the labels or choices (classification,
-    multiple choice), none of the spans or entities (tagging, QA); ``None`` where undefined."""
-    task = get_task(task_name)
-    if task.format == "classification" and task.labels:
-        return 100 / len(task.labels)
-    if task.format == "multiple_choice" and len(task.fields.choices) > 1:
-        return 100 / len(task.fields.choices)
-    if task.format in ("token_classification", "extractive_qa"):
-        return 0.0
-    return None
+# A training run is the rows one run wrote for one dev task (a mixture scores several).
+RUN = ["provenance", "model", "intermediate_task", "target_task", "seed", "run_id"]
+# The check's result rows by their column in :func:`learning_runs`.
+CHECK_FIELDS = {name: field for field, name in learning.RECORD_METRICS.items()} | {
+    learning.RECORD_METRICS["examples"]: "dev_examples"}
 
 
-def learning_check(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
-    """Did direct target fine-tuning learn? Per provenance class, model and target task (not
-    retrieval): the baseline's headline score in English and over the other languages (mean over
-    seeds) beside the score of guessing. A baseline near chance in English has learned little
-    to transfer, so the task's gains measure noise."""
-    rows = headline_scores(table, split)
-    rows = rows[(rows["intermediate_task"] == NO_INTERMEDIATE)
-                & (rows["target_task"].map(lambda name: get_task(name).role) == "target")]
-    if rows.empty:
-        return pd.DataFrame()
-    rows = rows.assign(where=rows["language"].where(rows["language"] == "en", "other languages"))
-    wide = (rows.groupby(["provenance", "model", "target_task", "where"])["value"].mean()
-            .unstack("where").round(1).rename_axis(columns=None))
-    wide["chance"] = [None if (level := chance_level(task)) is None else round(level, 1)
-                      for task in wide.index.get_level_values("target_task")]
-    return wide.reset_index()
+def _role(task_name: str) -> str:
+    return get_task(task_name).role
+
+
+def _why_not(examples: float, interval_low: float, floor_value: float) -> str:
+    """Why a run did not learn (:func:`stilts_core.evaluation.learning.learned`); empty when it
+    did. A run whose check was not recorded (tables older than the check) did not pass it."""
+    if pd.isna(examples) or pd.isna(interval_low) or pd.isna(floor_value):
+        return "no interval recorded"
+    if learning.learned(int(examples), interval_low, floor_value):
+        return ""
+    if examples < learning.MIN_DEV_EXAMPLES:
+        return f"only {int(examples)} dev examples (< {learning.MIN_DEV_EXAMPLES})"
+    return "interval does not clear the floor"
+
+
+def learning_runs(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per training run and dev task in the table's ``validation`` rows (retrieval
+    tasks, which tune on their dev sets without training, left out): ``phase`` (``target``
+    when the dev task is a target task, else ``intermediate``, a mixture's member dev tasks
+    included), the dev score and its ``metric``, ``interval_low``, ``interval_high``,
+    ``floor``, ``dev_examples``, ``learned`` and, when it did not, ``why``."""
+    rows = table[table["split"] == "validation"]
+    rows = rows[rows["target_task"].map(_role) != "retrieval"]
+    checked = rows["metric"].isin(list(CHECK_FIELDS))
+    runs = rows.loc[~checked, [*RUN, "metric", "value"]].rename(columns={"value": "score"})
+    checks = (rows[checked].pivot(index=RUN, columns="metric", values="value")
+              .reindex(columns=list(CHECK_FIELDS)).rename(columns=CHECK_FIELDS).reset_index())
+    runs = runs.merge(checks, on=RUN, how="left").reset_index(drop=True)
+    runs.insert(2, "phase", ["target" if _role(task) == "target" else "intermediate"
+                             for task in runs["target_task"]])
+    runs["why"] = [_why_not(*check) for check in
+                   zip(runs["dev_examples"], runs["interval_low"], runs["floor"], strict=True)]
+    runs["learned"] = runs["why"] == ""
+    return runs[[c for c in runs.columns if c != "why"] + ["why"]]
+
+
+def learning_check(table: pd.DataFrame) -> pd.DataFrame:
+    """Did every training run learn (:mod:`stilts_core.evaluation.learning`)? Per provenance
+    class, model, phase, intermediate task and dev task: the mean dev score over seeds, the
+    range of their 95% intervals, the floor, the dev examples and in how many seeds the run
+    learned (at least 200 examples, interval above the floor), with why the others did not."""
+    runs = learning_runs(table)
+    if runs.empty:
+        return runs
+    check = (runs.groupby(["provenance", "model", "phase", "intermediate_task", "target_task",
+                           "metric"])
+             .agg(score=("score", "mean"), low=("interval_low", "min"),
+                  high=("interval_high", "max"), floor=("floor", "mean"),
+                  dev_examples=("dev_examples", "max"), learned=("learned", "sum"),
+                  seeds=("learned", "size"),
+                  why_not=("why", lambda whys: "; ".join(sorted(set(whys) - {""}))))
+             .reset_index())
+    check["interval"] = [f"{low:.1f} to {high:.1f}" if pd.notna(low) and pd.notna(high)
+                         else "not recorded" for low, high in zip(check["low"], check["high"],
+                                                                  strict=True)]
+    check["learned"] = [f"{k} of {n} seeds" for k, n in zip(check["learned"], check["seeds"],
+                                                            strict=True)]
+    check = check.assign(score=check["score"].round(1), floor=check["floor"].round(1),
+                         dev_examples=check["dev_examples"].astype("Int64"))
+    return check[
+        ["provenance", "model", "phase", "intermediate_task", "target_task", "metric", "score",
+         "interval", "floor", "dev_examples", "learned", "why_not"]]
+
+
+def gain_learning(gains: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
+    """Per gain (:func:`~stilts_core.runs.results.paired_gains`), whether every training run
+    behind it learned (``runs``: :func:`learning_runs`): the intermediate run of its seed
+    (every member dev task of a mixture), and for a target task also the STILTs and the
+    baseline target runs of that seed; a retrieval gain has only the intermediate run. A run
+    absent from ``runs`` did not pass."""
+    target = runs[runs["phase"] == "target"].groupby(
+        ["model", "intermediate_task", "target_task", "seed"])["learned"].all().to_dict()
+    intermediate = runs[runs["phase"] == "intermediate"].groupby(
+        ["model", "intermediate_task", "seed"])["learned"].all().to_dict()
+
+    def passed(model: str, intermediate_task: str, task: str, seed) -> bool:
+        needed = [intermediate.get((model, intermediate_task, seed), False)]
+        if _role(task) == "target":
+            needed += [target.get((model, start, task, seed), False)
+                       for start in (intermediate_task, NO_INTERMEDIATE)]
+        return all(needed)
+
+    return pd.Series([passed(*gain) for gain in zip(
+        gains["model"], gains["intermediate_task"], gains["target_task"], gains["seed"],
+        strict=True)], index=gains.index, dtype=bool)
 
 
 def score_figure(table: pd.DataFrame, split: str = "test") -> list:
@@ -91,10 +168,18 @@ def score_figure(table: pd.DataFrame, split: str = "test") -> list:
     return figures
 
 
+def _alignment_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The alignment rows of the pretrained and phase-(ii) encoders: none of an encoder left
+    after target fine-tuning (``fine_tuned_on`` in its settings; :func:`alignment_stages`)."""
+    rows = table[table["metric"].str.startswith(METRIC_PREFIX)]
+    return rows[setting(rows, "fine_tuned_on").isna()]
+
+
 def alignment_curves(table: pd.DataFrame) -> pd.DataFrame:
-    """The alignment rows in long form with their layer: model, intermediate task, seed,
-    language, layer, measure, value (``stilts_core.evaluation.alignment`` defines the measures)."""
-    rows = table[table["metric"].str.startswith(METRIC_PREFIX)].copy()
+    """The alignment rows of the pretrained and phase-(ii) encoders in long form with their
+    layer: model, intermediate task, seed, language, layer, measure, value
+    (``stilts_core.evaluation.alignment`` defines the measures)."""
+    rows = _alignment_rows(table).copy()
     rows["layer"] = setting(rows, "layer").astype("Int64")
     rows["measure"] = rows["metric"].str.removeprefix(METRIC_PREFIX)
     rows["encoder"] = rows["intermediate_task"].where(
@@ -110,15 +195,82 @@ def alignment_figure(table: pd.DataFrame) -> list:
     import seaborn as sns
     from matplotlib.ticker import MaxNLocator
 
-
     figures = []
-    aligned = table[table["metric"].str.startswith(METRIC_PREFIX) & (table["language"] != "en")]
-    for title, rows in evidence_groups(aligned):
+    aligned = _alignment_rows(table)
+    for title, rows in evidence_groups(aligned[aligned["language"] != "en"]):
         grid = sns.relplot(data=alignment_curves(rows), x="layer", y="value", hue="encoder",
                            col="measure", kind="line", errorbar="sd", marker="o", height=2.8,
                            aspect=1.1, facet_kws={"sharey": False})
         grid.set_titles("{col_name}")
         grid.figure.suptitle(title, y=1.03)
+        for axis in grid.axes.flat:  # layers are whole numbers
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        figures.append(grid.figure)
+    return figures
+
+
+PRETRAINED, AFTER_INTERMEDIATE = "pretrained", "after intermediate"
+
+
+def _without_stage(settings: str) -> str:
+    """A row's settings less the point in training, so that one representation (layer,
+    pooling, length) pairs across the points."""
+    return json.dumps({name: value for name, value in json.loads(settings or "{}").items()
+                       if name != "fine_tuned_on"}, sort_keys=True)
+
+
+def alignment_stages(table: pd.DataFrame) -> pd.DataFrame:
+    """Alignment at each point in training, long form: per provenance class, model,
+    intermediate task, seed, language, representation (``settings`` less the point: layer,
+    pooling, length), ``layer`` and ``measure``, one row per ``stage`` with its ``value``:
+    ``pretrained`` (the pretrained encoder, which no seed changes, beside every encoder a
+    seed did), ``after intermediate`` (the phase-(ii) encoder) and ``after <target task>``
+    (the encoder target fine-tuning left, one stage per target task). The baseline
+    (intermediate task ``none``) has no ``after intermediate``: pretrained, then after target."""
+    rows = table[table["metric"].str.startswith(METRIC_PREFIX)]
+    tuned = setting(rows, "fine_tuned_on")
+    untuned = rows["intermediate_task"].map(
+        lambda task: PRETRAINED if task == NO_INTERMEDIATE else AFTER_INTERMEDIATE)
+    rows = rows.assign(stage=tuned.map(lambda task: f"after {task}", na_action="ignore")
+                       .fillna(untuned),
+                       settings=rows["settings"].map(_without_stage),
+                       layer=setting(rows, "layer").astype("Int64"),
+                       measure=rows["metric"].str.removeprefix(METRIC_PREFIX))
+    trained = rows[rows["stage"] != PRETRAINED]
+    lines = trained[["provenance", "model", "intermediate_task", "seed"]].drop_duplicates()
+    pretrained = (rows[rows["stage"] == PRETRAINED].drop(columns=["intermediate_task", "seed"])
+                  .merge(lines, on=["provenance", "model"]))
+    return pd.concat([pretrained, trained], ignore_index=True)[
+        ["provenance", "model", "intermediate_task", "seed", "language", "settings", "layer",
+         "measure", "stage", "value"]]
+
+
+def alignment_stage_figure(table: pd.DataFrame) -> list:
+    """Each alignment measure (a row of panels) against the layer, one line per point in
+    training (:func:`alignment_stages`) and one panel per intermediate task; lines are means
+    over the non-English languages that every point was measured in (target fine-tuning may be
+    aligned in fewer) and seeds, bands one standard deviation. One figure per provenance class
+    x model that has alignment after target fine-tuning; none otherwise."""
+    import seaborn as sns
+    from matplotlib.ticker import MaxNLocator
+
+    figures = []
+    aligned = table[table["metric"].str.startswith(METRIC_PREFIX) & (table["language"] != "en")]
+    for title, rows in evidence_groups(aligned):
+        stages = alignment_stages(rows)
+        after_target = sorted(set(stages["stage"]) - {PRETRAINED, AFTER_INTERMEDIATE})
+        if not after_target:
+            continue
+        everywhere = set.intersection(*(set(part["language"])
+                                        for _, part in stages.groupby("stage")))
+        stages = stages[stages["language"].isin(everywhere)]
+        order = [stage for stage in (PRETRAINED, AFTER_INTERMEDIATE) if stage in set(stages["stage"])]
+        grid = sns.relplot(data=stages, x="layer", y="value", hue="stage",
+                           hue_order=order + after_target, row="measure", col="intermediate_task",
+                           kind="line", errorbar="sd", marker="o", height=2.4, aspect=1.1,
+                           facet_kws={"sharey": "row"})
+        grid.set_titles("{row_name}, {col_name}")
+        grid.figure.suptitle(title, y=1.02)
         for axis in grid.axes.flat:  # layers are whole numbers
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         figures.append(grid.figure)

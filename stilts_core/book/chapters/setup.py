@@ -1,8 +1,12 @@
 """Chapter "Training and evaluation set-up" (``00_setup``):
-the phases, hyperparameters and retrieval settings a config runs.
+the phases, hyperparameters and retrieval settings a config runs, and the learning-curve pilot
+that sized the reduced-scale study.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -59,3 +63,47 @@ def phase_table() -> pd.DataFrame:
     """The phase registry (``stilts_core.runs.execution.PHASES``): notebook and what each phase does."""
     return pd.DataFrame([{"phase": p.name, "notebook": f"notebooks/{p.notebook}",
                           "what it does": p.description} for p in PHASES.values()]).set_index("phase")
+
+
+def learning_curve(path: str | Path) -> pd.DataFrame:
+    """The learning-curve pilot's runs (``benchmarks/learning_curve.py``), one row per task and
+    budget: optimiser steps, training examples and passes, seconds, the English dev score with
+    its 95% interval, the floor, whether the run learned, and whether it is the grid's own run."""
+    curve = pd.DataFrame(json.loads(Path(path).read_text(encoding="utf-8"))["curve"])
+    curve = curve.sort_values(["phase", "task", "steps"])
+    return pd.DataFrame({
+        "provenance": curve["provenance"], "phase": curve["phase"], "task": curve["task"],
+        "steps": curve["steps"], "examples": curve["examples"],
+        "passes": curve["passes"].round(2), "seconds": curve["seconds"].round(0).astype(int),
+        "metric": curve["dev_metric"], "dev score": curve["dev_value"].round(1),
+        "95% interval": [f"{low:.1f} to {high:.1f}" for low, high in
+                         zip(curve["dev_interval_low"], curve["dev_interval_high"], strict=True)],
+        "dev examples": curve["dev_examples"],
+        "floor": [f"{value:.1f} ({kind})" for value, kind in
+                  zip(curve["dev_floor"], curve["dev_floor_kind"], strict=True)],
+        "learned": curve["dev_learned"], "grid run": curve["grid_run"],
+    }).reset_index(drop=True)
+
+
+def learning_curve_figure(path: str | Path):
+    """Dev score against optimiser steps, one panel per task: the points with their 95%
+    intervals and the task's floor (dashed)."""
+    import matplotlib.pyplot as plt
+
+    curve = pd.DataFrame(json.loads(Path(path).read_text(encoding="utf-8"))["curve"])
+    tasks = sorted(curve["task"].unique())
+    figure, axes = plt.subplots(1, len(tasks), figsize=(2.3 * len(tasks), 2.6), sharey=False,
+                                squeeze=False)
+    for axis, task in zip(axes[0], tasks, strict=True):
+        rows = curve[curve["task"] == task].sort_values("steps")
+        axis.errorbar(rows["steps"], rows["dev_value"],
+                      yerr=[rows["dev_value"] - rows["dev_interval_low"],
+                            rows["dev_interval_high"] - rows["dev_value"]],
+                      marker="o", capsize=3)
+        axis.axhline(rows["dev_floor"].max(), linestyle="--", color="grey")
+        axis.set_title(task)
+        axis.set_xlabel("optimiser steps")
+        axis.set_ylabel(f"dev {rows['dev_metric'].iloc[0]}")
+        axis.set_xlim(0, rows["steps"].max() * 1.15)
+    figure.tight_layout()
+    return figure
