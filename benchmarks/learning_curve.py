@@ -9,8 +9,10 @@ task, from the pretrained model, the grid's first seed), with the grid's hyperpa
 that task except the size: ``steps x batch size`` training examples, one pass over them, or
 several passes where the training set is smaller. Its English dev set is scored at the end with
 the learning check (:mod:`stilts_core.evaluation.learning`). A budget that equals the grid's own
-size *is* the grid's run (the same parameters, so the same run id), which the grid then reuses;
-the others' weights are deleted when they are done.
+size *is* the grid's run (the same parameters, so the same run id), which the grid then reuses:
+so every run keeps the weights a later phase reads (its ``encoder/`` or ``model/``, as the grid's
+``keep_weights: downstream`` does), since a budget may become the grid's size once the pilot has
+spoken.
 
 Prints one line per run: steps, examples, passes, seconds, the dev score with its 95% interval,
 the floor and whether the run learned; and writes them, with the machine, the library versions,
@@ -38,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stilts_core.grid.plan import load_config  # noqa: E402
 from stilts_core.paths import REPO_ROOT, atomic_write_text  # noqa: E402
 from stilts_core.phases.common import load_task_split  # noqa: E402
-from stilts_core.phases.params import PARAMS, validate_params  # noqa: E402
+from stilts_core.phases.params import PARAMS, WEIGHTS_READ_DOWNSTREAM, validate_params  # noqa: E402
 from stilts_core.runs.execution import (  # noqa: E402
     cpu_model,
     execute_phase,
@@ -95,25 +97,24 @@ def budget_params(grid: dict, phase: str, steps: int, sizes: list[int]) -> dict:
                                    "epochs": wanted / examples})
 
 
-def run_budget(job: tuple[str, str, int, dict, bool]) -> dict:
-    """Run (or reuse) one budget's run in this worker; return its line of the curve."""
+def run_budget(job: tuple[str, str, int, dict, bool]) -> list[dict]:
+    """Run (or reuse) one budget's run in this worker; return its lines of the curve, one per
+    dev task it scores (a mixture scores each member's)."""
     task, phase, steps, params, is_grid_run = job
     path = execute_phase(phase, params, log=lambda line: None)
     metrics = json.loads((path / "metrics.json").read_text())
     stages = metrics.get("stages")
-    learning = (stages[-1] if stages else metrics)["learning"][task if phase == "target" else
-                                                              next(iter(metrics["learning"]))]
+    checks = (stages[-1] if stages else metrics)["learning"]
     compute = read_compute(path) or {}
     provenance = json.loads((path / "provenance.json").read_text())["provenance"]
-    if not is_grid_run:
-        prune_weights(path, ())
-    return {"task": task, "phase": phase, "steps": steps,
-            "examples": params["max_train_examples"], "passes": params["epochs"],
-            "learning_rate": params["learning_rate"], "batch_size": params["batch_size"],
-            "max_length": params.get("max_length"),
-            "seconds": compute.get("seconds"), "run_id": path.name,
-            "grid_run": is_grid_run, "provenance": provenance,
-            **{f"dev_{key}": value for key, value in learning.items()}}
+    prune_weights(path, WEIGHTS_READ_DOWNSTREAM[phase])  # as the grid's keep_weights: downstream
+    return [{"task": task, "dev_task": dev_task, "phase": phase, "steps": steps,
+             "examples": params["max_train_examples"], "passes": params["epochs"],
+             "learning_rate": params["learning_rate"], "batch_size": params["batch_size"],
+             "max_length": params.get("max_length"), "seconds": compute.get("seconds"),
+             "run_id": path.name, "grid_run": is_grid_run, "provenance": provenance,
+             **{f"dev_{key}": value for key, value in check.items()}}
+            for dev_task, check in checks.items()]
 
 
 def main() -> None:
@@ -137,9 +138,10 @@ def main() -> None:
             jobs.append((task, phase, steps, params, run_id(phase, params) == run_id(phase, grid)))
     with ProcessPoolExecutor(args.workers) as pool:
         curve = []
-        for line in pool.map(run_budget, jobs):
+        for line in (line for lines in pool.map(run_budget, jobs) for line in lines):
             curve.append(line)
-            print(f"{line['task']:>15} {line['steps']:>4} steps, {line['examples']:>5} examples "
+            print(f"{line['task']:>15} ({line['dev_task']}) {line['steps']:>4} steps, "
+                  f"{line['examples']:>5} examples "
                   f"x {line['passes']:.2f}: {line['seconds']:>6.0f} s, dev {line['dev_metric']} "
                   f"{line['dev_value']:.1f} [{line['dev_interval_low']:.1f}, "
                   f"{line['dev_interval_high']:.1f}] on {line['dev_examples']}, floor "

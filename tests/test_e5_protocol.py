@@ -10,12 +10,12 @@ import pytest
 
 from stilts_core.runs.results import read_run_results
 
-# German, Swahili and Japanese: one language near the ceiling and two far from it
-LANGUAGES = {"de": "deu", "sw": "swh", "ja": "jpn"}
+# Swahili, Telugu and Javanese: far from the ceiling, and with few pairs (390, 234, 205)
+LANGUAGES = {"sw": "swh", "te": "tel", "jv": "jav"}
 MAX_LENGTH = 64
 
 
-def _independent_accuracies(model_path, pack, code: str) -> tuple[float, float]:
+def _independent_accuracies(model_path, pack, code: str) -> tuple[float, float, int]:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -41,7 +41,7 @@ def _independent_accuracies(model_path, pack, code: str) -> tuple[float, float]:
     similarity = source @ english.T
     gold = np.arange(len(source))
     return (100 * float(np.mean(similarity.argmax(1) == gold)),
-            100 * float(np.mean(similarity.argmax(0) == gold)))
+            100 * float(np.mean(similarity.argmax(0) == gold)), len(gold))
 
 
 @pytest.mark.slow
@@ -55,8 +55,8 @@ def test_the_base_encoders_retrieval_agrees_with_an_independent_computation(
     rows = read_run_results(tmp_path / "run")
     for language, code in LANGUAGES.items():
         ours = rows[rows["language"] == language].set_index("metric")["value"]
-        xx_to_en, en_to_xx = _independent_accuracies(e5_model_path, shared_data, code)
-        # one pair of 1,000 is 0.1 points; float differences of padding may flip a near tie
-        assert abs(ours["accuracy"] - xx_to_en) <= 0.2, (language, ours["accuracy"], xx_to_en)
-        assert abs(ours["accuracy_en_to_xx"] - en_to_xx) <= 0.2, language
+        xx_to_en, en_to_xx, pairs = _independent_accuracies(e5_model_path, shared_data, code)
+        one_pair = 100 / pairs + 1e-9  # float differences of padding may flip one near tie
+        assert abs(ours["accuracy"] - xx_to_en) <= one_pair, (language, ours["accuracy"], xx_to_en)
+        assert abs(ours["accuracy_en_to_xx"] - en_to_xx) <= one_pair, language
         assert ours["alignment_retrieval_accuracy"] == ours["accuracy"]

@@ -67,3 +67,29 @@ def test_the_dev_rows_of_a_training_run_carry_the_check(tmp_path):
         "accuracy": 100.0, "dev_interval_low": record["interval_low"],
         "dev_interval_high": 100.0, "learning_floor": 100 / 3, "dev_examples": 300})
     assert set(rows["split"]) == {"validation"}
+
+
+def test_the_setup_chapter_shows_the_pilots_curve_with_its_floors(tmp_path):
+    import json
+
+    from stilts_core.book.chapters.setup import learning_curve, learning_curve_figure
+
+    def line(task, dev_task, steps, value, learned):
+        return {"task": task, "dev_task": dev_task, "phase": "intermediate", "steps": steps,
+                "examples": 16 * steps, "passes": 1.0, "seconds": 3.0 * steps,
+                "provenance": "reduced-scale real run", "grid_run": steps == 250,
+                "dev_metric": "accuracy", "dev_value": value, "dev_interval_low": value - 5,
+                "dev_interval_high": value + 5, "dev_examples": 300, "dev_floor": 34.7,
+                "dev_floor_kind": "majority class", "dev_learned": learned}
+
+    path = tmp_path / "curve.json"
+    path.write_text(json.dumps({"curve": [line("mnli", "mnli", 550, 36.7, False),
+                                          line("mnli", "mnli", 250, 56.0, True),
+                                          line("multi", "sst2", 250, 80.0, True)]}))
+    table = learning_curve(path)
+    assert table["steps"].tolist() == [250, 550, 250]  # by task, then budget
+    assert table.loc[0, "95% interval"] == "51.0 to 61.0"
+    assert table.loc[0, "floor"] == "34.7 (majority class)"
+    assert table["learned"].tolist() == [True, False, True]
+    figure = learning_curve_figure(path)
+    assert [axis.get_title() for axis in figure.axes] == ["mnli", "multi (sst2)"]

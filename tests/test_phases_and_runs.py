@@ -308,3 +308,21 @@ def test_a_fresh_runs_records_name_no_path_of_this_machine(tmp_path, monkeypatch
     assert written[runs[0].name, "provenance.json"]["model_copy"].startswith("local:tiny-xlmr@")
     collected = read_run_records(write_run_records(runs, records_path(tmp_path / "set.parquet")))
     assert machine_paths(list(collected.values())) == []
+
+
+def test_an_upstream_run_whose_weights_were_pruned_is_refused_with_the_fix(tmp_path, monkeypatch):
+    import json
+
+    from stilts_core.runs.execution import mark_done
+
+    monkeypatch.setenv("STILTS_RUNS_DIR", str(tmp_path))
+    run = tmp_path / "intermediate-mnli-0123456789ab"
+    run.mkdir()
+    (run / "params.json").write_text(json.dumps({"phase": "intermediate", "task": "mnli"}))
+    mark_done(run)
+    assert load_done_run(run.name)[1]["task"] == "mnli"  # its parameters alone: no weights read
+    with pytest.raises(RunError, match=r"its encoder/ was deleted .*stilts run intermediate --force"):
+        load_done_run(run.name, "encoder")
+    (run / "encoder").mkdir()
+    (run / "encoder" / "config.json").write_text("{}")
+    assert load_done_run(run.name, "encoder")[0] == run

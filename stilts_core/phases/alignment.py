@@ -34,7 +34,7 @@ def aligned_encoder(p: AlignmentParams) -> tuple[str, str, int | None, dict, lis
     if not p.target_run:
         path, intermediate, seed = encoder_source(p.model, p.encoder_run, "encoder_run")
         return path, intermediate, seed, {}, [p.encoder_run]
-    target_dir, target = load_done_run(p.target_run)
+    target_dir, target = load_done_run(p.target_run, "model")
     if target["model"] != p.model:
         raise ValueError(f"target_run {p.target_run!r} trained {target['model']!r}, but this "
                          f"run's model is {p.model!r}")

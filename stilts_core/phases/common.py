@@ -154,7 +154,7 @@ def encoder_source(model: str, intermediate_run: str, field: str) -> tuple[str, 
     model's (no intermediate task, no seed)."""
     if not intermediate_run:
         return resolve_model(model), NO_INTERMEDIATE, None
-    upstream, upstream_params = load_done_run(intermediate_run)
+    upstream, upstream_params = load_done_run(intermediate_run, "encoder")
     if upstream_params["model"] != model:
         raise ParameterError(
             f"{field} {intermediate_run!r} trained {upstream_params['model']!r}, "

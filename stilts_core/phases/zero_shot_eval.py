@@ -34,7 +34,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     path, p = start_phase("zero_shot_eval", params, run_dir)
     if not p.target_run:
         raise ParameterError("zero_shot_eval needs target_run (the run id of a target run)")
-    target_dir, tp = load_done_run(p.target_run)
+    target_dir, tp = load_done_run(p.target_run, "model")
     _, intermediate_task, _ = encoder_source(tp["model"], tp["intermediate_run"],
                                              "intermediate_run")
     task = get_task(tp["task"])

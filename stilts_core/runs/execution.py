@@ -158,15 +158,23 @@ def prune_weights(path: Path, keep: tuple[str, ...]) -> int:
     return freed
 
 
-def load_done_run(identifier: str) -> tuple[Path, dict]:
-    """Folder and parameters of a finished upstream run (an input of a later phase)."""
+def load_done_run(identifier: str, weights: str | None = None) -> tuple[Path, dict]:
+    """Folder and parameters of a finished upstream run (an input of a later phase), whose
+    weight folder ``weights`` (``encoder``, ``model``) the caller reads: a run whose weights
+    were deleted (``prune_weights``) is refused with the way to make them again."""
     path = run_path(identifier)
     if not is_done(path):
         raise RunError(
             f"run {identifier!r} is not finished ({path / DONE} is missing); run it first "
             "(`stilts grid run CONFIG` runs phases in dependency order)"
         )
-    return path, json.loads((path / "params.json").read_text())
+    params = json.loads((path / "params.json").read_text())
+    if weights and not (path / weights / "config.json").is_file():
+        raise RunError(
+            f"run {identifier!r} is finished but its {weights}/ was deleted (pruned weights); "
+            f"make it again with the same parameters: `stilts run {params['phase']} --force "
+            f"-p NAME VALUE ...` as in {path / 'params.json'}, or delete {path} and run the grid")
+    return path, params
 
 
 ATTEMPTS = "attempts.json"

@@ -70,9 +70,10 @@ def learning_curve(path: str | Path) -> pd.DataFrame:
     budget: optimiser steps, training examples and passes, seconds, the English dev score with
     its 95% interval, the floor, whether the run learned, and whether it is the grid's own run."""
     curve = pd.DataFrame(json.loads(Path(path).read_text(encoding="utf-8"))["curve"])
-    curve = curve.sort_values(["phase", "task", "steps"])
+    curve = curve.sort_values(["phase", "task", "dev_task", "steps"])
     return pd.DataFrame({
         "provenance": curve["provenance"], "phase": curve["phase"], "task": curve["task"],
+        "dev task": curve["dev_task"],
         "steps": curve["steps"], "examples": curve["examples"],
         "passes": curve["passes"].round(2), "seconds": curve["seconds"].round(0).astype(int),
         "metric": curve["dev_metric"], "dev score": curve["dev_value"].round(1),
@@ -86,11 +87,13 @@ def learning_curve(path: str | Path) -> pd.DataFrame:
 
 
 def learning_curve_figure(path: str | Path):
-    """Dev score against optimiser steps, one panel per task: the points with their 95%
-    intervals and the task's floor (dashed)."""
+    """Dev score against optimiser steps, one panel per task (and per member of a mixture): the
+    points with their 95% intervals and the task's floor (dashed)."""
     import matplotlib.pyplot as plt
 
     curve = pd.DataFrame(json.loads(Path(path).read_text(encoding="utf-8"))["curve"])
+    curve["task"] = [task if task == dev else f"{task} ({dev})"
+                     for task, dev in zip(curve["task"], curve["dev_task"], strict=True)]
     tasks = sorted(curve["task"].unique())
     figure, axes = plt.subplots(1, len(tasks), figsize=(2.3 * len(tasks), 2.6), sharey=False,
                                 squeeze=False)
