@@ -38,8 +38,11 @@ def test_intermediate_and_target_models_learn_the_fixtures(grid):
     assert len(trained) == 3
     for run in trained:
         dev = read_run_results(run_path(run.run_id)).query("split == 'validation'")
-        assert dev["metric"].tolist() == ["accuracy"]
-        assert dev["value"].item() > CHANCE + 15, run.run_id
+        dev = dict(zip(dev["metric"], dev["value"], strict=True))
+        assert list(dev) == ["accuracy", "dev_interval_low", "dev_interval_high",
+                             "learning_floor", "dev_examples"]  # the score and its check
+        assert dev["accuracy"] > CHANCE + 15, run.run_id
+        assert dev["dev_interval_low"] > dev["learning_floor"] >= CHANCE - 1e-9, run.run_id
 
 
 def test_target_run_starts_from_the_intermediate_encoder(grid):
