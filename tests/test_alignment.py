@@ -97,3 +97,25 @@ def test_the_encoder_left_by_target_fine_tuning_is_aligned_as_the_third_point(
     assert json.loads((after / "metrics.json").read_text())["fine_tuned_on"] == "xnli"
     with pytest.raises(ParameterError, match="encoder_run or target_run, not both"):
         validate_params("alignment", {**SMALL, "target_run": target.name, "encoder_run": "x"})
+
+
+def test_a_target_stage_trained_before_the_learning_check_is_refused_on_resume(
+        tmp_path, monkeypatch, tiny_model_path):
+    import json
+
+    from stilts_core.phases.params import validate_params
+    from stilts_core.runs.execution import DONE, RunError, execute_phase
+
+    monkeypatch.setenv("STILTS_RUNS_DIR", str(tmp_path / "runs"))
+    params = validate_params("target", {"model": "tiny-xlmr", "smoke": True, "max_length": 32,
+                                        "task": "xnli", "seed": 3, "max_steps": 2,
+                                        "batch_size": 8})
+    run = execute_phase("target", params, log=lambda _: None)
+    (stage_metrics,) = run.glob("stages/*/stage_metrics.json")
+    older = json.loads(stage_metrics.read_text())
+    del older["learning"]
+    stage_metrics.write_text(json.dumps(older))
+    (run / DONE).unlink()
+    with pytest.raises(RunError, match="ParameterError: .*stage_metrics.json has no field "
+                                       "'learning'.*--force"):
+        execute_phase("target", params, log=lambda _: None)

@@ -190,21 +190,21 @@ def test_e5_study_grid_reads_the_pack_with_declared_samples():
 def test_the_learning_study_scores_enough_dev_examples_and_aligns_at_three_points():
     """configs/e5_study_v2.yaml: every training run scores at least the learning check's dev
     examples with one thread; Tatoeba is scored by the alignment pass of the base
-    encoder, the 9 phase-(ii) encoders and the 12 encoders PAN-X fine-tuning leaves, 500 pairs
+    encoder, the 12 phase-(ii) encoders and the 15 encoders PAN-X fine-tuning leaves, 500 pairs
     per language."""
     from stilts_core.evaluation.learning import MIN_DEV_EXAMPLES
 
     runs = plan(load_config(configs_dir() / "e5_study_v2.yaml"))
     phases = [r.phase for r in runs]
     assert (phases.count("intermediate"), phases.count("target"), phases.count("zero_shot_eval"),
-            phases.count("retrieval"), phases.count("alignment")) == (9, 24, 24, 0, 22)
+            phases.count("retrieval"), phases.count("alignment")) == (12, 30, 30, 0, 28)
     trained = [r for r in runs if r.phase in ("intermediate", "target")]
     assert all(r.params["max_eval_examples"] >= MIN_DEV_EXAMPLES and r.params["threads"] == 1
                for r in trained)
     aligned = [r for r in runs if r.phase == "alignment"]
     assert all(r.params["retrieval_layer"] == 12 and r.params["max_eval_examples"] == 500
                for r in aligned)
-    assert sum(bool(r.params.get("target_run")) for r in aligned) == 12
+    assert sum(bool(r.params.get("target_run")) for r in aligned) == 15
 
 
 def test_an_unknown_model_is_refused_when_the_grid_is_planned(tmp_path):

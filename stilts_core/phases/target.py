@@ -18,6 +18,7 @@ from stilts_core.phases.common import (
     start_phase,
     write_outputs,
 )
+from stilts_core.phases.params import ParameterError
 from stilts_core.tasks.registry import get_task
 from stilts_core.training.trainer import prepare_task, train
 
@@ -54,7 +55,13 @@ def target(params: dict, run_dir: str = "") -> dict:
                            new_heads=number == 1, progress_dir=path)
             atomic_write_text(stage_dir / "stage_metrics.json", json.dumps(result, default=str))
             atomic_write_text(stage_dir / "STAGE_DONE", "done\n")
-        metrics["stages"].append(json.loads((stage_dir / "stage_metrics.json").read_text()))
+        stage_metrics = json.loads((stage_dir / "stage_metrics.json").read_text())
+        if "learning" not in stage_metrics:
+            raise ParameterError(
+                f"{stage_dir / 'stage_metrics.json'} has no field 'learning' (its dev score's "
+                "interval and floor): the stage was trained by a version that did not record "
+                "them. Delete that stage folder or run again with --force")
+        metrics["stages"].append(stage_metrics)
         init_path = str(stage_dir / f"model-{task.name}")
     final = metrics["stages"][-1]
     for source, name in ((Path(init_path), "model"), (stage_dir / "encoder", "encoder")):
