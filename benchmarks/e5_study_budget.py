@@ -1,6 +1,6 @@
-"""Wall-time estimate of a CPU grid (``configs/e5_study.yaml``) before running it.
+"""Wall-time estimate of a CPU grid (e.g. ``configs/e5_study_v2.yaml``) before running it.
 
-    nice -n 5 python benchmarks/e5_study_budget.py configs/e5_study.yaml \
+    nice -n 5 python benchmarks/e5_study_budget.py configs/e5_study_v2.yaml \
         [--tokenizer DIR] [--train-rate 470] [--encode-rate 1800] [--startup 8] [--workers 2]
 
 For every planned run, the examples it reads are loaded exactly as the run loads them (the same

@@ -23,7 +23,7 @@ from pathlib import Path
 from stilts_core.runs.execution import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
-COMMAND = ["stats", "export", "--results", str(REPO / "data/real_results/e5_study.parquet"),
+COMMAND = ["stats", "export", "--results", str(REPO / "data/real_results/e5_study_v2.parquet"),
            "--index", "mattr_over_english", "--missing", "exclude"]
 # The baseline: the same command with threadpoolctl's limit made a no-op in its process.
 UNLIMITED = ("import contextlib, sys, threadpoolctl; "

@@ -1,7 +1,7 @@
 """What a grid cost, from its runs' records: per phase and task the runs, their summed and
 median seconds, and the wall-clock span from the first run's start to the last run's end.
 
-    python benchmarks/study_wall_time.py data/real_results/e5_study.runs.jsonl
+    python benchmarks/study_wall_time.py data/real_results/e5_study_v2.runs.jsonl
 
 Reads ``compute`` of every record (``stilts collect --records``): seconds summed over every
 attempt and when the last attempt finished. The span counts idle gaps, pauses and restarts of

@@ -77,16 +77,21 @@ def test_make_book_from_a_fresh_clone_labels_every_result_set(fresh_book):
     results = (fresh_book / "generated" / "results-smoke.html").read_text()
     assert "Smoke run" in results and "pipeline check, not a finding" in results
     assert "<img" in results  # the seaborn figures are rendered from the results table
-    real = (fresh_book / "generated" / "results-e5_study.html").read_text()
+    real = (fresh_book / "generated" / "results-e5_study_v2.html").read_text()
     assert ">Reduced-scale real run</strong>" in real and "Alignment gain per language" in real
     section = real.split('id="alignment-gain-per-language"')[1].split("</section>")[0]
     assert "training language" in section and "<img" in section  # the table and the map
     for page in ("mixed_effects", "power"):  # the committed real set is analysed, no simulation
         assert not (fresh_book / "generated" / f"{page}-simulation-all.html").exists()
         for outcome in ("all", "transfer", "alignment"):
-            text = (fresh_book / "generated" / f"{page}-e5_study-{outcome}.html").read_text()
+            text = (fresh_book / "generated" / f"{page}-e5_study_v2-{outcome}.html").read_text()
             assert ">Reduced-scale real run</strong>" in text
             assert f"<strong>Outcome</strong> {outcome}:" in text
+    question = (fresh_book / "question.html").read_text()
+    answered = question.split('id="what-the-runs-so-far-found"')[1]
+    assert ">Reduced-scale real run</strong>" in answered and "Smoke run" not in answered
+    assert "transfer gain from mnli" in answered and "mattr_over_english" in answered
+    assert "generated/mixed_effects-e5_study_v2-all.html" in answered  # each number links its page
     claims = (fresh_book / "generated" / "claims.html").read_text()
     assert result_claim_statuses(claims) == ["not yet run at full scale"] * 12  # C1-C6's quantities
     assert "never compared" in claims

@@ -194,8 +194,9 @@ def test_fine_tuning_change_is_against_the_same_encoder_before_it(table):
 
 def test_answer_table_states_each_quantity_and_what_it_decides(table):
     answer = answer_table(table).set_index("quantity")
-    assert list(answer.columns) == ["provenance", "model", "protocol", "estimate", "interval",
-                                    "languages", "seeds", "decides"]
+    assert list(answer.columns) == ["provenance", "model", "protocol", "target_task",
+                                    "intermediate_task", "fine_tuned_on", "estimate", "interval",
+                                    "bootstrap_interval", "languages", "seeds", "decides"]
     transfer = answer.loc["xnli transfer gain from mnli"]
     assert transfer["decides"] == "positive" and transfer["interval"] == "0.52 to 5.48"
     tatoeba = answer.loc["alignment gain at the retrieval layer (tatoeba accuracy) from mnli"]

@@ -174,19 +174,6 @@ def test_identical_runs_are_planned_once(tmp_path):
     assert phases.count("intermediate") == 1 and phases.count("target") == 2
 
 
-def test_e5_study_grid_reads_the_pack_with_declared_samples():
-    runs = plan(load_config(configs_dir() / "e5_study.yaml"))
-    phases = [r.phase for r in runs]
-    # 6 trained intermediates x 3 seeds; 2 targets x 7 encoders x 3 seeds; 19 encoders x Tatoeba
-    assert (phases.count("intermediate"), phases.count("target"), phases.count("zero_shot_eval"),
-            phases.count("retrieval"), phases.count("alignment")) == (18, 42, 42, 19, 19)
-    assert {r.params["data_root"] for r in runs} == {"pack"}
-    trained = [r for r in runs if r.phase in ("intermediate", "target")]
-    assert all(r.params["max_train_examples"] and r.params["precision"] == "fp32" for r in trained)
-    scored = [r for r in runs if r.phase in ("zero_shot_eval", "retrieval", "alignment")]
-    assert all(r.params["max_eval_examples"] for r in scored)
-
-
 def test_the_learning_study_scores_enough_dev_examples_and_aligns_at_three_points():
     """configs/e5_study_v2.yaml: every training run scores at least the learning check's dev
     examples with one thread; Tatoeba is scored by the alignment pass of the base

@@ -138,7 +138,7 @@ def test_ctrl_c_stops_stilts_book_and_leaves_the_last_book_whole(tmp_path):
     last = copy / "book" / "_build" / "html" / "index.html"
     last.parent.mkdir(parents=True)
     last.write_text("the last book")
-    command = _stilts("book", "--results", str(copy / "data" / "real_results" / "e5_study.parquet"),
+    command = _stilts("book", "--results", str(copy / "data" / "real_results" / "e5_study_v2.parquet"),
                       log=tmp_path / "book.log", cwd=copy, PYTHONPATH=str(copy))
     seen = set()
     try:

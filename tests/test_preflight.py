@@ -142,13 +142,18 @@ def test_the_full_scale_grid_is_checked_offline_with_what_was_not_checked_said(c
     assert "tatoeba test az" in out and "LASER" in out
 
 
-def test_grid_needs_follow_the_runs_mixture_and_combined_sets():
+def test_grid_needs_follow_the_runs_mixture_and_combined_sets(tmp_path):
     from stilts_core.grid.plan import load_config
     from stilts_core.grid.preflight import grid_needs
     from stilts_core.paths import configs_dir
 
-    needs, _ = grid_needs(load_config(configs_dir() / "e5_study.yaml"))
+    config = yaml.safe_load((configs_dir() / "e5_study_v2.yaml").read_text())
+    config["intermediate_tasks"].append("anli_plus")  # ANLI+ combines ANLI, SNLI and MNLI
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    needs, _ = grid_needs(load_config(path))
     read = {(n.task, n.split) for n in needs}
-    # multi trains the grid's five tasks, not the declared nine; SNLI only adds training data
-    assert not {t for t, _ in read} & {"ccg", "hellaswag", "qqp", "squad"}
+    # multi trains the grid's MNLI and SST-2, not the declared nine; SNLI only adds training data
+    assert not {t for t, _ in read} & {"ccg", "hellaswag", "qqp", "squad", "commonsense_qa"}
+    assert ("sst2", "train") in read
     assert ("snli", "train") in read and ("snli", "validation") not in read

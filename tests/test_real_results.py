@@ -17,13 +17,13 @@ from stilts_core.paths import REPO_ROOT
 from stilts_core.runs.execution import run_id
 from stilts_core.runs.results import read_run_records, read_run_results, records_path
 
-STUDY = REPO_ROOT / "configs" / "e5_study.yaml"
+STUDY = REPO_ROOT / "configs" / "e5_study_v2.yaml"
 RECOMPUTED_LANGUAGES = ["de", "fi", "ja"]
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = next(s for s in load_book_config().result_sets if s.name == "e5_study")
+    spec = next(s for s in load_book_config().result_sets if s.name == "e5_study_v2")
     table_path = REPO_ROOT / spec.path
     if not table_path.is_file():
         pytest.fail(f"{table_path} is missing: configs/book.yaml names it as a committed set")
@@ -71,7 +71,8 @@ def test_the_committed_set_is_the_whole_grid_of_its_config(study):
 
 def _recomputed(phase: str, records: dict, tmp_path) -> pd.DataFrame:
     (identifier, record), = [(i, r) for i, r in records.items()
-                             if r["params"]["phase"] == phase and not r["params"]["encoder_run"]]
+                             if r["params"]["phase"] == phase and not r["params"]["encoder_run"]
+                             and not r["params"].get("target_run")]  # the pretrained encoder
     params = {k: v for k, v in record["params"].items() if k != "phase"}
     params["languages"] = RECOMPUTED_LANGUAGES
     procedure = getattr(importlib.import_module(f"stilts_core.phases.{phase}"), phase)
@@ -79,13 +80,15 @@ def _recomputed(phase: str, records: dict, tmp_path) -> pd.DataFrame:
     return identifier, read_run_results(tmp_path / phase)
 
 
-@pytest.mark.parametrize("phase", ["retrieval", "alignment"])
 def test_the_base_encoders_retrieval_and_alignment_recompute_to_the_committed_rows(
-        study, e5_model_path, shared_data, tmp_path, phase):
-    """The base encoder's Tatoeba retrieval (both directions) and every layer's alignment
-    measures in three languages, from the model the wheels give and the pack's files."""
+        study, e5_model_path, shared_data, tmp_path):
+    """The base encoder's Tatoeba retrieval (both directions, among all 500 candidates) and
+    every layer's alignment measures, from its one encoding pass, in three languages, from the
+    model the wheels give and the pack's files. The trained encoders' rows are not recomputed
+    here: each needs its training runs again (minutes to tens of minutes of a core), and their
+    run records reproduce their run ids instead."""
     table, records = study
-    identifier, fresh = _recomputed(phase, records, tmp_path)
+    identifier, fresh = _recomputed("alignment", records, tmp_path)
     key = ["language", "metric", "settings"]
     committed = table[(table["run_id"] == identifier)
                       & table["language"].isin(RECOMPUTED_LANGUAGES)].set_index(key)["value"]

@@ -117,6 +117,20 @@ def test_benchmark_scores_count_unseeded_retrieval_for_every_seed():
     assert only_base["seed"].isna().all() and len(only_base) == 1
 
 
+def test_benchmark_scores_leave_out_retrieval_after_target_fine_tuning():
+    """The encoder PAN-X fine-tuning left is aligned too; its Tatoeba rows are not the
+    benchmark's retrieval score of that intermediate task and seed."""
+    import json
+
+    def tatoeba(value: float, **settings) -> dict:
+        return row(target_task="tatoeba", seed=1, value=value,
+                   settings=json.dumps({"layer": 12, **settings}))
+
+    table = make_frame([tatoeba(60.0), tatoeba(20.0, fine_tuned_on="panx")])
+    scores = benchmark_scores(table, "xtreme-r").set_index("name")
+    assert scores.loc["tatoeba", "value"] == 60.0
+
+
 def test_settings_separate_cells_protocols_and_layers():
     import json
 

@@ -16,7 +16,7 @@ from stilts_core.runs.results import (
     write_run_results,
 )
 
-STUDY = data_dir() / "real_results" / "e5_study.parquet"
+STUDY = data_dir() / "real_results" / "e5_study_v2.parquet"
 
 
 @pytest.fixture(scope="module")

@@ -63,6 +63,19 @@ def test_gains_are_paired_per_seed_with_their_task_group(results, design):
     assert np.allclose(gains["gain"], gains["value"] - gains["value_baseline"])
 
 
+def test_retrieval_after_target_fine_tuning_is_not_a_stilts_gain(results):
+    """An encoder PAN-X fine-tuning left is aligned too (``fine_tuned_on``); its Tatoeba rows
+    pair STILTs with baseline after fine-tuning, which is not the phase-(ii) encoder's gain."""
+    import json
+
+    tatoeba = results[results["target_task"] == "tatoeba"]
+    after = tatoeba.assign(settings=tatoeba["settings"].map(
+        lambda text: json.dumps({**json.loads(text or "{}"), "fine_tuned_on": "panx"})),
+        run_id=tatoeba["run_id"] + "-after-panx", value=tatoeba["value"] - 30)
+    gains = st.gains_table(pd.concat([results, after]))
+    assert len(gains) == 24 * 4 * 3 * 2
+
+
 def test_a_missing_baseline_is_an_error_that_names_the_cell(results):
     dropped = results[~((results["intermediate_task"] == "none") & (results["language"] == "fi")
                         & (results["target_task"] == "xnli") & (results["seed"] == 2))]
@@ -463,7 +476,7 @@ def test_stats_export_fits_with_one_blas_thread(tmp_path, monkeypatch):
 
     monkeypatch.setattr(st, "export_analysis", export)
     with threadpoolctl.threadpool_limits(4):  # as many as a larger machine gives by default
-        assert main(["stats", "export", "--results", str(data_dir() / "real_results" / "e5_study.parquet"),
+        assert main(["stats", "export", "--results", str(data_dir() / "real_results" / "e5_study_v2.parquet"),
                      "--index", "mattr_over_english", "--missing", "exclude",
                      "--output", str(tmp_path)]) == 0
         assert set(_blas_threads(None)) == {4}  # the caller's own setting, back afterwards

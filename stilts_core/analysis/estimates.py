@@ -28,6 +28,7 @@ from stilts_core.evaluation.alignment import METRIC_PREFIX
 from stilts_core.runs.results import (
     NEVER_POOLED,
     NO_INTERMEDIATE,
+    before_target_fine_tuning,
     headline_scores,
     paired_gains,
     setting,
@@ -108,7 +109,8 @@ def mean_gains(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     return _summarise(gains, [*NEVER_POOLED, "fine_tuned_on", "target_task", "intermediate_task"])
 
 
-def _alignment_rows(table: pd.DataFrame) -> pd.DataFrame:
+def alignment_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the layer-wise alignment measures, every layer and point in training."""
     return table[table["metric"].str.startswith(METRIC_PREFIX)]
 
 
@@ -116,26 +118,26 @@ def alignment_gains_by_layer(table: pd.DataFrame) -> pd.DataFrame:
     """The mean paired gain in each alignment measure at each layer of the phase-(ii) encoders
     over the pretrained encoder (which no seed changed, so it pairs with every seed); encoders
     after target fine-tuning are left to :func:`fine_tuning_alignment_change`."""
-    rows = _alignment_rows(table)
-    gains = _staged(paired_gains(rows[setting(rows, "fine_tuned_on").isna()]))
+    gains = _staged(paired_gains(before_target_fine_tuning(alignment_rows(table))))
     return _summarise(gains, [*NEVER_POOLED, "target_task", "intermediate_task", "measure",
                               "layer"])
 
 
-def _before_settings(text: str) -> str:
-    """A row's settings without the stage, as the same encoder before fine-tuning records them."""
+def without_stage(text: str) -> str:
+    """A row's settings less the point in training (``fine_tuned_on``), so that one
+    representation (layer, pooling, length) pairs across the points."""
     return json.dumps({key: value for key, value in json.loads(text or "{}").items()
                        if key != "fine_tuned_on"}, sort_keys=True)
 
 
-def fine_tuning_alignment_change(table: pd.DataFrame) -> pd.DataFrame:
-    """The change target fine-tuning makes to alignment: each measure of an encoder fine-tuned
-    on a target task minus the same encoder before it (same model, intermediate task, seed,
-    layer and other settings), per target task it was fine-tuned on. Before direct
-    fine-tuning (intermediate task 'none') the encoder is the pretrained one, which no seed
-    changed and which pairs with every seed."""
-    rows = _staged(_alignment_rows(table))
-    rows["settings"] = rows["settings"].map(_before_settings)
+def fine_tuning_alignment_changes(table: pd.DataFrame) -> pd.DataFrame:
+    """Per row of an encoder fine-tuned on a target task (``fine_tuned_on``): each alignment
+    measure minus the same encoder before it (same model, intermediate task, seed, layer and
+    other settings), as ``gain``, with ``measure`` and ``layer``. Before direct fine-tuning
+    (intermediate task 'none') the encoder is the pretrained one, which no seed changed and
+    which pairs with every seed."""
+    rows = _staged(alignment_rows(table))
+    rows["settings"] = rows["settings"].map(without_stage)
     after, before = rows[rows["fine_tuned_on"] != ""], rows[rows["fine_tuned_on"] == ""]
     cell = ["model", "intermediate_task", "target_task", "language", "split", "metric", "settings"]
     seeded, unseeded = before[before["seed"].notna()], before[before["seed"].isna()]
@@ -144,8 +146,15 @@ def fine_tuning_alignment_change(table: pd.DataFrame) -> pd.DataFrame:
         after.merge(unseeded[[*cell, "value"]], on=cell, suffixes=("", "_before")),
     ], ignore_index=True)
     changes["gain"] = changes["value"] - changes["value_before"]
-    return _summarise(changes, [*NEVER_POOLED, "target_task", "fine_tuned_on", "intermediate_task",
-                                "measure", "layer"])
+    return changes
+
+
+def fine_tuning_alignment_change(table: pd.DataFrame) -> pd.DataFrame:
+    """The change target fine-tuning makes to alignment (:func:`fine_tuning_alignment_changes`),
+    per target task it was fine-tuned on, with its interval over languages."""
+    return _summarise(fine_tuning_alignment_changes(table),
+                      [*NEVER_POOLED, "target_task", "fine_tuned_on", "intermediate_task",
+                       "measure", "layer"])
 
 
 def decides(low: float, high: float) -> str:
@@ -166,8 +175,8 @@ def answer_table(table: pd.DataFrame) -> pd.DataFrame:
     """The statement for the book, one row per quantity of each group never pooled: the transfer
     gain per target task and intermediate task, the alignment gain at the retrieval layer
     (Tatoeba accuracy) per intermediate task, and the change in retrieval accuracy at the top
-    layer measured that fine-tuning on each target task makes; each with its t-interval and what
-    the interval decides."""
+    layer measured that fine-tuning on each target task makes; each with its t-interval, the
+    language bootstrap's beside it, and what the t-interval decides."""
     gains = mean_gains(table)
     gains = gains[gains["fine_tuned_on"] == ""].copy()
     gains["quantity"] = [
@@ -185,7 +194,11 @@ def answer_table(table: pd.DataFrame) -> pd.DataFrame:
     answer = pd.concat([gains, change], ignore_index=True)
     answer["interval"] = [f"{low:.2f} to {high:.2f}" if np.isfinite(low) else "none (one language)"
                           for low, high in zip(answer["low"], answer["high"], strict=True)]
+    answer["bootstrap_interval"] = [
+        f"{low:.2f} to {high:.2f}" if np.isfinite(low) else "none (one language)"
+        for low, high in zip(answer["bootstrap_low"], answer["bootstrap_high"], strict=True)]
     answer["decides"] = [decides(low, high)
                          for low, high in zip(answer["low"], answer["high"], strict=True)]
-    return answer[[*NEVER_POOLED, "quantity", "estimate", "interval", "languages", "seeds",
-                   "decides"]]
+    answer["fine_tuned_on"] = answer["fine_tuned_on"].fillna("")
+    return answer[[*NEVER_POOLED, "target_task", "intermediate_task", "fine_tuned_on", "quantity",
+                   "estimate", "interval", "bootstrap_interval", "languages", "seeds", "decides"]]

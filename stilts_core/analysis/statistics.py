@@ -38,6 +38,7 @@ from stilts_core.paths import atomic_write_text
 from stilts_core.runs.processes import die_with_parent
 from stilts_core.runs.results import (
     NO_INTERMEDIATE,
+    before_target_fine_tuning,
     headline_scores,
     make_frame,
     paired_gains,
@@ -84,13 +85,15 @@ def gains_table(results: pd.DataFrame, split: str = "test",
     """Paired gains on each task's headline score, one row per model x intermediate task x
     target task x language x seed, with the task group. A STILTs cell without its baseline is an
     error naming the rows, never a silent drop; a cell given twice, a missing or an impossible
-    score is refused by the schema (:func:`~stilts_core.runs.results.validate`) first."""
+    score is refused by the schema (:func:`~stilts_core.runs.results.validate`) first. Retrieval
+    by an encoder that target fine-tuning left (``fine_tuned_on``) is not a STILTs gain of the
+    phase-(ii) encoder and is left out (the results chapter shows what fine-tuning changed)."""
     results = validate(results, "the results analysed")
     _one_kind_of_evidence(results)
     scores = headline_scores(results, split)
     if scores.empty:
         raise AnalysisError(f"the results have no headline scores on the {split!r} split")
-    scores = scores[setting(scores, "protocol").isin([None, protocol])]
+    scores = before_target_fine_tuning(scores[setting(scores, "protocol").isin([None, protocol])])
     cell = ["model", "intermediate_task", "target_task", "language", "seed", "settings"]
     gains = paired_gains(scores)
     stilts = scores[scores["intermediate_task"] != NO_INTERMEDIATE]

@@ -33,6 +33,7 @@ from stilts_core.analysis.result_sets import (
     read_result_set,
     task_groups_of,
 )
+from stilts_core.book import answer
 from stilts_core.book.badges import badge_label
 from stilts_core.grid.config import FULL_SCALE_CONFIG
 from stilts_core.grid.executors import cpu_share_environment, run_local
@@ -81,6 +82,7 @@ class Chapter:
     scope: str
     title: str
     parameters: Callable
+    records: bool = False  # the page leaves a record for the question page's answer
 
 
 def _plan(build: Build, result_set: ResultSet, outcome: Outcome, names: tuple[str, ...]) -> dict:
@@ -103,11 +105,13 @@ CHAPTERS = (
     Chapter("06_mixed_effects.ipynb", "mixed_effects", "per_analysis", "Morphology and gains",
             lambda b, s, o: {"results_path": s.as_parameter()["path"],
                              **_plan(b, s, o, _MIXED_EFFECTS),
-                             "planned_bootstrap_reps": b.config.plan.bootstrap_reps}),
+                             "planned_bootstrap_reps": b.config.plan.bootstrap_reps},
+            records=True),
     Chapter("07_power.ipynb", "power", "per_analysis", "Power and sensitivity",
             lambda b, s, o: {"results_path": s.as_parameter()["path"],
                              **_plan(b, s, o, _POWER),
-                             "planned_power_reps": b.config.plan.power_reps}),
+                             "planned_power_reps": b.config.plan.power_reps},
+            records=True),
     Chapter("08_claims.ipynb", "claims", "once", "",
             lambda b, s, o: {"results_paths": [x.as_parameter()["path"] for x in b.sets]}),
     Chapter("09_published.ipynb", "published", "once", "", lambda b, s, o: {}),
@@ -208,7 +212,8 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
 
     folder = book_dir() / GENERATED
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in [*folder.glob("*-*.ipynb"), *folder.glob("*.md")]:  # pages of earlier builds
+    for stale in [*folder.glob("*-*.ipynb"), *folder.glob("*.md"),  # pages of earlier builds
+                  *(folder / answer.RECORDS).glob("*.json")]:
         stale.unlink()
 
     def execute(chapter: Chapter, page: str, result_set: ResultSet | None,
@@ -216,8 +221,10 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
         output = folder / f"{page}.ipynb"
         log(f"[stilts] executing {chapter.notebook} -> {output.relative_to(REPO_ROOT)}")
         try:
+            record = ({"record_path": str(folder / answer.RECORDS / f"{page}.json")}
+                      if chapter.records else {})
             execute_notebook(notebooks_dir() / chapter.notebook, output,
-                             chapter.parameters(build, result_set, outcome))
+                             {**chapter.parameters(build, result_set, outcome), **record})
         except papermill.PapermillExecutionError as error:
             raise BookError(f"{chapter.notebook} failed: {error.ename}: {error.evalue}; "
                             f"see {output}") from None
@@ -250,6 +257,8 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
             chapter_page = folder / f"{chapter.page}.md"
             chapter_page.write_text(_chapter_page(chapter, entries, build), encoding="utf-8")
             written.append(chapter_page)
+    written.append(answer.write_answer(folder, [(chapter.page, page, result_set, outcome)
+                                                for chapter, page, result_set, outcome in pages]))
     return written
 
 

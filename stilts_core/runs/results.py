@@ -431,6 +431,13 @@ def with_protocol(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def before_target_fine_tuning(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of encoders as intermediate training left them: none of an encoder that target
+    fine-tuning left (``fine_tuned_on`` in its settings), whose retrieval rows measure how
+    fine-tuning moved alignment, not the retrieval task of its intermediate task and seed."""
+    return table[setting(table, "fine_tuned_on").isna()]
+
+
 # Rows that differ in these are never averaged together: each summary and figure shows them apart.
 NEVER_POOLED = ["provenance", "model", "protocol"]
 
@@ -452,12 +459,14 @@ def benchmark_scores(table: pd.DataFrame, benchmark: str,
     table has all of them), group scores and the overall score (``all_task``), the last two only
     where every task they need is complete. Unseeded rows (the base encoder's retrieval) count
     for every seed of the same model and intermediate task. Retrieval rows count under one
-    ``protocol`` (``encoder``: the encoder as it is; ``dual_encoder``: XTREME-R's)."""
+    ``protocol`` (``encoder``: the encoder as it is; ``dual_encoder``: XTREME-R's). Retrieval by
+    an encoder that target fine-tuning left (``fine_tuned_on`` in its settings) measures how
+    fine-tuning moved alignment, not the benchmark's retrieval task, and is left out."""
     bench = get_benchmark(benchmark)
     rows = table[(table["split"] == "test") & table["target_task"].isin(list(bench.tasks))]
     headline = rows["target_task"].map(_headline)
     rows = rows[[metric in names for metric, names in zip(rows["metric"], headline, strict=True)]]
-    rows = rows[setting(rows, "protocol").isin([None, protocol])]
+    rows = before_target_fine_tuning(rows[setting(rows, "protocol").isin([None, protocol])])
     clashes = rows[rows.duplicated([*MODEL_CELL, "target_task", "language", "metric"], keep=False)]
     if not clashes.empty:
         raise ResultsError(

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
+from stilts_core.analysis import alignment_transfer, estimates
 from stilts_core.evaluation import learning
 from stilts_core.evaluation.alignment import METRIC_PREFIX
 from stilts_core.runs.results import (
     NEVER_POOLED,
     NO_INTERMEDIATE,
+    before_target_fine_tuning,
     benchmark_scores,
     evidence_groups,
     headline_scores,
@@ -24,7 +24,7 @@ from stilts_core.tasks.registry import get_task
 def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Mean and standard deviation over seeds of each headline score, wide by language, one
     row per provenance class x model x target task x protocol x intermediate setting."""
-    rows = with_protocol(headline_scores(table, split))
+    rows = with_protocol(headline_scores(before_target_fine_tuning(table), split))
     keys = [*NEVER_POOLED, "target_task", "intermediate_task"]
     summary = (rows.groupby([*keys, "language"])["value"].agg(["mean", "std", "count"])
                .reset_index())
@@ -39,7 +39,7 @@ def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     protocol, task and language, with ``runs_learned``: ``all`` when every training run behind
     every seed's gain learned (:func:`gain_learning`), else ``k of n`` seeds whose runs all
     learned; ``not checked`` for a table without training runs (no ``validation`` rows)."""
-    gains = with_protocol(paired_gains(headline_scores(table, split)))
+    gains = with_protocol(paired_gains(headline_scores(before_target_fine_tuning(table), split)))
     if gains.empty:
         return gains
     runs = learning_runs(table)
@@ -155,7 +155,7 @@ def score_figure(table: pd.DataFrame, split: str = "test") -> list:
     import seaborn as sns
 
     figures = []
-    for title, rows in evidence_groups(headline_scores(table, split)):
+    for title, rows in evidence_groups(headline_scores(before_target_fine_tuning(table), split)):
         rows = rows.copy()
         rows["setting"] = rows["intermediate_task"].where(
             rows["intermediate_task"] != NO_INTERMEDIATE, "none (baseline)")
@@ -168,18 +168,17 @@ def score_figure(table: pd.DataFrame, split: str = "test") -> list:
     return figures
 
 
-def _alignment_rows(table: pd.DataFrame) -> pd.DataFrame:
+def _before_target_training(table: pd.DataFrame) -> pd.DataFrame:
     """The alignment rows of the pretrained and phase-(ii) encoders: none of an encoder left
     after target fine-tuning (``fine_tuned_on`` in its settings; :func:`alignment_stages`)."""
-    rows = table[table["metric"].str.startswith(METRIC_PREFIX)]
-    return rows[setting(rows, "fine_tuned_on").isna()]
+    return before_target_fine_tuning(estimates.alignment_rows(table))
 
 
 def alignment_curves(table: pd.DataFrame) -> pd.DataFrame:
     """The alignment rows of the pretrained and phase-(ii) encoders in long form with their
     layer: model, intermediate task, seed, language, layer, measure, value
     (``stilts_core.evaluation.alignment`` defines the measures)."""
-    rows = _alignment_rows(table).copy()
+    rows = _before_target_training(table).copy()
     rows["layer"] = setting(rows, "layer").astype("Int64")
     rows["measure"] = rows["metric"].str.removeprefix(METRIC_PREFIX)
     rows["encoder"] = rows["intermediate_task"].where(
@@ -196,7 +195,7 @@ def alignment_figure(table: pd.DataFrame) -> list:
     from matplotlib.ticker import MaxNLocator
 
     figures = []
-    aligned = _alignment_rows(table)
+    aligned = _before_target_training(table)
     for title, rows in evidence_groups(aligned[aligned["language"] != "en"]):
         grid = sns.relplot(data=alignment_curves(rows), x="layer", y="value", hue="encoder",
                            col="measure", kind="line", errorbar="sd", marker="o", height=2.8,
@@ -212,13 +211,6 @@ def alignment_figure(table: pd.DataFrame) -> list:
 PRETRAINED, AFTER_INTERMEDIATE = "pretrained", "after intermediate"
 
 
-def _without_stage(settings: str) -> str:
-    """A row's settings less the point in training, so that one representation (layer,
-    pooling, length) pairs across the points."""
-    return json.dumps({name: value for name, value in json.loads(settings or "{}").items()
-                       if name != "fine_tuned_on"}, sort_keys=True)
-
-
 def alignment_stages(table: pd.DataFrame) -> pd.DataFrame:
     """Alignment at each point in training, long form: per provenance class, model,
     intermediate task, seed, language, representation (``settings`` less the point: layer,
@@ -227,13 +219,13 @@ def alignment_stages(table: pd.DataFrame) -> pd.DataFrame:
     seed did), ``after intermediate`` (the phase-(ii) encoder) and ``after <target task>``
     (the encoder target fine-tuning left, one stage per target task). The baseline
     (intermediate task ``none``) has no ``after intermediate``: pretrained, then after target."""
-    rows = table[table["metric"].str.startswith(METRIC_PREFIX)]
+    rows = estimates.alignment_rows(table)
     tuned = setting(rows, "fine_tuned_on")
     untuned = rows["intermediate_task"].map(
         lambda task: PRETRAINED if task == NO_INTERMEDIATE else AFTER_INTERMEDIATE)
     rows = rows.assign(stage=tuned.map(lambda task: f"after {task}", na_action="ignore")
                        .fillna(untuned),
-                       settings=rows["settings"].map(_without_stage),
+                       settings=rows["settings"].map(estimates.without_stage),
                        layer=setting(rows, "layer").astype("Int64"),
                        measure=rows["metric"].str.removeprefix(METRIC_PREFIX))
     trained = rows[rows["stage"] != PRETRAINED]
@@ -255,7 +247,8 @@ def alignment_stage_figure(table: pd.DataFrame) -> list:
     from matplotlib.ticker import MaxNLocator
 
     figures = []
-    aligned = table[table["metric"].str.startswith(METRIC_PREFIX) & (table["language"] != "en")]
+    aligned = estimates.alignment_rows(table)
+    aligned = aligned[aligned["language"] != "en"]
     for title, rows in evidence_groups(aligned):
         stages = alignment_stages(rows)
         after_target = sorted(set(stages["stage"]) - {PRETRAINED, AFTER_INTERMEDIATE})
@@ -282,7 +275,7 @@ def gain_heatmaps(table: pd.DataFrame, split: str = "test") -> list:
     seeds, and of intermediate setting x target task, over languages and seeds; English is
     marked apart (its gains are not zero-shot). One figure per provenance class x model x
     protocol."""
-    gains = paired_gains(headline_scores(table, split))
+    gains = paired_gains(headline_scores(before_target_fine_tuning(table), split))
     return [_gain_heatmap(rows, title) for title, rows in evidence_groups(gains)]
 
 
@@ -330,3 +323,104 @@ def benchmark_table(table: pd.DataFrame, benchmark: str = "xtreme-r") -> pd.Data
     frame = pd.concat(parts, ignore_index=True)
     return frame[["provenance", "protocol", *[c for c in frame.columns
                                               if c not in ("provenance", "protocol")]]]
+
+
+# --- alignment as a route to transfer (stilts_core.analysis.alignment_transfer) -----------------
+
+ALIGNMENT_AXIS = {
+    alignment_transfer.ALIGNMENT_GAIN: "alignment gain (Tatoeba accuracy, points)",
+    alignment_transfer.ALIGNMENT_CHANGE: "alignment change from fine-tuning (points)",
+}
+
+
+def alignment_transfer_missing(table: pd.DataFrame, x: str, split: str = "test") -> str:
+    """Why a result set has no points to relate (empty when it has some), in words for the page."""
+    transfer = alignment_transfer.transfer_gains(table, split)
+    if x == alignment_transfer.ALIGNMENT_GAIN:
+        alignment = alignment_transfer.alignment_gains(table, split)
+        lacks = ("no alignment gain at the retrieval layer (Tatoeba accuracy of a phase-(ii) "
+                 "encoder, as it is, beside the pretrained encoder's)")
+    else:
+        alignment = estimates.fine_tuning_alignment_changes(table)
+        alignment = alignment[alignment["intermediate_task"] != NO_INTERMEDIATE]
+        lacks = ("no alignment after target fine-tuning of a phase-(ii) encoder (alignment runs "
+                 "with `target_run`, whose rows carry `fine_tuned_on`)")
+    reasons = [(alignment.empty, lacks),
+               (transfer.empty, "no zero-shot transfer gain (a target task scored in a "
+                                "non-English language with and without intermediate training)"),
+               (True, "no language, intermediate task and seed with both gains")]
+    return "This result set has " + next(reason for missing, reason in reasons if missing) + "."
+
+
+def alignment_transfer_table(found: pd.DataFrame) -> pd.DataFrame:
+    """The association per provenance class, model and target task as the page shows it:
+    ``r`` and the slope (transfer points per alignment point) with their 95% intervals, p, the
+    points, languages, intermediate tasks and residual degrees of freedom behind them, the
+    pooled correlation for contrast, and why there is no estimate where there is none."""
+    def interval(low, high):
+        return f"{low:.2f} to {high:.2f}" if pd.notna(low) else ""
+
+    shown = found[[*alignment_transfer.GROUP, "points", "languages", "intermediate_tasks"]]
+    return shown.assign(
+        df=found["df"].astype("Int64").where(found["r"].notna()),
+        r=found["r"].round(2), r_interval=[interval(*pair) for pair in
+                                           zip(found["r_low"], found["r_high"], strict=True)],
+        slope=found["slope"].round(3),
+        slope_interval=[interval(*pair) for pair in
+                        zip(found["slope_low"], found["slope_high"], strict=True)],
+        p=found["p"].map(lambda p: f"{p:.2g}" if pd.notna(p) else ""),
+        pooled_r=found["pooled_r"].round(2), note=found["note"])
+
+
+def alignment_transfer_text(found: pd.DataFrame) -> str:
+    """One sentence per row of :func:`~stilts_core.analysis.alignment_transfer.associations`,
+    stating the estimate with its interval (Markdown)."""
+    def sentence(row) -> str:
+        where = f"**{row.target_task}** ({row.model}, {row.provenance})"
+        if pd.isna(row.r):
+            return f"- {where}: no estimate; {row.note}."
+        return (f"- {where}: r = {row.r:.2f} (95% interval {row.r_low:.2f} to {row.r_high:.2f}; "
+                f"p = {row.p:.2g}), a slope of {row.slope:.3f} transfer points per alignment "
+                f"point ({row.slope_low:.3f} to {row.slope_high:.3f}); {row.points} points, "
+                f"{row.languages} languages, {row.intermediate_tasks} intermediate tasks, "
+                f"{row.df} residual degrees of freedom. Pooled over all points as if independent, "
+                f"r would be {row.pooled_r:.2f}.")
+    return "\n".join(sentence(row) for row in found.itertuples())
+
+
+def alignment_transfer_figure(pairs: pd.DataFrame, found: pd.DataFrame, x: str) -> list:
+    """One point per language x intermediate task (both gains the mean over their shared
+    seeds), coloured by intermediate task, and the within-language-and-task slope drawn through
+    the points' mean; one panel per target task and one figure per provenance class and model,
+    never pooled."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    figures = []
+    for (provenance, model), points in pairs.groupby(["provenance", "model"], sort=True):
+        tasks = sorted(points["target_task"].unique())
+        figure, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 4.0), squeeze=False)
+        estimates_of = found.set_index(alignment_transfer.GROUP)
+        for axis, task in zip(axes[0], tasks, strict=True):
+            panel = points[points["target_task"] == task]
+            sns.scatterplot(data=panel, x=x, y=alignment_transfer.TRANSFER_GAIN,
+                            hue="intermediate_task", ax=axis, s=28, alpha=0.8)
+            row = estimates_of.loc[(provenance, model, task)]
+            if pd.notna(row["slope"]):
+                xs = panel[x].agg(["min", "max"]).to_numpy()
+                centre_x, centre_y = panel[x].mean(), panel[alignment_transfer.TRANSFER_GAIN].mean()
+                axis.plot(xs, centre_y + row["slope"] * (xs - centre_x), color="black",
+                          label="within language and task")
+                axis.set_title(f"{task}: r = {row['r']:.2f} "
+                               f"[{row['r_low']:.2f}, {row['r_high']:.2f}]", fontsize=10)
+            else:
+                axis.set_title(f"{task}: no estimate (see the table)", fontsize=10)
+            axis.axhline(0, color="grey", linewidth=0.6)
+            axis.axvline(0, color="grey", linewidth=0.6)
+            axis.set_xlabel(ALIGNMENT_AXIS[x], fontsize=9)
+            axis.set_ylabel("transfer gain (headline points)")
+            axis.legend(fontsize=7, title_fontsize=8)
+        figure.suptitle(f"{model} ({provenance})", y=1.02)
+        figure.tight_layout()
+        figures.append(figure)
+    return figures
