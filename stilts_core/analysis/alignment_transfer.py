@@ -31,7 +31,6 @@ from stilts_core.analysis.statistics import wilson
 from stilts_core.evaluation.alignment import METRIC_PREFIX
 from stilts_core.runs.results import (
     NO_INTERMEDIATE,
-    before_target_fine_tuning,
     headline_scores,
     paired_gains,
     setting,
@@ -56,7 +55,7 @@ ASSOCIATION = ["points", "languages", "intermediate_tasks", "df", "r", "r_low", 
 def _non_english_gains(table: pd.DataFrame, split: str) -> pd.DataFrame:
     """Paired headline gains of the encoders before any target fine-tuning of their own, English
     (the training language) left out."""
-    gains = paired_gains(headline_scores(before_target_fine_tuning(table), split))
+    gains = paired_gains(headline_scores(table, split))
     return gains[gains["language"] != TRAINING_LANGUAGE]
 
 

@@ -105,7 +105,7 @@ def mean_gains(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     zero-shot transfer on the target tasks, and alignment at the retrieval layer as Tatoeba's
     accuracy. Encoders fine-tuned on a target task before scoring (``fine_tuned_on``) are their
     own rows: their gain is STILTs-then-target against target alone, another quantity."""
-    gains = _staged(paired_gains(headline_scores(table, split)))
+    gains = _staged(paired_gains(headline_scores(table, split, fine_tuned=True)))
     return _summarise(gains, [*NEVER_POOLED, "fine_tuned_on", "target_task", "intermediate_task"])
 
 

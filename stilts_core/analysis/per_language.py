@@ -16,7 +16,6 @@ import pandas as pd
 
 from stilts_core.runs.results import (
     NEVER_POOLED,
-    before_target_fine_tuning,
     evidence_groups,
     headline_scores,
     paired_gains,
@@ -52,8 +51,7 @@ def language_gains(table: pd.DataFrame, target_task: str, split: str = "test") -
     intermediate task (mean over seeds), with the mean over intermediate tasks; one block of
     rows per provenance class x model x protocol (never pooled). English is kept and marked:
     it is the training language, not a transfer target."""
-    rows = before_target_fine_tuning(table[table["target_task"] == target_task])
-    scores = with_protocol(headline_scores(rows, split))
+    scores = with_protocol(headline_scores(table[table["target_task"] == target_task], split))
     if scores.empty:
         return pd.DataFrame()
     gains = with_protocol(paired_gains(scores))

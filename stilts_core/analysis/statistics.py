@@ -38,7 +38,6 @@ from stilts_core.paths import atomic_write_text
 from stilts_core.runs.processes import die_with_parent
 from stilts_core.runs.results import (
     NO_INTERMEDIATE,
-    before_target_fine_tuning,
     headline_scores,
     make_frame,
     paired_gains,
@@ -93,7 +92,7 @@ def gains_table(results: pd.DataFrame, split: str = "test",
     scores = headline_scores(results, split)
     if scores.empty:
         raise AnalysisError(f"the results have no headline scores on the {split!r} split")
-    scores = before_target_fine_tuning(scores[setting(scores, "protocol").isin([None, protocol])])
+    scores = scores[setting(scores, "protocol").isin([None, protocol])]
     cell = ["model", "intermediate_task", "target_task", "language", "seed", "settings"]
     gains = paired_gains(scores)
     stilts = scores[scores["intermediate_task"] != NO_INTERMEDIATE]

@@ -402,12 +402,16 @@ def _headline(task_name: str) -> tuple[str, ...]:
     return get_metric(get_task(task_name).metric).headline
 
 
-def headline_scores(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+def headline_scores(table: pd.DataFrame, split: str = "test",
+                    fine_tuned: bool = False) -> pd.DataFrame:
     """One row per model x intermediate task x target task x language x seed with the task's
     headline score (``metric == 'headline'``): the mean of exact match and F1 for QA, F1 for
-    tagging, accuracy or mAP@20 otherwise, from the score rows of the task's metric."""
+    tagging, accuracy or mAP@20 otherwise, from the score rows of the task's metric. Scores of
+    encoders that target fine-tuning left (:func:`before_target_fine_tuning`) only with
+    ``fine_tuned``: they measure how fine-tuning moved alignment, another quantity."""
     cell = [*MODEL_CELL, "target_task", "language", "split", "provenance", "run_id", "settings"]
     parts = []
+    table = table if fine_tuned else before_target_fine_tuning(table)
     for task_name, rows in table[table["split"] == split].groupby("target_task"):
         headline = _headline(task_name)
         scores = rows[rows["metric"].isin(headline)]

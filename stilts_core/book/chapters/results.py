@@ -24,7 +24,7 @@ from stilts_core.tasks.registry import get_task
 def score_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Mean and standard deviation over seeds of each headline score, wide by language, one
     row per provenance class x model x target task x protocol x intermediate setting."""
-    rows = with_protocol(headline_scores(before_target_fine_tuning(table), split))
+    rows = with_protocol(headline_scores(table, split))
     keys = [*NEVER_POOLED, "target_task", "intermediate_task"]
     summary = (rows.groupby([*keys, "language"])["value"].agg(["mean", "std", "count"])
                .reset_index())
@@ -39,7 +39,7 @@ def gain_summary(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     protocol, task and language, with ``runs_learned``: ``all`` when every training run behind
     every seed's gain learned (:func:`gain_learning`), else ``k of n`` seeds whose runs all
     learned; ``not checked`` for a table without training runs (no ``validation`` rows)."""
-    gains = with_protocol(paired_gains(headline_scores(before_target_fine_tuning(table), split)))
+    gains = with_protocol(paired_gains(headline_scores(table, split)))
     if gains.empty:
         return gains
     runs = learning_runs(table)
@@ -155,7 +155,7 @@ def score_figure(table: pd.DataFrame, split: str = "test") -> list:
     import seaborn as sns
 
     figures = []
-    for title, rows in evidence_groups(headline_scores(before_target_fine_tuning(table), split)):
+    for title, rows in evidence_groups(headline_scores(table, split)):
         rows = rows.copy()
         rows["setting"] = rows["intermediate_task"].where(
             rows["intermediate_task"] != NO_INTERMEDIATE, "none (baseline)")
@@ -275,7 +275,7 @@ def gain_heatmaps(table: pd.DataFrame, split: str = "test") -> list:
     seeds, and of intermediate setting x target task, over languages and seeds; English is
     marked apart (its gains are not zero-shot). One figure per provenance class x model x
     protocol."""
-    gains = paired_gains(headline_scores(before_target_fine_tuning(table), split))
+    gains = paired_gains(headline_scores(table, split))
     return [_gain_heatmap(rows, title) for title, rows in evidence_groups(gains)]
 
 
