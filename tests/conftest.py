@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import threadpoolctl
 
 from stilts_core.paths import REPO_ROOT, shared_data_dir
 
@@ -97,3 +100,38 @@ def machine_paths():
             return [text for item in value for text in find(item)]
         return [value] if isinstance(value, str) and _MACHINE_PATH.search(value) else []
     return find
+
+
+@pytest.fixture(scope="session")
+def languages() -> pd.DataFrame:
+    """The XTREME-R languages' table (``data/languages.csv``)."""
+    from stilts_core.tasks.languages import read_languages_table
+
+    return read_languages_table()
+
+
+@pytest.fixture(scope="session")
+def indices_wide() -> pd.DataFrame:
+    """The committed morphology indices, one column per measure."""
+    from stilts_core.analysis.morphology import read_indices, wide_view
+
+    return wide_view(read_indices())
+
+
+@pytest.fixture(scope="session")
+def on_both_cores():
+    """``map(function, items)`` over two forked processes of one BLAS thread each, results in
+    order: a small fit needs one core, and forked BLAS pools would oversubscribe the two."""
+    def run(function, items: list, chunksize: int = 1) -> list:
+        with multiprocessing.get_context("fork").Pool(
+                2, initializer=threadpoolctl.threadpool_limits, initargs=(1,)) as pool:
+            return pool.map(function, items, chunksize=chunksize)
+    return run
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """For modules of small fits: BLAS threads spinning for each other on a shared machine
+    would only slow each factorisation down."""
+    with threadpoolctl.threadpool_limits(1):
+        yield

@@ -307,7 +307,8 @@ def test_a_book_from_tables_collected_elsewhere_runs_no_grid(tmp_path):
     subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
     tables = collected_elsewhere(tmp_path)
     config = yaml.safe_load((REPO_ROOT / "configs" / "book.yaml").read_text())
-    config["plan"].update(bootstrap_reps=10, power_reps=4)  # a test's budget, not the plan's
+    config["plan"].update(bootstrap_reps=10, case_bootstrap_reps=10,
+                          power_reps=4)  # a test's budget, not the plan's
     config["plan"]["outcomes"] = config["plan"]["outcomes"][:1]
     book_config = tmp_path / "book.yaml"
     book_config.write_text(yaml.safe_dump(config))

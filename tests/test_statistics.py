@@ -5,7 +5,6 @@ calibration of the main test on null data, formula validation, bootstrap, power 
 from __future__ import annotations
 
 import json
-import multiprocessing
 
 import numpy as np
 import pandas as pd
@@ -13,8 +12,6 @@ import pytest
 import threadpoolctl
 
 from stilts_core.analysis import statistics as st
-from stilts_core.analysis.morphology import read_indices, wide_view
-from stilts_core.tasks.languages import read_languages_table
 from stilts_core.tasks.registry import intermediate_choices
 
 INDEX = "mattr_over_english"
@@ -23,16 +20,6 @@ VARIANCES = {"language": 1.0, "target_task": 1.0, "intermediate_task": 0.5,
              "language:target_task": 0.5, "language:intermediate_task": 0.3,
              "target_task:intermediate_task": 0.3, "cell": 0.3, "residual": 1.0}
 FIXED = {"log_pretraining_size": 0.5, "latin_script": 0.3}
-
-
-@pytest.fixture(scope="module")
-def languages() -> pd.DataFrame:
-    return read_languages_table()
-
-
-@pytest.fixture(scope="module")
-def indices_wide() -> pd.DataFrame:
-    return wide_view(read_indices())
 
 
 @pytest.fixture(scope="module")
@@ -225,17 +212,6 @@ def test_parameters_are_recovered(covariates):
     assert components["language:intermediate_task"] == pytest.approx(0.3, rel=0.5)
 
 
-def one_blas_thread() -> None:
-    threadpoolctl.threadpool_limits(1)  # forked BLAS pools would oversubscribe the two cores
-
-
-def on_both_cores(function, items: list) -> list:
-    """``function`` over ``items`` in two processes, results in order: a fit needs one core,
-    so the simulation tests below take half the time."""
-    with multiprocessing.get_context("fork").Pool(2, initializer=one_blas_thread) as pool:
-        return pool.map(function, items, chunksize=1)
-
-
 def wald_hits(arguments) -> list[bool]:
     """Whether each fixed effect's and two slopes' Wald intervals hold the truth, in one set."""
     design, covariates, seed = arguments
@@ -248,7 +224,8 @@ def wald_hits(arguments) -> list[bool]:
                for g in (st.AVERAGE_SLOPE, "classification")])
 
 
-def test_wald_intervals_cover_the_truth_at_close_to_the_nominal_rate(design, covariates):
+def test_wald_intervals_cover_the_truth_at_close_to_the_nominal_rate(design, covariates,
+                                                                    on_both_cores):
     hits = on_both_cores(wald_hits, [(design, covariates, seed) for seed in range(100)])
     coverage = np.mean(hits, axis=0)
     # Nominal 0.95. Wald z intervals for language-level terms with 24 languages run a little
@@ -271,7 +248,8 @@ def rejects(arguments) -> bool:
     return st.likelihood_ratio_test(frame, random_effects=random_effects)["p_value"] < 0.05
 
 
-def test_the_main_test_holds_its_level_where_the_old_model_did_not(design, covariates):
+def test_the_main_test_holds_its_level_where_the_old_model_did_not(design, covariates,
+                                                                   on_both_cores):
     """Null data (no morphology effect) in which a language's gain varies by target task (SD
     1.0): the old model (language, target task and intermediate task intercepts only) rejects
     in about half of the sets; the model with every crossing close to 5%."""
@@ -459,7 +437,7 @@ def _blas_threads(_args) -> list[int]:
 
 def test_statistics_workers_run_one_blas_thread_each():
     """Workers that kept the parent's BLAS threads oversubscribed two cores thirtyfold."""
-    counts = st._in_chunks(_blas_threads, lambda chunk: chunk, [0, 1], 2, "threads", None)
+    counts = st.in_chunks(_blas_threads, lambda chunk: chunk, [0, 1], 2, "threads", None)
     assert counts and all(count == 1 for count in counts)
 
 

@@ -10,6 +10,12 @@ the residual variance profiled out, one Cholesky factor of ``Lambda Z' W Z Lambd
 evaluation). The result is the same model and the same likelihood as statsmodels ``MixedLM`` with
 one variance component per crossing and a cell component (a test checks it on a small case),
 fitted in seconds where ``MixedLM``'s dense all-rows design takes minutes.
+
+The residual variance may differ by the levels of one factor of the cell (nlme's ``varIdent``):
+``sigma2 * r_k`` for level ``k``, with ``r = 1`` for the first level. A cell mean then has
+variance ``cell + sigma2 * r_k / n_seeds`` plus the crossed components, and each level's
+within-cell sum of squares is scaled by its own ``r_k``; the likelihood still factorises exactly
+(a test checks it against the dense multivariate-normal likelihood of all rows).
 """
 
 from __future__ import annotations
@@ -46,8 +52,12 @@ class Problem:
     y_cell: np.ndarray
     x_cell: np.ndarray
     n_cell: np.ndarray
-    within_ss: float
-    within_df: int
+    # per level of the residual-variance factor (one level when the residual is homoscedastic)
+    within_ss: np.ndarray
+    within_df: np.ndarray
+    # each cell's level of that factor, and the levels' names (the first is the reference)
+    residual_level: np.ndarray
+    residual_levels: list[str]
     z: sparse.csr_matrix
     sizes: list[int]
     components: list[Component]
@@ -57,10 +67,21 @@ class Problem:
     rest_columns: np.ndarray
     z_pivot: sparse.csc_matrix
     z_rest: sparse.csc_matrix
+    # the same design as a dense array where that is cheaper (:data:`DENSE_WORK`), else None
+    z_dense: np.ndarray | None = None
 
     @property
     def n_obs(self) -> int:
-        return len(self.y_cell) + self.within_df
+        return len(self.y_cell) + int(self.within_df.sum())
+
+    @property
+    def n_theta(self) -> int:
+        """Relative SDs of the components (and of the cell), then the residual SD ratios."""
+        return len(self.components) + self.has_cell + len(self.residual_levels) - 1
+
+    def residual_ratios(self, theta: np.ndarray) -> np.ndarray:
+        """Each level's residual variance over the reference level's (1 for the first)."""
+        return np.concatenate([[1.0], theta[len(self.components) + self.has_cell:] ** 2])
 
 
 @dataclass
@@ -71,10 +92,15 @@ class Solution:
     beta: np.ndarray
     sigma2: float
     xtvx: np.ndarray
-    factor: BlockFactor
+    factor: BlockFactor | DenseFactor
     lam: np.ndarray
     weights: np.ndarray
     v_inverse_residual: np.ndarray
+    # for the gradient: Z Lambda, V^-1 X, the quadratic form and its degrees of freedom
+    zl: np.ndarray | sparse.csr_matrix
+    v_inverse_x: np.ndarray
+    quadratic: float
+    dof: int
 
 
 @dataclass
@@ -101,6 +127,8 @@ class CrossedFit:
     converged: bool
     message: str
     dropped: dict[str, str] = field(default_factory=dict)
+    # the residual variance of each level of the factor it varies by (empty: one residual)
+    residual_variances: dict[str, float] = field(default_factory=dict)
 
     @property
     def bse_fe(self) -> pd.Series:
@@ -132,9 +160,14 @@ def cell_structure(frame: pd.DataFrame, cell: tuple[str, ...]) -> tuple[np.ndarr
 
 
 def build_problem(frame: pd.DataFrame, y: np.ndarray, x: np.ndarray, names: list[str],
-                  components: list[Component], cell: tuple[str, ...]):
-    """Cell means, within-cell sums of squares and the sparse random-effects design; components
-    the design cannot separate are dropped by rule, with the reason."""
+                  components: list[Component], cell: tuple[str, ...],
+                  residual_by: str | None = None):
+    """Cell means, within-cell sums of squares (per level of ``residual_by``, a factor of the
+    cell, when the residual variance differs by it) and the sparse random-effects design;
+    components the design cannot separate are dropped by rule, with the reason."""
+    if residual_by is not None and residual_by not in cell:
+        raise DesignError(f"the residual variance can differ only by a factor that is constant "
+                          f"within a cell, one of {list(cell)}; not {residual_by!r}")
     codes, counts = cell_structure(frame, cell)
     m = len(counts)
     y_cell = np.bincount(codes, weights=y) / counts
@@ -171,19 +204,38 @@ def build_problem(frame: pd.DataFrame, y: np.ndarray, x: np.ndarray, names: list
     if not kept:
         raise DesignError("no variance component can be estimated from these data: every "
                           f"crossing has one level, or one level per cell; cells: {m}")
-    within_df = int(len(y) - m)
+    if residual_by is None:
+        level, level_names = np.zeros(m, dtype=int), ["all"]
+    else:
+        level, uniques = pd.factorize(cells[residual_by], sort=True)
+        level_names = [str(name) for name in uniques]
+        if len(level_names) < 2:
+            raise DesignError(f"the residual variance cannot differ by {residual_by!r}: the data "
+                              f"have one level of it ({level_names[0]})")
+    row_level = level[codes]
+    within_ss = np.bincount(row_level, weights=within**2, minlength=len(level_names))
+    within_df = (np.bincount(row_level, minlength=len(level_names))
+                 - np.bincount(level, minlength=len(level_names)))
     z = sparse.hstack(blocks, format="csc")
     largest = int(np.argmax(sizes))
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     columns = np.arange(offsets[-1])
     pivot = columns[offsets[largest]:offsets[largest + 1]]
     rest = np.setdiff1d(columns, pivot)
+    dense = z.toarray() if m * offsets[-1] ** 2 <= DENSE_WORK else None
     problem = Problem(y_cell=y_cell, x_cell=x_cell, n_cell=counts.astype(float),
-                      within_ss=float(within @ within), within_df=within_df, z=z.tocsr(),
-                      sizes=sizes, components=kept, has_cell=within_df > 0,
+                      within_ss=within_ss, within_df=within_df, residual_level=level,
+                      residual_levels=level_names, z=z.tocsr(),
+                      sizes=sizes, components=kept, has_cell=bool(within_df.sum() > 0),
                       log_n=float(np.log(counts).sum()), pivot_columns=pivot, rest_columns=rest,
-                      z_pivot=z[:, pivot], z_rest=z[:, rest])
+                      z_pivot=z[:, pivot], z_rest=z[:, rest], z_dense=dense)
     return problem, codes, cells, dropped
+
+
+# Below this many multiply-adds for ``Z' W Z`` (cells x levels^2) a dense factor of the whole of
+# ``A`` is cheaper than the sparse block elimination, whose scipy.sparse calls cost about ten
+# times more than the arithmetic on a design of a few hundred cells (the calibration benchmark's)
+DENSE_WORK = 2e7
 
 
 def _partition_key(levels: np.ndarray) -> tuple:
@@ -228,16 +280,37 @@ class BlockFactor:
         return out
 
 
+class DenseFactor:
+    """``A = Lambda Z' W Z Lambda + I`` as one dense Cholesky factor, for small designs."""
+
+    def __init__(self, zl: np.ndarray, weights: np.ndarray):
+        a = zl.T @ (zl * weights[:, None])
+        a[np.diag_indices_from(a)] += 1
+        self.chol = linalg.cholesky(a, lower=True, check_finite=False)
+
+    def log_det(self) -> float:
+        return float(2 * np.log(np.diag(self.chol)).sum())
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return linalg.cho_solve((self.chol, True), rhs, check_finite=False)
+
+
 def solve(problem: Problem, theta: np.ndarray, reml: bool) -> Solution:
     """The (RE)ML deviance at ``theta`` (relative standard deviations: one per component, then
-    the cell component's when there is one), with the residual variance profiled out."""
+    the cell component's when there is one, then each non-reference level's residual SD over the
+    reference level's), with the reference residual variance profiled out."""
     k = len(problem.components)
     tau2 = theta[k] ** 2 if problem.has_cell else 0.0
-    ratio = tau2 + 1 / problem.n_cell
+    ratios = problem.residual_ratios(theta)
+    ratio = tau2 + ratios[problem.residual_level] / problem.n_cell
     weights = 1 / ratio
     lam = np.repeat(theta[:k], problem.sizes)
-    zl = problem.z.multiply(lam[None, :]).tocsr()
-    factor = BlockFactor(problem, lam, weights)
+    if problem.z_dense is None:
+        zl = problem.z.multiply(lam[None, :]).tocsr()
+        factor = BlockFactor(problem, lam, weights)
+    else:
+        zl = problem.z_dense * lam[None, :]
+        factor = DenseFactor(zl, weights)
     both = np.column_stack([problem.x_cell, problem.y_cell])
     weighted = both * weights[:, None]
     projected = factor.solve(zl.T @ weighted)
@@ -246,8 +319,10 @@ def solve(problem: Problem, theta: np.ndarray, reml: bool) -> Solution:
     xtvx = x.T @ v_inverse[:, :p]
     xtvy = x.T @ v_inverse[:, p]
     beta = linalg.solve(xtvx, xtvy, assume_a="pos", check_finite=False)
-    quadratic = float(problem.y_cell @ v_inverse[:, p] - beta @ xtvy) + problem.within_ss
-    log_det = float(np.log(ratio).sum()) + factor.log_det()
+    quadratic = (float(problem.y_cell @ v_inverse[:, p] - beta @ xtvy)
+                 + float((problem.within_ss / ratios).sum()))
+    log_det = (float(np.log(ratio).sum()) + factor.log_det()
+               + float(problem.within_df @ np.log(ratios)))
     n = problem.n_obs
     dof = n - p if reml else n
     sigma2 = quadratic / dof
@@ -256,25 +331,103 @@ def solve(problem: Problem, theta: np.ndarray, reml: bool) -> Solution:
         deviance += float(np.linalg.slogdet(xtvx)[1])
     residual = v_inverse[:, p] - v_inverse[:, :p] @ beta
     return Solution(deviance=deviance, beta=beta, sigma2=sigma2, xtvx=xtvx, factor=factor,
-                    lam=lam, weights=weights, v_inverse_residual=residual)
+                    lam=lam, weights=weights, v_inverse_residual=residual, zl=zl,
+                    v_inverse_x=v_inverse[:, :p], quadratic=quadratic, dof=dof)
+
+
+def gradient(problem: Problem, theta: np.ndarray, reml: bool, solution: Solution) -> np.ndarray:
+    """The derivative of :func:`solve`'s deviance in the squares of ``theta`` (the variance
+    ratios), analytic: the optimiser needs one of these instead of a deviance per parameter,
+    and in the squares a component at zero still has a slope (a test checks it against
+    differences).
+
+    With ``V`` the cell means' covariance over ``sigma2`` and ``u = V^-1 (y - X beta)``, each
+    parameter ``psi`` contributes ``dof * dQ / Q + tr(V^-1 dV) [+ d log|X' V^-1 X|]`` plus the
+    within-cell part's, where ``dQ = -u' dV u`` (beta is at its optimum) and
+    ``d log|X' V^-1 X| = -tr((X' V^-1 X)^-1 X' V^-1 dV V^-1 X)``. A component's ``dV`` is
+    ``Z_j Z_j'``; the cell's and the residual ratios' are diagonal."""
+    w, u, factor, lam = (solution.weights, solution.v_inverse_residual, solution.factor,
+                         solution.lam)
+    dense = problem.z_dense is not None
+    z = problem.z_dense if dense else problem.z
+    starts = np.concatenate([[0], np.cumsum(problem.sizes)[:-1]])
+    cross = (z.T * w[None, :]) @ z if dense else (z.T.multiply(w[None, :]).tocsr() @ z).toarray()
+    # diag(Z' V^-1 Z) = diag(C) - diag(C Lambda A^-1 Lambda C), C = Z' W Z
+    scaled = lam[:, None] * cross
+    z_v_z = np.diag(cross) - (scaled * factor.solve(scaled)).sum(axis=0)
+    # diag(V^-1) = w - w^2 diag(Z Lambda A^-1 Lambda Z')
+    zl = solution.zl
+    projected = factor.solve(zl.T if dense else zl.T.toarray())
+    inner = ((zl * projected.T).sum(axis=1) if dense
+             else np.asarray(zl.multiply(projected.T).sum(axis=1)).ravel())
+    v_inverse_diagonal = w - w**2 * inner
+    # (X'V^-1X)^-1 through its Cholesky factor: N = V^-1 X L^-T
+    chol = linalg.cholesky(solution.xtvx, lower=True, check_finite=False)
+    n_rows = linalg.solve_triangular(chol, solution.v_inverse_x.T, lower=True,
+                                     check_finite=False).T
+    z_u = np.asarray(z.T @ u).ravel()
+    z_n = np.asarray(z.T @ n_rows)
+    d_quadratic = [-np.add.reduceat(z_u**2, starts)]
+    d_log_det = [np.add.reduceat(z_v_z, starts)]
+    d_reml = [-np.add.reduceat((z_n**2).sum(axis=1), starts)]
+    # the diagonal parameters: d V_cc / d psi for each cell c, and the within-cell part
+    n_sq = (n_rows**2).sum(axis=1)
+    diagonal = [(np.ones(len(w)), 0.0, 0.0)] if problem.has_cell else []
+    ratios = problem.residual_ratios(theta)
+    diagonal += [(np.where(problem.residual_level == level, 1 / problem.n_cell, 0.0),
+                  -problem.within_ss[level] / ratios[level] ** 2,
+                  problem.within_df[level] / ratios[level])
+                 for level in range(1, len(ratios))]
+    for slope, within_quadratic, within_log_det in diagonal:
+        d_quadratic.append([within_quadratic - slope @ u**2])
+        d_log_det.append([within_log_det + slope @ v_inverse_diagonal])
+        d_reml.append([-(slope @ n_sq)])
+    d_quadratic, d_log_det, d_reml = map(np.concatenate, (d_quadratic, d_log_det, d_reml))
+    return solution.dof * d_quadratic / solution.quadratic + d_log_det + (d_reml if reml else 0)
+
+
+# a residual SD ratio stays above this: at 0 a level's residual would be exactly 0
+MIN_RATIO = 1e-4
 
 
 def optimise(problem: Problem, reml: bool, method: str, start: np.ndarray | None = None):
     """Minimise the deviance over ``theta >= 0`` with one scipy method, from ``start`` (e.g.
-    a related fit's estimates) where it has one value per component of this problem."""
-    size = len(problem.components) + problem.has_cell
-    start = (np.full(size, 0.5) if start is None or len(start) != size
-             else np.asarray(start, dtype=float))
+    a related fit's estimates) where it has one value per parameter of this problem, or one per
+    variance component (a homoscedastic fit's: the residual ratios then start at 1).
 
-    def deviance(theta: np.ndarray) -> float:
+    The optimiser works on the squares of ``theta`` (the variance ratios): in ``theta`` the
+    deviance is flat at 0 (it depends on ``theta**2``), so a component the first steps take to 0
+    could never leave it, and L-BFGS-B stopped at such points with ``converged``. The result's
+    ``x`` is ``theta``."""
+    variances = len(problem.components) + problem.has_cell
+    size = problem.n_theta
+    if start is not None and len(start) == variances < size:
+        start = np.concatenate([start, np.ones(size - variances)])
+    start = (np.concatenate([np.full(variances, 0.5), np.ones(size - variances)])
+             if start is None or len(start) != size else np.asarray(start, dtype=float))
+
+    def deviance(squares: np.ndarray) -> float:
         try:
-            return solve(problem, np.abs(theta), reml).deviance
+            return solve(problem, np.sqrt(np.abs(squares)), reml).deviance
         except (np.linalg.LinAlgError, ValueError):
             return np.inf
 
-    return optimize.minimize(deviance, start, method=OPTIMISERS[method],
-                             bounds=[(0, None)] * size,
-                             options={"maxiter": 2000} if method != "lbfgs" else {"maxiter": 500})
+    def with_gradient(squares: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = np.sqrt(np.abs(squares))  # within the bounds, the squares are >= 0
+        try:
+            solution = solve(problem, theta, reml)
+            return solution.deviance, gradient(problem, theta, reml, solution)
+        except (np.linalg.LinAlgError, ValueError):
+            return np.inf, np.zeros_like(theta)
+
+    gradient_based = method == "lbfgs"
+    outcome = optimize.minimize(
+        with_gradient if gradient_based else deviance, start**2, jac=gradient_based or None,
+        method=OPTIMISERS[method],
+        bounds=[(0, None)] * variances + [(MIN_RATIO**2, None)] * (size - variances),
+        options={"maxiter": 2000} if method != "lbfgs" else {"maxiter": 500})
+    outcome.x = np.sqrt(np.abs(outcome.x))
+    return outcome
 
 
 def conditional_effects(problem: Problem, solution: Solution, theta: np.ndarray):

@@ -41,6 +41,7 @@ class AnalysisSettings(_Strict):
     build's); every page states the numbers it used beside the plan's."""
 
     bootstrap_reps: int | None = Field(None, ge=0)
+    case_bootstrap_reps: int | None = Field(None, ge=0)
     power_reps: int | None = Field(None, ge=1)
 
 
@@ -71,6 +72,8 @@ class AnalysisPlan(_Strict):
     formula: str
     alpha: float = Field(gt=0, lt=1)
     bootstrap_reps: int = Field(ge=1)
+    # the language case bootstrap, a declared robustness check beside the parametric one
+    case_bootstrap_reps: int = Field(ge=1)
     power_slopes: list[float] = Field(min_length=1)
     power_reps: int = Field(ge=1)
     power_test: str = Field(pattern="^(lrt|wald)$")

@@ -216,6 +216,8 @@ class FitReport:
     attempts: list[dict] = field(default_factory=list)
     dropped_components: dict[str, str] = field(default_factory=dict)
     slopes: pd.DataFrame | None = None
+    # per level of the factor the residual variance differs by (empty: one residual variance)
+    residual_variances: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict:
         """JSON-ready: the numbers and the diagnostics, for ``stilts stats export``."""
@@ -230,6 +232,7 @@ class FitReport:
             "slopes": (None if self.slopes is None
                        else self.slopes.reset_index(names="task_group").to_dict("records")),
             "variance_components": self.variance_components,
+            "residual_variances": self.residual_variances,
         }
 
 
@@ -275,14 +278,16 @@ def _design_matrices(frame: pd.DataFrame, formula: str):
 
 def fit(frame: pd.DataFrame, formula: str = MAIN_FORMULA, reml: bool = True,
         optimisers: tuple[str, ...] = OPTIMISERS, start: np.ndarray | None = None,
-        random_effects: tuple[Component, ...] = RANDOM_EFFECTS):
+        random_effects: tuple[Component, ...] = RANDOM_EFFECTS, residual_by: str | None = None):
     """Fit with each optimiser in turn until one converges; returns the fitted model
     (:class:`stilts_core.analysis.crossed_reml.CrossedFit`) and a :class:`FitReport`. A variance at zero
     is kept and reported as a singular fit (a boundary estimate, not an error); a component the
     design cannot separate from another is dropped by the rule of :func:`crossed_reml.build_problem`
     and reported. If no optimiser converges, the attempt with the highest likelihood is kept and
     the report says it did not converge. ``random_effects`` other than the default serve to
-    show what a poorer model gets wrong (the calibration benchmark and its test)."""
+    show what a poorer model gets wrong (the calibration benchmark and its test).
+    ``residual_by`` (a factor of the cell, e.g. ``intermediate_task``) gives each of its levels
+    its own residual variance (:mod:`stilts_core.analysis.robustness` compares the two)."""
     y, x = _design_matrices(frame, formula)
     levels = {name: frame[name].nunique() for name in ("language", "intermediate_task")}
     if min(levels.values()) < 2:  # one target task is fine: its components drop by rule
@@ -290,7 +295,8 @@ def fit(frame: pd.DataFrame, formula: str = MAIN_FORMULA, reml: bool = True,
                             f"language and intermediate task; the data have {levels}")
     try:
         problem, cell_codes, cells, dropped = crossed_reml.build_problem(
-            frame, y.to_numpy()[:, 0], x.to_numpy(), list(x.columns), list(random_effects), CELL)
+            frame, y.to_numpy()[:, 0], x.to_numpy(), list(x.columns), list(random_effects), CELL,
+            residual_by)
     except crossed_reml.DesignError as error:
         raise AnalysisError(f"formula {formula!r}: {error}") from error
     attempts, fits = [], []
@@ -324,8 +330,10 @@ def _result(problem, theta, reml, frame, y, x, cell_codes, cells, dropped, formu
     fitted = x.to_numpy() @ solution.beta + linear[cell_codes]
     components = {c.name: float(solution.sigma2 * t**2)
                   for c, t in zip(problem.components, theta, strict=False)}
+    by_level = dict(zip(problem.residual_levels,
+                        (solution.sigma2 * problem.residual_ratios(theta)).tolist(), strict=True))
     if problem.has_cell:
-        components[CELL_COMPONENT] = float(solution.sigma2 * theta[-1] ** 2)
+        components[CELL_COMPONENT] = float(solution.sigma2 * theta[len(problem.components)] ** 2)
     components["residual"] = float(solution.sigma2)
     main = [i for i, label in enumerate(labels) if ":" not in label.split("[")[0]]
     model = crossed_reml.DesignModel(formula=formula, exog=x.to_numpy(), exog_names=names,
@@ -346,7 +354,8 @@ def _result(problem, theta, reml, frame, y, x, cell_codes, cells, dropped, formu
                                                 index=[labels[i] for i in main],
                                                 columns=[labels[i] for i in main])},
         model=model, nobs=len(frame), converged=bool(outcome.success),
-        message=str(outcome.message), dropped=dropped)
+        message=str(outcome.message), dropped=dropped,
+        residual_variances=by_level if len(by_level) > 1 else {})
 
 
 @dataclass
@@ -372,7 +381,8 @@ def _report(result, formula, optimiser, attempts, frame) -> FitReport:
         aic=None if result.reml else float(result.aic), n_obs=int(result.nobs),
         n_groups=n_groups, params=params, variance_components=result.variance_components,
         attempts=attempts, dropped_components=dict(result.dropped),
-        slopes=slopes(result, frame) if morph_terms(formula) else None)
+        slopes=slopes(result, frame) if morph_terms(formula) else None,
+        residual_variances=result.residual_variances)
 
 
 def _wald(estimate: pd.Series, se: pd.Series) -> pd.DataFrame:
@@ -453,13 +463,15 @@ def validate_formula(frame: pd.DataFrame, formula: str) -> int:
 
 
 def likelihood_ratio_test(frame: pd.DataFrame, formula: str = MAIN_FORMULA,
-                          random_effects: tuple[Component, ...] = RANDOM_EFFECTS) -> dict:
+                          random_effects: tuple[Component, ...] = RANDOM_EFFECTS,
+                          residual_by: str | None = None) -> dict:
     """ML fits with and without every morphology term: chi-square statistic, df and p value.
     The null fit starts at the full fit's variance parameters."""
     df = validate_formula(frame, formula)
-    full, full_report = fit(frame, formula, reml=False, random_effects=random_effects)
+    full, full_report = fit(frame, formula, reml=False, random_effects=random_effects,
+                            residual_by=residual_by)
     reduced, reduced_report = fit(frame, without_morph(formula), reml=False, start=full.theta,
-                                  random_effects=random_effects)
+                                  random_effects=random_effects, residual_by=residual_by)
     statistic = max(0.0, 2 * (full.llf - reduced.llf))
     return {"statistic": statistic, "df": df, "p_value": float(stats.chi2.sf(statistic, df)),
             "aic": full_report.aic, "reports": (full_report, reduced_report)}
@@ -475,9 +487,9 @@ def leave_one_out(frame: pd.DataFrame, formula: str = MAIN_FORMULA, factor: str 
     result, report = fit(frame, formula, reml=reml)
     full = report.slopes.loc[term, "estimate"]
     levels = sorted(frame[factor].unique())
-    rows = _in_chunks(_leave_out_chunk,
-                      lambda chunk: (frame, formula, factor, term, reml, result.theta, chunk),
-                      levels, n_jobs, f"leaving out each {factor}", log)
+    rows = in_chunks(_leave_out_chunk,
+                     lambda chunk: (frame, formula, factor, term, reml, result.theta, chunk),
+                     levels, n_jobs, f"leaving out each {factor}", log)
     table = pd.DataFrame(rows).sort_values(factor, ignore_index=True)  # not completion order
     table["shift"] = table["estimate"] - float(full)
     table.attrs["full_estimate"] = float(full)
@@ -543,7 +555,7 @@ def compare_indices(gains: pd.DataFrame, indices_wide: pd.DataFrame, languages: 
 
 # --- parametric bootstrap -------------------------------------------------------------------------
 
-def _in_chunks(function, arguments, items: list, n_jobs: int, what: str, log) -> list:
+def in_chunks(function, arguments, items: list, n_jobs: int, what: str, log) -> list:
     """``function(arguments(chunk))`` over small chunks of ``items`` in ``n_jobs`` processes,
     telling ``log`` how many items are done; every item's outputs, in completion order (each
     item carries its own seed, so the results do not depend on the order)."""
@@ -588,16 +600,27 @@ def random_part(frame: pd.DataFrame, variances: dict[str, float],
     """One draw of every random intercept (each crossing, the cell) and the seed-level residual
     for the rows of ``frame``: the generating structure the analysis fits. ``variances`` names
     every component of :data:`RANDOM_INTERCEPTS`, ``cell`` and ``residual``."""
+    draw = np.zeros(len(frame))
+    for values in random_parts(frame, variances, rng).values():
+        draw += values
+    return draw
+
+
+def random_parts(frame: pd.DataFrame, variances: dict[str, float],
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """:func:`random_part` component by component (name -> the rows' draws), for simulations
+    whose truth depends on some of them (the robustness benchmark's mean gains)."""
     expected = {*RANDOM_INTERCEPTS, CELL_COMPONENT, "residual"}
     if set(variances) != expected:
         raise AnalysisError(f"variances must give exactly {sorted(expected)} (0 for a component "
                             f"left out), not {sorted(variances)}")
-    draw = np.zeros(len(frame))
+    parts = {}
     groupings = [*((c.name, c.factors) for c in RANDOM_EFFECTS), (CELL_COMPONENT, CELL)]
     for name, factors in groupings:
         codes = frame.groupby(list(factors), sort=True, observed=True).ngroup().to_numpy()
-        draw += rng.normal(0, math.sqrt(max(variances[name], 0)), codes.max() + 1)[codes]
-    return draw + rng.normal(0, math.sqrt(max(variances["residual"], 0)), len(frame))
+        parts[name] = rng.normal(0, math.sqrt(max(variances[name], 0)), codes.max() + 1)[codes]
+    parts["residual"] = rng.normal(0, math.sqrt(max(variances["residual"], 0)), len(frame))
+    return parts
 
 
 def _bootstrap_chunk(args) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -623,15 +646,22 @@ def morph_columns(result) -> list[str]:
 def parametric_bootstrap(result, frame: pd.DataFrame, formula: str = MAIN_FORMULA,
                          reps: int = 200, n_jobs: int = 1, seed: int = 0,
                          reml: bool = True, level: float = 0.95, log=None) -> pd.DataFrame:
-    """Percentile intervals for the morphology terms and the derived slopes (the average over
-    task groups and each group's) from ``reps`` refits to responses simulated from the full
-    fitted model (every variance component, the cell and the residual); ``n_jobs`` worker
-    processes share the replicates and ``log`` (e.g. ``print``) hears how many are done."""
+    """Intervals for the morphology terms and the derived slopes (the average over task groups
+    and each group's) from ``reps`` refits to responses simulated from the full fitted model
+    (every variance component, the cell and the residual): the estimate -/+ the normal quantile
+    times the replicates' SD (``bootstrap_low``, ``bootstrap_high``), and beside it the
+    replicates' percentiles. The SD settles with far fewer replicates than the 2.5th and 97.5th
+    percentiles do, and the percentile interval of a few dozen replicates is too narrow (Methods,
+    the robust calibration). ``n_jobs`` worker processes share the replicates and ``log`` (e.g.
+    ``print``) hears how many are done."""
+    if result.residual_variances:
+        raise AnalysisError("the parametric bootstrap simulates one residual variance; give it "
+                            "the homoscedastic fit (fit without residual_by)")
     seeds = np.random.SeedSequence(seed).generate_state(reps).tolist()
     fixed_part = result.model.exog @ result.fe_params.to_numpy()
     fitted = (frame, formula, reml, fixed_part, variances_of(result), result.theta)
-    draws = _in_chunks(_bootstrap_chunk, lambda chunk: (*fitted, chunk), seeds, n_jobs,
-                       "bootstrap replicates", log)
+    draws = in_chunks(_bootstrap_chunk, lambda chunk: (*fitted, chunk), seeds, n_jobs,
+                      "bootstrap replicates", log)
     estimates = slopes(result, frame)
     terms = morph_columns(result)
     params = pd.DataFrame([d[0] for d in draws], columns=result.fe_params.index)[terms]
@@ -640,9 +670,11 @@ def parametric_bootstrap(result, frame: pd.DataFrame, formula: str = MAIN_FORMUL
     point = pd.concat([result.fe_params[terms],
                        estimates["estimate"].rename(lambda name: f"slope: {name}")])
     tail = (1 - level) / 2
-    return pd.DataFrame({"estimate": point, "bootstrap_low": both.quantile(tail),
-                         "bootstrap_high": both.quantile(1 - tail),
-                         "bootstrap_sd": both.std(), "reps": len(both)})
+    half = stats.norm.ppf(1 - tail) * both.std()
+    return pd.DataFrame({"estimate": point, "bootstrap_low": point - half,
+                         "bootstrap_high": point + half, "bootstrap_sd": both.std(),
+                         "percentile_low": both.quantile(tail),
+                         "percentile_high": both.quantile(1 - tail), "reps": len(both)})
 
 
 # --- simulation: power and parameter recovery -------------------------------------------------------
@@ -698,17 +730,24 @@ def simulate_gains(design: Design, covariates: pd.DataFrame, slope: float,
     them, a cell effect shared by a cell's seeds and seed-level noise (:func:`random_part`).
     ``covariates`` holds, per language, ``morph`` (standardised) and the language covariates."""
     fixed = {"Intercept": 0.0, **(fixed or {})}
+    frame = design_frame(design, covariates)
+    gain = fixed["Intercept"] + slope * frame["morph"]
+    for name, value in fixed.items():
+        if name != "Intercept":
+            gain = gain + value * frame[name]
+    frame["gain"] = gain + random_part(frame, variances, rng)
+    return frame
+
+
+def design_frame(design: Design, covariates: pd.DataFrame) -> pd.DataFrame:
+    """One row per target task x language x intermediate task x seed of ``design``, with the
+    language's covariates and the task group: a simulated set without its gains."""
     rows = [(t, lang, i, s) for t, langs in design.tasks.items() for lang in langs
             for i in design.intermediate_tasks for s in design.seeds]
     frame = pd.DataFrame(rows, columns=["target_task", "language", "intermediate_task", "seed"])
     frame = frame.join(covariates, on="language")
     frame["task_group"] = frame["target_task"].map(task_group)
     frame["model"] = "simulated"
-    gain = fixed["Intercept"] + slope * frame["morph"]
-    for name, value in fixed.items():
-        if name != "Intercept":
-            gain = gain + value * frame[name]
-    frame["gain"] = gain + random_part(frame, variances, rng)
     return frame
 
 
@@ -750,8 +789,8 @@ def power_curve(design: Design, covariates: pd.DataFrame, slopes: list[float],
     seeds = np.random.SeedSequence(seed).generate_state(len(slopes) * reps).tolist()
     jobs = [(slope, seeds[k * reps + r]) for k, slope in enumerate(slopes) for r in range(reps)]
     setting = (design, covariates, variances, formula, alpha, test)
-    outcomes = _in_chunks(_power_chunk, lambda chunk: (*setting, chunk), jobs, n_jobs,
-                          "simulated result sets", log)
+    outcomes = in_chunks(_power_chunk, lambda chunk: (*setting, chunk), jobs, n_jobs,
+                         "simulated result sets", log)
     table = pd.DataFrame(outcomes, columns=["slope", "rejected"]).groupby("slope")["rejected"]
     curve = table.agg(["mean", "count"]).rename(columns={"mean": "power", "count": "reps"})
     low, high = wilson(curve["power"] * curve["reps"], curve["reps"])

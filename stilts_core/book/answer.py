@@ -118,7 +118,7 @@ def answer_with_learning(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _gain_table(answer: pd.DataFrame) -> list[str]:
-    lines = ["| quantity | estimate (points) | 95% interval over languages | language bootstrap "
+    lines = ["| quantity | estimate (points) | 95% interval over languages | language bootstrap-t "
              "| languages | runs learned | the interval says |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {row.quantity} | {row.estimate:.2f} | {row.interval} | {row.bootstrap_interval} "
               f"| {row.languages} | {row.runs_learned} | {row.decides} |"

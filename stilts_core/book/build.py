@@ -90,7 +90,8 @@ def _plan(build: Build, result_set: ResultSet, outcome: Outcome, names: tuple[st
     return {name: values[name] for name in names}
 
 
-_MIXED_EFFECTS = ("index", "compare", "formula", "bootstrap_reps", "task_groups", "outcome")
+_MIXED_EFFECTS = ("index", "compare", "formula", "bootstrap_reps", "case_bootstrap_reps",
+                  "task_groups", "outcome")
 _POWER = ("index", "formula", "power_slopes", "power_reps", "power_test", "task_groups", "outcome")
 
 
@@ -105,7 +106,8 @@ CHAPTERS = (
     Chapter("06_mixed_effects.ipynb", "mixed_effects", "per_analysis", "Morphology and gains",
             lambda b, s, o: {"results_path": s.as_parameter()["path"],
                              **_plan(b, s, o, _MIXED_EFFECTS),
-                             "planned_bootstrap_reps": b.config.plan.bootstrap_reps},
+                             "planned_bootstrap_reps": b.config.plan.bootstrap_reps,
+                             "planned_case_bootstrap_reps": b.config.plan.case_bootstrap_reps},
             records=True),
     Chapter("07_power.ipynb", "power", "per_analysis", "Power and sensitivity",
             lambda b, s, o: {"results_path": s.as_parameter()["path"],

@@ -111,3 +111,61 @@ def partial_effect_figure(result, frame: pd.DataFrame):
     axes[0, 0].set_ylabel("gain (points)")
     figure.tight_layout()
     return figure
+
+
+def correlation_matrix(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The long correlation table of :func:`stilts_core.analysis.collinearity.correlations` as
+    one matrix for reading: Pearson below the diagonal, Spearman above it."""
+    names = list(dict.fromkeys([*pairs["first"], *pairs["second"]]))
+    matrix = pd.DataFrame(float("nan"), index=names, columns=names)
+    for name in names:
+        matrix.loc[name, name] = 1.0
+    for row in pairs.itertuples():
+        matrix.loc[row.second, row.first] = row.pearson
+        matrix.loc[row.first, row.second] = row.spearman
+    return matrix.round(2)
+
+
+def prediction_figure(errors: pd.DataFrame, summary: pd.DataFrame):
+    """Per held-out unit, the RMSE of the morphology model minus that of the covariates-only
+    model (left of 0: the index predicts that unit better), one panel per hold-out, with the
+    pooled difference and its paired bootstrap interval as a band."""
+    import matplotlib.pyplot as plt
+
+    wide = errors.pivot_table(index=["hold_out", "unit"], columns="model", values="rmse")
+    difference = (wide["morphology"] - wide["covariates"]).rename("difference").reset_index()
+    hold_outs = list(dict.fromkeys(summary["hold_out"]))
+    heights = [max(1.6, 0.14 * (difference["hold_out"] == h).sum()) for h in hold_outs]
+    figure, axes = plt.subplots(len(hold_outs), 1, figsize=(6, sum(heights) + 1),
+                                gridspec_kw={"height_ratios": heights}, squeeze=False)
+    pooled = summary[summary["metric"] == "rmse"].set_index("hold_out")
+    for axis, hold_out in zip(axes[:, 0], hold_outs, strict=True):
+        part = difference[difference["hold_out"] == hold_out].sort_values("difference")
+        axis.scatter(part["difference"], range(len(part)), s=10, color="#4c72b0")
+        axis.set_yticks(range(len(part)), part["unit"], fontsize=6)
+        axis.axvline(0, color="grey", linewidth=0.8)
+        row = pooled.loc[hold_out]
+        axis.axvspan(row["difference_low"], row["difference_high"], color="#c44e52", alpha=0.2)
+        axis.axvline(row["difference"], color="#c44e52", linewidth=1)
+        axis.set_title(f"leave one {hold_out} out: pooled difference {row['difference']:+.3f} "
+                       f"({row['difference_low']:+.3f} to {row['difference_high']:+.3f})",
+                       fontsize=9)
+    axes[-1, 0].set_xlabel("RMSE morphology model - RMSE covariates-only model (gain points)")
+    figure.tight_layout()
+    return figure
+
+
+def prediction_verdict(summary: pd.DataFrame) -> str:
+    """One sentence per hold-out from :func:`~stilts_core.analysis.prediction.prediction_error`'s
+    RMSE row: does the index predict held-out units better, worse, or not detectably either."""
+    sentences = []
+    for row in summary[summary["metric"] == "rmse"].itertuples():
+        verdict = ("predicts better than" if row.difference_high < 0 else
+                   "predicts worse than" if row.difference_low > 0 else
+                   "does not predict detectably better or worse than")
+        sentences.append(
+            f"Leaving one {row.hold_out} out ({row.n_units} units, {row.n_cells} cells), the "
+            f"morphology model {verdict} the covariates alone: RMSE {row.morphology:.3f} "
+            f"against {row.covariates:.3f}, difference {row.difference:+.3f} (95% interval "
+            f"{row.difference_low:+.3f} to {row.difference_high:+.3f}).")
+    return " ".join(sentences)
