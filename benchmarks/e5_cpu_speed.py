@@ -38,13 +38,14 @@ import numpy as np
 import torch
 import transformers
 
-from stilts_core.data.loading import canonicalise, read_local_file
+from stilts_core.data.canonical import canonicalise
+from stilts_core.data.readers import read_local_file
 from stilts_core.evaluation.retrieval import embed_layers, normalise
 from stilts_core.grid.throughput import environment, measure_training
 from stilts_core.models.registry import load_tokenizer, resolve_model
 from stilts_core.paths import REPO_ROOT, atomic_write_text, shared_data_dir
 from stilts_core.tasks.registry import get_task
-from stilts_core.training.trainer import Hyperparameters
+from stilts_core.training.inputs import Hyperparameters
 
 transformers.logging.set_verbosity_error()
 datasets.disable_progress_bars()

@@ -29,7 +29,7 @@ from stilts_core.grid.plan import load_config, plan
 from stilts_core.phases.common import load_task_split  # noqa: E402
 from stilts_core.phases.params import PARAMS  # noqa: E402
 from stilts_core.tasks.registry import get_task  # noqa: E402
-from stilts_core.training.trainer import Hyperparameters, prepare_task  # noqa: E402
+from stilts_core.training.inputs import Hyperparameters, prepare_task  # noqa: E402
 
 
 def feature_tokens(features) -> int:

@@ -38,7 +38,8 @@ import datasets
 import torch
 import transformers
 
-from stilts_core.data.loading import canonicalise, read_local_file
+from stilts_core.data.canonical import canonicalise
+from stilts_core.data.readers import read_local_file
 from stilts_core.grid.throughput import (
     XLMR_LARGE_CONFIG,
     environment,
@@ -52,7 +53,7 @@ from stilts_core.grid.throughput import (
 from stilts_core.models.registry import load_tokenizer, resolve_model
 from stilts_core.paths import REPO_ROOT, shared_data_dir
 from stilts_core.tasks.registry import get_task
-from stilts_core.training.trainer import NAIVE, Efficiency, Hyperparameters
+from stilts_core.training.inputs import NAIVE, Efficiency, Hyperparameters
 
 transformers.logging.set_verbosity_error()
 datasets.disable_progress_bars()

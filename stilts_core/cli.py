@@ -13,7 +13,7 @@ from stilts_core.runs.execution import PHASES
 from stilts_core.runs.processes import stopping_on_signals
 
 
-def _parse_value(text: str):
+def parse_value(text: str):
     """Read ``-p`` values as YAML scalars/lists, like papermill: ``3`` int, ``1e-5`` float;
     an empty value stays the empty string (e.g. ``-p intermediate_run ""`` for the baseline)."""
     if not text.strip():
@@ -34,7 +34,7 @@ def cmd_run(args) -> int:
     values = {}
     for name, text in args.param or []:
         try:
-            values[name] = _parse_value(text)
+            values[name] = parse_value(text)
         except yaml.YAMLError as error:
             problem = " ".join(str(error).split())
             raise ValueError(f"-p {name} {text!r}: not a YAML value ({problem}); quote it, e.g. "
@@ -285,7 +285,7 @@ def cmd_score(args) -> int:
 
 
 def score_parser(sub) -> argparse.ArgumentParser:
-    from stilts_core.tasks.registry import BENCHMARKS
+    from stilts_core.tasks.benchmarks import BENCHMARKS
 
     score = sub.add_parser(
         "score", help="score a predictions folder like the official XTREME scorer",

@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -108,9 +111,31 @@ def checkpoint_name(path: str | Path | None) -> str | None:
     return Path(path).name if path else None
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary sibling, then rename, so no reader ever sees half a file."""
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` (in its folder, so on its file system) to write a file or
+    a folder into. When the block ends without an error the sibling replaces ``path`` in one
+    rename; in any case nothing of it is left behind, so no reader ever sees half an output.
+    Renaming a folder onto a folder that exists raises ``OSError``."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _remove(staging)
+    try:
+        yield staging
+        os.replace(staging, path)
+    finally:
+        _remove(staging)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` through :func:`atomic_output`."""
+    with atomic_output(path) as staging:
+        staging.write_text(text, encoding="utf-8")

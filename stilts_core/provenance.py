@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from stilts_core.lookup import lookup
+
 PROVENANCE_RECORD = "provenance.json"
 
 
@@ -71,10 +73,7 @@ class ProvenanceError(ValueError):
 
 
 def get_class(name: str) -> ProvenanceClass:
-    try:
-        return CLASSES[name]
-    except KeyError:
-        raise ProvenanceError(f"unknown provenance {name!r}; declared: {', '.join(CLASSES)}") from None
+    return lookup(CLASSES, name, "provenance", ProvenanceError)
 
 
 def weakest(names) -> str:

@@ -338,14 +338,14 @@ def test_a_book_from_tables_collected_elsewhere_runs_no_grid(tmp_path):
 def test_kernels_started_during_a_build_share_the_cores(monkeypatch):
     """Pages executed side by side each get their share of the cores; a user's own setting and
     the environment outside the build are left as they were."""
-    from stilts_core.book.build import _kernels_share_the_cores
+    from stilts_core.book.build import kernels_share_the_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 6)
-    with _kernels_share_the_cores(2):
+    with kernels_share_the_cores(2):
         assert os.environ["OMP_NUM_THREADS"] == "3"
     assert "OMP_NUM_THREADS" not in os.environ
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
-    with _kernels_share_the_cores(2):
+    with kernels_share_the_cores(2):
         assert os.environ["OMP_NUM_THREADS"] == "7"
     assert os.environ["OMP_NUM_THREADS"] == "7"

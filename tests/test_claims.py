@@ -10,8 +10,9 @@ import pytest
 from stilts_core.analysis import claims as cl
 from stilts_core.phases.params import intermediate_label
 from stilts_core.runs.results import NO_INTERMEDIATE, make_frame
+from stilts_core.tasks.benchmarks import get_benchmark
 from stilts_core.tasks.metrics import get_metric
-from stilts_core.tasks.registry import get_benchmark, get_task
+from stilts_core.tasks.registry import get_task
 
 SEEDS = (1, 2, 3)
 # Mean gain over the XTREME tasks per setting; squad/mnli/hellaswag/multi as published.

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from stilts_core.data.loading import DataSourceError, load_split
+from stilts_core.data.loading import load_split
+from stilts_core.data.sources import DataSourceError
 from stilts_core.tasks.registry import get_task
 
 

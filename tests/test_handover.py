@@ -6,7 +6,8 @@ import safetensors.torch
 import torch
 from test_training import HEADS, _prepared
 
-from stilts_core.training.trainer import initial_model, train
+from stilts_core.training.model import initial_model
+from stilts_core.training.trainer import train
 
 SEED = 5
 

@@ -4,10 +4,11 @@ import shutil
 
 import pytest
 
-from stilts_core.data.loading import DataSourceError, fetch_release_files, load_split
+from stilts_core.data.loading import load_split
+from stilts_core.data.sources import DataSourceError, fetch_release_files
 from stilts_core.tasks.registry import TASKS, get_task
 
-# Repos whose main holds only a loading script, which datasets 5.x refuses (issue 23).
+# Repos whose main holds only a loading script, which datasets 5.x refuses.
 SCRIPT_ONLY = {"allenai/social_i_qa", "facebook/mlqa", "allenai/cosmos_qa"}
 LASER_ONLY = ("az", "lt", "pl", "uk", "ro")
 

@@ -38,7 +38,7 @@ def test_accuracy_gets_wilson_and_other_metrics_a_seeded_bootstrap():
     predicted = [["B-PER", "O"], ["O", "O"], ["B-ORG", "I-ORG"]] * 70
     first = learning.interval("seqeval", predicted, tags)
     assert first == learning.interval("seqeval", predicted, tags)  # the same resamples
-    point = learning._score("seqeval", predicted, tags)
+    point = learning.metric_value("seqeval", predicted, tags)
     assert first[0] < point < first[1]
 
 

@@ -7,8 +7,9 @@ from collections import Counter
 import pytest
 
 from stilts_core.data import pack
-from stilts_core.data.loading import DataSourceError, load_split, resolve_data_root
+from stilts_core.data.loading import load_split
 from stilts_core.data.pack import PACK_LAYOUT, entry_paths, pack_entry, pack_record
+from stilts_core.data.sources import DataSourceError, resolve_data_root
 from stilts_core.tasks.registry import get_task
 
 # Sizes the pack README states (or the release's own), after the held-out tenth where a dev
@@ -171,7 +172,7 @@ def test_every_language_of_the_study_reads(shared_data, task, split):
 
 
 def test_grid_check_takes_a_stand_in_split_for_what_it_is(shared_data):
-    from stilts_core.data.loading import DataSources
+    from stilts_core.data.sources import DataSources
     from stilts_core.grid.preflight import Need, check_local
 
     sources = DataSources(shared_data)

@@ -7,7 +7,7 @@ import tomllib
 import pytest
 import yaml
 
-from stilts_core.cli import _parse_value, build_parser, main
+from stilts_core.cli import build_parser, main, parse_value
 from stilts_core.paths import REPO_ROOT
 
 
@@ -66,13 +66,13 @@ def test_cli_reports_bad_parameters_without_a_traceback(capsys):
 
 
 def test_parameter_values_are_typed_like_papermill():
-    assert _parse_value("3") == 3
-    assert _parse_value("1e-5") == 1e-5
-    assert _parse_value("mnli") == "mnli"
-    assert _parse_value("[de, fr]") == ["de", "fr"]
-    assert _parse_value("true") is True
-    assert _parse_value("") == ""
-    assert _parse_value("mean") == "mean"
+    assert parse_value("3") == 3
+    assert parse_value("1e-5") == 1e-5
+    assert parse_value("mnli") == "mnli"
+    assert parse_value("[de, fr]") == ["de", "fr"]
+    assert parse_value("true") is True
+    assert parse_value("") == ""
+    assert parse_value("mean") == "mean"
 
 
 def test_code_passes_ruff():

@@ -8,6 +8,8 @@ import pytest
 
 from stilts_core.analysis import per_language
 from stilts_core.analysis import statistics as st
+from stilts_core.book.chapters import maps
+from stilts_core.book.chapters.mixed_effects import gain_index_figure
 from stilts_core.tasks.languages import read_languages_table
 
 matplotlib.use("Agg")
@@ -40,7 +42,7 @@ def test_each_languages_gain_is_its_mean_over_seeds_beside_the_base_score(table)
 
 
 def test_land_outlines_are_on_the_globe_and_cover_the_continents():
-    outlines = per_language.land_outlines()
+    outlines = maps.land_outlines()
     points = np.concatenate(outlines)
     assert len(outlines) > 500
     assert points[:, 0].min() >= -180 and points[:, 0].max() <= 180
@@ -54,12 +56,12 @@ def test_the_map_places_every_language_and_refuses_one_without_coordinates(table
     assert languages[["latitude", "longitude"]].notna().all().all()
     finnish = languages.set_index("iso639_1").loc["fi"]
     assert 55 < finnish["latitude"] < 70 and 20 < finnish["longitude"] < 32
-    figures = per_language.gain_maps(table, languages, "tatoeba")
+    figures = maps.gain_maps(table, languages, "tatoeba")
     (axis,) = [a for a in figures[0].axes if a.get_label() != "<colorbar>"][:1]
     assert sorted(t.get_text() for t in axis.texts) == ["de", "fi"]  # English is not mapped
     unknown = pd.DataFrame({"language": ["xx"], "mean gain": [1.0]})
     with pytest.raises(ValueError, match=r"without coordinates .*\['xx'\]"):
-        per_language.gain_map(unknown, languages)
+        maps.gain_map(unknown, languages)
 
 
 def test_gain_against_indices_pairs_each_languages_mean_gain_with_its_raw_index():
@@ -70,7 +72,7 @@ def test_gain_against_indices_pairs_each_languages_mean_gain_with_its_raw_index(
         {"index": "mattr", "language": "de", "value": 0.5, "gain": 2.0},
         {"index": "mattr", "language": "fi", "value": 0.8, "gain": -1.0},
         {"index": "fertility", "language": "de", "value": 1.4, "gain": 2.0}]
-    assert len(per_language.gain_index_figure(points).axes) == 2
+    assert len(gain_index_figure(points).axes) == 2
 
 
 def test_the_power_design_is_the_one_the_set_has():

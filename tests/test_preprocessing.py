@@ -17,7 +17,9 @@ from stilts_core.data.features import (
     encode_qa_train,
     encode_tokens,
 )
-from stilts_core.data.loading import DataSourceError, load_split, read_local_file
+from stilts_core.data.loading import load_split
+from stilts_core.data.readers import read_local_file
+from stilts_core.data.sources import DataSourceError
 from stilts_core.tasks.registry import get_task
 
 
@@ -29,7 +31,7 @@ def tokenizer(tiny_model_path):
 
 
 def _canonical(task_name, path, language="en"):
-    from stilts_core.data.loading import canonicalise
+    from stilts_core.data.canonical import canonicalise
 
     task = get_task(task_name)
     return canonicalise(read_local_file(task, path), task, str(path))
@@ -209,7 +211,7 @@ def test_ccg_is_local_only_with_instructions_and_reads_its_tag_set_from_data(tmp
     rows = [{"tokens": ["Anna", "reads"], "tags": ["N", r"S[dcl]\NP"]},
             {"tokens": ["Marco", "sleeps", "."], "tags": ["N", r"S[dcl]\NP", "."]}]
     _write_jsonl(tmp_path, "ccg", "train-en.jsonl", rows)
-    from stilts_core.training.trainer import label_set
+    from stilts_core.training.inputs import label_set
 
     examples = load_split(get_task("ccg"), "train", "en", tmp_path)
     assert label_set(get_task("ccg"), examples) == (".", "N", r"S[dcl]\NP")

@@ -88,7 +88,7 @@ def test_headline_of_qa_is_the_mean_of_exact_match_and_f1():
 
 
 def test_benchmark_scores_follow_the_official_aggregation():
-    from stilts_core.tasks.registry import get_benchmark
+    from stilts_core.tasks.benchmarks import get_benchmark
 
     tasks = get_benchmark("xtreme").tasks
     rows = [row(target_task="mlqa", language=lang, metric=m, value=v)

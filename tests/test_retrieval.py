@@ -109,7 +109,7 @@ def _lookup_embedder(vectors: dict[str, np.ndarray]):
 
 
 def test_bucc_threshold_is_tuned_on_dev_and_applied_to_test():
-    from stilts_core.data.loading import MiningCorpus
+    from stilts_core.data.releases import MiningCorpus
 
     rng = np.random.default_rng(3)
     vectors = {}
@@ -144,7 +144,7 @@ def test_bucc_threshold_is_tuned_on_dev_and_applied_to_test():
 
 
 def test_mining_drops_candidates_whose_text_has_several_ids():
-    from stilts_core.data.loading import MiningCorpus
+    from stilts_core.data.releases import MiningCorpus
     from stilts_core.evaluation.scoring import mine_corpus
 
     vectors = {"a": np.array([1.0, 0.0]), "b": np.array([0.0, 1.0])}
@@ -155,7 +155,7 @@ def test_mining_drops_candidates_whose_text_has_several_ids():
 
 
 def test_ranking_scores_map_at_20_on_a_constructed_pool():
-    from stilts_core.data.loading import RankingSet
+    from stilts_core.data.releases import RankingSet
 
     vectors = {"q1": np.array([1.0, 0.0, 0.0]), "q2": np.array([0.0, 1.0, 0.0]),
                "c1": np.array([1.0, 0.1, 0.0]), "c2": np.array([0.9, 0.0, 0.5]),

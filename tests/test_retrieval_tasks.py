@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from release_files import write_bucc, write_mewslix, write_xquad_r
 
-from stilts_core.data import loading as data_io
+from stilts_core.data.releases import (
+    load_mining_corpus,
+    load_ranking_set,
+    load_training_pairs,
+    mewslix_mention_text,
+    sentence_breaks,
+    squad_training_pairs,
+)
+from stilts_core.data.sources import DataSourceError, DataSources
 from stilts_core.phases.alignment import alignment
 from stilts_core.phases.params import ParameterError, validate_params
 from stilts_core.phases.retrieval import retrieval
@@ -18,24 +26,24 @@ from stilts_core.tasks.registry import get_task
 def test_bucc_reader_maps_sample_to_dev_and_training_to_test(tmp_path):
     write_bucc(tmp_path, "de", pairs=5, extra=2)
     task = get_task("bucc2018")
-    dev = data_io.load_mining_corpus(task, "validation", "de", tmp_path)
-    test = data_io.load_mining_corpus(task, "test", "de", tmp_path)
+    dev = load_mining_corpus(task, "validation", "de", tmp_path)
+    test = load_mining_corpus(task, "test", "de", tmp_path)
     assert len(dev.source_ids) == 7 and len(dev.target_ids) == 7 and len(dev.gold) == 5
     assert ("de-000000000", "en-000000000") in test.gold
     assert dev.source_texts != test.source_texts  # two different splits
     (tmp_path / "bucc2018" / "de-en.training.gold").write_text("de-000000000\ten-999\n")
-    with pytest.raises(data_io.DataSourceError, match=r"training\.gold: 1 gold pair"):
-        data_io.load_mining_corpus(task, "test", "de", tmp_path)
+    with pytest.raises(DataSourceError, match=r"training\.gold: 1 gold pair"):
+        load_mining_corpus(task, "test", "de", tmp_path)
     (tmp_path / "bucc2018" / "de-en.training.de").write_text("only-one-field\n")
-    with pytest.raises(data_io.DataSourceError, match=r"training\.de, line 1: expected 2"):
-        data_io.load_mining_corpus(task, "test", "de", tmp_path)
-    with pytest.raises(data_io.DataSourceError, match=r"fr-en\.dev\.fr: no fr sentences"):
-        data_io.load_mining_corpus(task, "validation", "fr", tmp_path)
+    with pytest.raises(DataSourceError, match=r"training\.de, line 1: expected 2"):
+        load_mining_corpus(task, "test", "de", tmp_path)
+    with pytest.raises(DataSourceError, match=r"fr-en\.dev\.fr: no fr sentences"):
+        load_mining_corpus(task, "validation", "fr", tmp_path)
 
 
 def test_mewslix_reader_builds_marked_mentions_and_one_pool(tmp_path):
     write_mewslix(tmp_path)
-    ranking_set = data_io.load_ranking_set(get_task("mewslix"), "test", tmp_path)
+    ranking_set = load_ranking_set(get_task("mewslix"), "test", tmp_path)
     assert len(ranking_set.candidate_ids) == 16 and len(ranking_set.query_ids) == 18
     first = ranking_set.query_texts[0]
     name = first.split(":")[0]
@@ -43,25 +51,25 @@ def test_mewslix_reader_builds_marked_mentions_and_one_pool(tmp_path):
     assert "Intro" not in first and "Outro" not in first  # only the mention's sentence
     assert ranking_set.candidate_texts[0] == "Anna is a person. Anna likes books."
     assert all(len(r) == 1 for r in ranking_set.relevant)
-    pairs = data_io.load_training_pairs(get_task("mewslix"), data_io.DataSources(tmp_path))
+    pairs = load_training_pairs(get_task("mewslix"), DataSources(tmp_path))
     assert len(pairs.queries) == 24 and pairs.candidates[0].endswith("likes books.")
-    with pytest.raises(data_io.DataSourceError, match=r"Mewsli-X is built from.*data_roots="):
-        data_io.load_training_pairs(get_task("mewslix"), data_io.DataSources())
+    with pytest.raises(DataSourceError, match=r"Mewsli-X is built from.*data_roots="):
+        load_training_pairs(get_task("mewslix"), DataSources())
 
 
 def test_mewslix_mention_text_follows_xtreme_r():
     context = {"text": "A {b} c. Anna went home. End.",
                "sentence_spans": [{"start": 0, "end": 8}, {"start": 9, "end": 24}]}
     mention = {"mention_span": {"start": 9, "end": 13}}
-    assert data_io.mewslix_mention_text(context, mention) == "Anna: { Anna } went home."
+    assert mewslix_mention_text(context, mention) == "Anna: { Anna } went home."
     brace = {"mention_span": {"start": 0, "end": 1}}
-    assert data_io.mewslix_mention_text(context, brace) == "A: { A } (b) c."
+    assert mewslix_mention_text(context, brace) == "A: { A } (b) c."
 
 
 def test_lareqa_pool_has_every_sentence_and_eleven_relevant_answers(tmp_path):
     write_xquad_r(tmp_path, paragraphs=3)
     task = get_task("lareqa")
-    ranking_set = data_io.load_ranking_set(task, "test", tmp_path)
+    ranking_set = load_ranking_set(task, "test", tmp_path)
     assert len(ranking_set.candidate_ids) == 11 * 3 * 2
     assert len(ranking_set.query_ids) == 11 * 3
     assert all(len(relevant) == 11 for relevant in ranking_set.relevant)
@@ -72,13 +80,13 @@ def test_lareqa_pool_has_every_sentence_and_eleven_relevant_answers(tmp_path):
     start, end = paragraph["sentence_breaks"][1]
     assert ranking_set.candidate_texts[1] == paragraph["context"][start:end] + paragraph["context"]
     (tmp_path / "lareqa" / "th.json").unlink()
-    with pytest.raises(data_io.DataSourceError, match=r"lareqa/th\.json: no XQuAD-R th file"):
-        data_io.load_ranking_set(task, "test", tmp_path)
+    with pytest.raises(DataSourceError, match=r"lareqa/th\.json: no XQuAD-R th file"):
+        load_ranking_set(task, "test", tmp_path)
 
 
 def test_sentence_breaks_and_squad_training_pairs():
     text = 'He left. "Why?" she asked. It was 5 p.m. and late!'
-    spans = data_io.sentence_breaks(text)
+    spans = sentence_breaks(text)
     assert [text[s:e] for s, e in spans] == ["He left.", '"Why?" she asked.',
                                             "It was 5 p.m. and late!"]
     squad = datasets.Dataset.from_list([
@@ -86,7 +94,7 @@ def test_sentence_breaks_and_squad_training_pairs():
          "answers": {"text": ["she"], "answer_start": [16]}},
         {"id": "2", "context": text, "question": "None?", "answers": {"text": [], "answer_start": []}},
     ])
-    pairs = data_io.squad_training_pairs(squad)
+    pairs = squad_training_pairs(squad)
     assert pairs.queries == ["Who asked?"]
     assert pairs.candidates == ['"Why?" she asked.' + text]
 
@@ -94,7 +102,7 @@ def test_sentence_breaks_and_squad_training_pairs():
 def test_dual_encoder_resumes_to_the_same_weights(tiny_model_path, tmp_path, monkeypatch):
     import torch
 
-    from stilts_core.data.loading import TrainingPairs
+    from stilts_core.data.releases import TrainingPairs
     from stilts_core.evaluation.retrieval import RepresentationSettings
     from stilts_core.models.registry import load_tokenizer
     from stilts_core.training import dual_encoder

@@ -17,7 +17,8 @@ from stilts_core.evaluation.submission import (
     prediction_records,
     score_folders,
 )
-from stilts_core.tasks.registry import Benchmark, get_benchmark, get_task
+from stilts_core.tasks.benchmarks import Benchmark, get_benchmark
+from stilts_core.tasks.registry import get_task
 
 MOCK = Path(__file__).parent / "data" / "xtreme_mock"
 # google-research/xtreme evaluate_test.py, TASK2AVG_SCORES: what the official evaluate.py gives

@@ -3,7 +3,8 @@ from pydantic import ValidationError
 
 from stilts_core.data.features import FORMATS
 from stilts_core.tasks.metrics import METRICS
-from stilts_core.tasks.registry import MIXTURES, TASKS, Fields, HubSource, TaskSpec, get_task
+from stilts_core.tasks.registry import MIXTURES, TASKS, get_task
+from stilts_core.tasks.spec import Fields, HubSource, TaskSpec
 
 
 def test_the_catalogue_of_phang_et_al_and_xtreme_r_is_declared():
@@ -42,9 +43,12 @@ def test_published_defaults_are_declared_per_task():
     assert get_task("panx").defaults.batch_size == 32 and get_task("panx").defaults.max_length == 256
 
 
-def test_unknown_task_names_the_registered_ones():
-    with pytest.raises(KeyError, match="registered tasks: .*mnli"):
+def test_unknown_task_names_the_registered_ones_and_the_closest():
+    with pytest.raises(KeyError, match="registered: .*mnli") as unknown:
         get_task("nope")
+    assert "did you mean" not in str(unknown.value)  # nothing registered is close to it
+    with pytest.raises(KeyError, match=r"unknown task 'xnl'; did you mean 'xnli'\?"):
+        get_task("xnl")
 
 
 def test_hub_config_uses_the_task_language_code():
@@ -88,7 +92,7 @@ def test_metrics_are_validated_against_the_registry():
 
 def test_benchmarks_declare_the_official_task_lists_and_groups():
     from stilts_core.evaluation.submission import LAYOUTS
-    from stilts_core.tasks.registry import BENCHMARKS
+    from stilts_core.tasks.benchmarks import BENCHMARKS
 
     xtreme, xtreme_r = BENCHMARKS["xtreme"], BENCHMARKS["xtreme-r"]
     assert len(xtreme.tasks) == 9 and len(xtreme_r.tasks) == 10

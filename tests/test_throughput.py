@@ -30,7 +30,8 @@ from stilts_core.grid.throughput import (
 )
 from stilts_core.paths import REPO_ROOT
 from stilts_core.tasks.registry import get_task
-from stilts_core.training.trainer import NAIVE, Efficiency, batch_schedule
+from stilts_core.training.inputs import NAIVE, Efficiency
+from stilts_core.training.schedule import batch_schedule
 
 
 def test_xlmr_large_matmul_parameters_are_the_layer_stack_without_embeddings():
@@ -205,7 +206,8 @@ def test_without_length_grouping_batches_are_cut_from_the_shuffled_order():
 def test_naive_collators_pad_every_sequence_to_the_maximum_length(tiny_model_path, task_name):
     from stilts_core.data.features import Encoding
     from stilts_core.models.registry import load_tokenizer
-    from stilts_core.training.trainer import TrainingTask, collators
+    from stilts_core.training.inputs import TrainingTask
+    from stilts_core.training.model import collators
 
     tokenizer = load_tokenizer(tiny_model_path)
     task = get_task(task_name)
@@ -226,7 +228,8 @@ def test_naive_collators_pad_every_sequence_to_the_maximum_length(tiny_model_pat
 
 def test_attention_implementation_reaches_encoder_and_heads(tiny_model_path):
     from stilts_core.data.features import Encoding
-    from stilts_core.training.trainer import TrainingTask, build_model
+    from stilts_core.training.inputs import TrainingTask
+    from stilts_core.training.model import build_model
 
     task = get_task("mnli")
     prepared = TrainingTask("mnli", task, None, None, Encoding(64, labels=task.labels),

@@ -8,7 +8,9 @@ import datasets
 import pytest
 
 from stilts_core.tasks.registry import get_task
-from stilts_core.training.trainer import Hyperparameters, batch_schedule, prepare_task, train
+from stilts_core.training.inputs import Hyperparameters, prepare_task
+from stilts_core.training.schedule import batch_schedule
+from stilts_core.training.trainer import train
 
 NAMES_A = ("Anna", "Marco", "Lena", "Omar", "Sofia", "Jonas", "Clara", "Ivan")
 NAMES_B = ("Nina", "Paul", "Yuki", "Amir", "Elena", "Tomas", "Mira", "Hugo")
@@ -102,13 +104,13 @@ def test_resume_after_a_crash_reaches_the_same_weights(tiny_model_path, tokenize
                                                        monkeypatch):
     import safetensors.torch
 
-    from stilts_core.training import trainer as training
+    from stilts_core.training.schedule import ScheduledBatches
 
     prepared, hyper = _prepared("classification", tokenizer, train_size=160)
     hyper = hyper.model_copy(update={"max_steps": 24, "eval_steps": 8})
     train(tiny_model_path, [prepared], tokenizer, tmp_path / "straight", hyper, seed=3)
 
-    original = training.ScheduledBatches.__getitem__
+    original = ScheduledBatches.__getitem__
     served = Counter()
 
     def crash_after_18_batches(self, index):
@@ -117,10 +119,10 @@ def test_resume_after_a_crash_reaches_the_same_weights(tiny_model_path, tokenize
             raise KeyboardInterrupt("simulated pre-emption")
         return original(self, index)
 
-    monkeypatch.setattr(training.ScheduledBatches, "__getitem__", crash_after_18_batches)
+    monkeypatch.setattr(ScheduledBatches, "__getitem__", crash_after_18_batches)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_model_path, [prepared], tokenizer, tmp_path / "resumed", hyper, seed=3)
-    monkeypatch.setattr(training.ScheduledBatches, "__getitem__", original)
+    monkeypatch.setattr(ScheduledBatches, "__getitem__", original)
     metrics = train(tiny_model_path, [prepared], tokenizer, tmp_path / "resumed", hyper, seed=3)
     assert metrics["resumed_from"] == "checkpoint-16"  # a name: the run deletes the folder
 

@@ -23,7 +23,9 @@ from stilts_core.paths import data_dir
 from stilts_core.phases.params import VARIANT_SUFFIXES
 from stilts_core.provenance import FULL_SCALE
 from stilts_core.runs.results import NO_INTERMEDIATE, benchmark_scores
-from stilts_core.tasks.registry import MULTI, PHANG_INTERMEDIATE, get_benchmark, get_mixture, get_task
+from stilts_core.tasks.benchmarks import get_benchmark
+from stilts_core.tasks.declared.intermediate import MULTI, PHANG_INTERMEDIATE
+from stilts_core.tasks.registry import get_mixture, get_task
 
 SUPPORTED, CONTRADICTED, NOT_RUN = "supported", "contradicted", "not yet run at full scale"
 CLAIMS_PATH = data_dir() / "published" / "seed_claims.tsv"

@@ -21,7 +21,7 @@ from stilts_core.analysis.statistics import task_group
 from stilts_core.paths import REPO_ROOT, configs_dir
 from stilts_core.provenance import FULL_SCALE, REDUCED_SCALE, get_class
 from stilts_core.runs.results import ResultsError, read_results
-from stilts_core.tasks.registry import get_benchmark
+from stilts_core.tasks.benchmarks import get_benchmark
 
 DEFAULT_BOOK_CONFIG = configs_dir() / "book.yaml"
 # Classes whose sets the statistics chapters analyse: real models on real data.

@@ -21,11 +21,13 @@ component the design cannot separate.
 from __future__ import annotations
 
 import ast
+import json
 import math
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,8 +46,11 @@ from stilts_core.runs.results import (
     setting,
     validate,
 )
+from stilts_core.tasks.benchmarks import get_benchmark
+from stilts_core.tasks.declared.intermediate import MULTI, PHANG_INTERMEDIATE
 from stilts_core.tasks.metrics import get_metric
-from stilts_core.tasks.registry import MULTI, PHANG_INTERMEDIATE, TASK_GROUPS, get_benchmark, get_task
+from stilts_core.tasks.registry import get_task
+from stilts_core.tasks.spec import TASK_GROUPS
 
 MAIN_FORMULA = ("gain ~ morph + morph:C(task_group, Sum) + log_pretraining_size + latin_script "
                 "+ indo_european")
@@ -797,13 +802,15 @@ def power_curve(design: Design, covariates: pd.DataFrame, slopes: list[float],
     return curve.assign(power_low=low, power_high=high).reset_index()
 
 
-def wilson(successes, n, z: float = 1.959964):
-    """Wilson score interval of a binomial proportion. The interval always holds the proportion;
-    the bounds are clamped to it and to [0, 1] so that rounding at 0 or 1 cannot put it outside."""
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return np.clip(np.minimum(centre - half, p), 0, 1), np.clip(np.maximum(centre + half, p), 0, 1)
+def wilson(successes, n, level: float = 0.95):
+    """Wilson score interval of a binomial proportion (statsmodels' ``proportion_confint``),
+    arrays welcome. The bounds are clamped to hold the proportion, so that rounding at 0 or 1
+    cannot put it outside."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    proportion = np.asarray(successes) / np.asarray(n)
+    low, high = proportion_confint(successes, n, alpha=1 - level, method="wilson")
+    return np.minimum(low, proportion), np.maximum(high, proportion)
 
 
 def detectable_slope(curve: pd.DataFrame, target: float = 0.8) -> float | None:
@@ -878,10 +885,6 @@ ANALYSIS_COLUMNS = ["model", "intermediate_task", "target_task", "task_group", "
 def export_analysis(frame: pd.DataFrame, output_dir, formula: str = MAIN_FORMULA) -> list:
     """Write the analysis data (CSV) and the REML and ML fits (JSON) so the same model can be
     refitted elsewhere, e.g. ``lme4::lmer(<lme4_formula>, data, REML = TRUE)`` in R."""
-    import json
-    from pathlib import Path
-
-
     output_dir = Path(output_dir)
     index = frame.attrs["index"]
     validate_formula(frame, formula)
@@ -908,33 +911,3 @@ def export_analysis(frame: pd.DataFrame, output_dir, formula: str = MAIN_FORMULA
     atomic_write_text(data_path, frame[ANALYSIS_COLUMNS].to_csv(index=False, lineterminator="\n"))
     atomic_write_text(fit_path, json.dumps(summary, indent=1, default=float) + "\n")
     return [data_path, fit_path]
-
-
-# The simulated result set the book analyses when there is no full-scale run: the generating
-# model of the power analysis over the real languages and the real index, with a stated truth.
-BOOK_SIMULATION = {"index": "mattr_over_english", "slope": 1.0, "seed": 0,
-                   "variances": PLAUSIBLE_VARIANCES}
-
-
-def write_simulation(path, languages: pd.DataFrame, indices_wide: pd.DataFrame,
-                     index: str, slope: float, variances: dict[str, float],
-                     seed: int = 0) -> pd.DataFrame:
-    """Write :func:`simulated_results` on the full XTREME-R design to ``path`` (parquet), and
-    its truth beside it (``<path>.truth.json``), both atomically."""
-    import json
-    from pathlib import Path
-
-
-    path = Path(path)
-    covariates = simulation_covariates(languages, indices_wide, index)
-    table = simulated_results(xtreme_r_design(list(covariates.index)), covariates, slope,
-                              variances, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    table.to_parquet(partial, index=False)
-    os.replace(partial, path)
-    truth = {"index": index, "slope": slope, "variances": variances, "seed": seed,
-             "other_fixed_effects": 0.0, "design": "xtreme_r_design: every XTREME-R target task "
-             "with its own languages that have the index, 10 intermediate settings, 3 seeds"}
-    atomic_write_text(path.with_name(path.name + ".truth.json"), json.dumps(truth, indent=1) + "\n")
-    return table

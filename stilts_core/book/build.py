@@ -130,7 +130,7 @@ def simulation_set(spec: SimulationSpec, log=print) -> ResultSet:
     power analysis's generating model over the real languages and their real indices, written
     to the results folder with its truth beside it and labelled as a simulation."""
     from stilts_core.analysis.morphology import read_indices, wide_view
-    from stilts_core.analysis.statistics import BOOK_SIMULATION, write_simulation
+    from stilts_core.book.simulation import BOOK_SIMULATION, write_simulation
     from stilts_core.tasks.languages import read_languages_table
 
     path = results_dir() / "simulation.parquet"
@@ -244,7 +244,7 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
         pages += [(chapter, _page_name(chapter, result_set, model, outcome), result_set, outcome)
                   for result_set, model, outcome in targets]
     workers = workers or min(2, os.cpu_count() or 1)
-    with _kernels_share_the_cores(workers), ThreadPoolExecutor(workers) as pool:
+    with kernels_share_the_cores(workers), ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(execute, *page) for page in pages]
         try:
             written = [future.result() for future in futures]  # the first failure, in book order
@@ -265,7 +265,7 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
 
 
 @contextlib.contextmanager
-def _kernels_share_the_cores(kernels: int):
+def kernels_share_the_cores(kernels: int):
     """Kernels started inside take their share of the cores, as grid workers do
     (:func:`~stilts_core.grid.executors.cpu_share_environment`), so that pages executed side by side do
     not each spin one BLAS thread per core (see ``statistics._one_blas_thread``); a setting of

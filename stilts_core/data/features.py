@@ -1,7 +1,7 @@
 """Model inputs for every task format, and model outputs back into task predictions.
 
 One :class:`FormatHandler` per format, looked up by ``TaskSpec.format``: which ``AutoModelFor…``
-head it trains, how canonical examples (:mod:`stilts_core.data.loading`) become features for training
+head it trains, how canonical examples (:mod:`stilts_core.data.canonical`) become features for training
 and for evaluation, how features are batched, and how outputs are decoded. Padding is always
 dynamic (the collators pad each batch to its longest row).
 """
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 from datasets.fingerprint import Hasher
+
+from stilts_core.lookup import lookup
 
 IGNORE_INDEX = -100  # positions the loss and the scoring skip (non-first subwords, specials)
 
@@ -380,7 +382,4 @@ FORMATS: dict[str, FormatHandler] = {
 
 
 def get_format(name: str) -> FormatHandler:
-    try:
-        return FORMATS[name]
-    except KeyError:
-        raise KeyError(f"no trainable format {name!r}; known: {', '.join(FORMATS)}") from None
+    return lookup(FORMATS, name, "trainable format")

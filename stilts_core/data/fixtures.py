@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from stilts_core.data.loading import write_jsonl
+from stilts_core.data.readers import write_jsonl
 
 LANGUAGES = ("en", "de", "fr", "es")
 NAMES = ("Anna", "Marco", "Lena", "Omar", "Sofia", "Jonas", "Clara", "Ivan", "Nina", "Paul",

@@ -116,7 +116,7 @@ def read_csv(path: Path, columns: tuple[str, ...]) -> list[dict]:
 
 
 # Formats read here; the hub schema's JSON lines, SQuAD JSON, CoNLL-U and line-aligned release
-# files are read by stilts_core.data.loading (its readers are named in PACK_LAYOUT by these keys too).
+# files are read by stilts_core.data.readers (its readers are named in PACK_LAYOUT by these keys too).
 PACK_READERS = {"tsv": read_tsv, "word_tag_tsv": read_word_tag_tsv, "csv": read_csv}
 
 

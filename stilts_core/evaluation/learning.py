@@ -81,7 +81,7 @@ FLOORS: dict[str, Floor] = {
 }
 
 
-def _score(metric_name: str, predictions: Sequence, gold: Sequence) -> float:
+def metric_value(metric_name: str, predictions: Sequence, gold: Sequence) -> float:
     metric = get_metric(metric_name)
     return metric.headline_value(metric.compute(list(predictions), list(gold)))
 
@@ -89,7 +89,7 @@ def _score(metric_name: str, predictions: Sequence, gold: Sequence) -> float:
 def floor(task, gold: list) -> tuple[float, str]:
     """The task's floor on these dev examples and its kind (``chance``, ``majority class``,
     ``no entity``...). Where several constants tie at the top, chance names it."""
-    scored = [(_score(task.dev_metric, predictions, gold), kind)
+    scored = [(metric_value(task.dev_metric, predictions, gold), kind)
               for kind, predictions in FLOORS[task.format].constant(task, gold)]
     best = max(value for value, _ in scored)
     kinds = [kind for value, kind in scored if value == best]
@@ -111,7 +111,7 @@ def interval(metric_name: str, predictions: Sequence, gold: Sequence,
     values = []
     for _ in range(BOOTSTRAP_RESAMPLES):
         picked = rng.integers(0, n, n)
-        values.append(_score(metric_name, [predictions[i] for i in picked],
+        values.append(metric_value(metric_name, [predictions[i] for i in picked],
                              [gold[i] for i in picked]))
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(values, [tail, 100 - tail])
@@ -128,7 +128,7 @@ def score_name(metric_name: str) -> str:
 def learning_record(task, predictions: Sequence, gold: Sequence) -> dict:
     """The check of one task's dev predictions: the score (named as in the results table), its
     interval, the examples, the floor, its kind and whether the run learned."""
-    value = _score(task.dev_metric, predictions, gold)
+    value = metric_value(task.dev_metric, predictions, gold)
     low, high = interval(task.dev_metric, predictions, gold)
     floor_value, kind = floor(task, list(gold))
     return {"metric": score_name(task.dev_metric), "value": value, "interval_low": low,

@@ -27,6 +27,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from stilts_core.lookup import lookup
+
 Pooling = Literal["mean", "first"]
 
 
@@ -92,10 +94,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise KeyError(f"unknown representation preset {name!r}; one of {', '.join(PRESETS)}") from None
+    return lookup(PRESETS, name, "representation preset")
 
 
 # --- encoding -----------------------------------------------------------------------------------

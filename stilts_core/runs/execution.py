@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from stilts_core.lookup import lookup
 from stilts_core.paths import REPO_ROOT, atomic_write_text, notebooks_dir, runs_dir
 from stilts_core.training.progress import follow
 
@@ -74,10 +75,7 @@ PHASES: dict[str, Phase] = {
 
 
 def get_phase(name: str) -> Phase:
-    try:
-        return PHASES[name]
-    except KeyError:
-        raise RunError(f"unknown phase {name!r}; phases: {', '.join(PHASES)}") from None
+    return lookup(PHASES, name, "phase", RunError)
 
 
 def run_id(phase: str, params: dict) -> str:

@@ -9,7 +9,6 @@ rows); :func:`collect` merges them atomically into ``data/results/<name>.parquet
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stilts_core.paths import checkpoint_name, portable_text
+from stilts_core.paths import atomic_output, atomic_write_text, checkpoint_name, portable_text
 from stilts_core.provenance import CLASSES
+from stilts_core.tasks.benchmarks import get_benchmark
 from stilts_core.tasks.metrics import get_metric
-from stilts_core.tasks.registry import get_benchmark, get_task
+from stilts_core.tasks.registry import get_task
 
 NO_INTERMEDIATE = "none"
 PERCENT = (0.0, 100.0)
@@ -239,10 +239,8 @@ def write_run_results(run_dir: Path, rows: list[dict]) -> list[Path]:
     written = []
     for (task, language), part in frame.groupby(["target_task", "language"], sort=True):
         path = result_file(run_dir, task, language)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        part.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        with atomic_output(path) as staging:
+            part.to_csv(staging, index=False)
         written.append(path)
     return written
 
@@ -305,10 +303,8 @@ def collect(run_dirs: list[Path], output: Path, origin: dict | None = None,
     if origin is not None:
         arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
                                                ORIGIN_KEY: json.dumps(origin).encode()})
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    pq.write_table(arrow, tmp)
-    os.replace(tmp, output)
+    with atomic_output(output) as staging:
+        pq.write_table(arrow, staging)
     return table
 
 
@@ -359,10 +355,7 @@ def write_run_records(run_dirs: list[Path], output: Path) -> Path:
                 record[name.removesuffix(".json")] = json.loads((folder / name).read_text())
         lines.append(json.dumps(portable_record(record), sort_keys=True, ensure_ascii=False))
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, output)
+    atomic_write_text(output, "\n".join(lines) + "\n")
     return output
 
 

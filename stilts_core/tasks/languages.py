@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from stilts_core.lookup import lookup
 from stilts_core.paths import atomic_write_text, data_dir
-from stilts_core.tasks.registry import get_benchmark
+from stilts_core.tasks.benchmarks import get_benchmark
 
 
 class LanguageSpec(BaseModel):
@@ -112,11 +113,8 @@ LANGUAGES: dict[str, LanguageSpec] = {spec.iso639_1: spec for spec in (
 
 
 def get_language(code: str) -> LanguageSpec:
-    try:
-        return LANGUAGES[code]
-    except KeyError:
-        raise KeyError(f"unknown language {code!r}: not an XTREME-R language in "
-                       "stilts_core.tasks.languages.LANGUAGES") from None
+    return lookup(LANGUAGES, code, "language", hint=" (the XTREME-R languages of "
+                  "stilts_core.tasks.languages.LANGUAGES)")
 
 
 def xtreme_r_languages() -> tuple[str, ...]:

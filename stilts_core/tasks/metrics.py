@@ -25,6 +25,8 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from stilts_core.lookup import lookup
+
 Scores = dict[str, float]
 
 
@@ -338,7 +340,4 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 
 
 def get_metric(name: str) -> Metric:
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; registered: {', '.join(METRICS)}") from None
+    return lookup(METRICS, name, "metric")

@@ -28,7 +28,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import Trainer
 
-from stilts_core.data.loading import TrainingPairs
+from stilts_core.data.releases import TrainingPairs
 from stilts_core.evaluation.retrieval import RepresentationSettings, pool
 from stilts_core.paths import atomic_write_text, checkpoint_name, portable_text
 from stilts_core.training.trainer import last_complete_checkpoint, schedule_callback, unwrap_batch

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stilts_core.tasks.registry import TASKS, get_benchmark
+from stilts_core.tasks.benchmarks import get_benchmark
+from stilts_core.tasks.registry import TASKS
 
 
 def task_table(role: str) -> pd.DataFrame:
