@@ -8,10 +8,12 @@ optimiser, scheduler and RNG state, exact resume, gradient accumulation, bf16 an
 training: with several GPUs visible (a multi-GPU Slurm job), :func:`train` relaunches itself
 under ``torchrun``, one process per GPU, and the effective batch size stays the same.
 
-Batches come from a *schedule* fixed by the seed before training (which task, which examples):
-examples-proportional task sampling with an optional temperature and cap, and length-grouped
-batches (dynamic padding) within a task. Because the schedule is a plain indexable list, resume
-skips exactly the batches already seen, and data-parallel workers split it like any dataset.
+Batches come from a *schedule* fixed by the seed before training (:mod:`.schedule`: which task,
+which examples): examples-proportional task sampling with an optional temperature and cap, and
+length-grouped batches (dynamic padding) within a task. Because the schedule is a plain
+indexable list, resume skips exactly the batches already seen, and data-parallel workers split
+it like any dataset. The heads and the shared encoder are built in :mod:`.model`, the prepared
+tasks and hyperparameters in :mod:`.inputs`.
 """
 
 from __future__ import annotations
