@@ -268,7 +268,7 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
 def kernels_share_the_cores(kernels: int):
     """Kernels started inside take their share of the cores, as grid workers do
     (:func:`~stilts_core.grid.executors.cpu_share_environment`), so that pages executed side by side do
-    not each spin one BLAS thread per core (see ``statistics._one_blas_thread``); a setting of
+    not each spin one BLAS thread per core (see ``statistics.parallel``); a setting of
     the user's is kept, and the environment is restored afterwards."""
     added = cpu_share_environment(kernels)
     os.environ.update(added)
