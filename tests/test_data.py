@@ -68,7 +68,8 @@ def test_unreachable_hub_fails_in_seconds_not_minutes(monkeypatch):
 
 
 def test_pairs_are_tokenised_with_both_segments(fixtures_root, tiny_model_path):
-    from stilts_core.data.features import Encoding, encode_classification
+    from stilts_core.formats import Encoding
+    from stilts_core.formats.classification import encode as encode_classification
     from stilts_core.models.registry import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_path)

@@ -7,8 +7,9 @@ def test_batched_length_sorted_prediction_keeps_input_order(tiny_model_path, fix
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from stilts_core.data.features import Encoding, encode_classification
     from stilts_core.data.loading import load_split
+    from stilts_core.formats import Encoding
+    from stilts_core.formats.classification import encode as encode_classification
     from stilts_core.models.registry import load_tokenizer
     from stilts_core.tasks.registry import get_task
 

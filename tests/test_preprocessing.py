@@ -6,20 +6,17 @@ import json
 import numpy as np
 import pytest
 
-from stilts_core.data.features import (
-    IGNORE_INDEX,
-    Encoding,
-    decode_spans,
-    decode_word_tags,
-    encode_classification,
-    encode_multiple_choice,
-    encode_qa_eval,
-    encode_qa_train,
-    encode_tokens,
-)
 from stilts_core.data.loading import load_split
 from stilts_core.data.readers import read_local_file
 from stilts_core.data.sources import DataSourceError
+from stilts_core.formats import IGNORE_INDEX, Encoding
+from stilts_core.formats.classification import encode as encode_classification
+from stilts_core.formats.extractive_qa import decode_spans
+from stilts_core.formats.extractive_qa import encode_eval as encode_qa_eval
+from stilts_core.formats.extractive_qa import encode_train as encode_qa_train
+from stilts_core.formats.multiple_choice import encode as encode_multiple_choice
+from stilts_core.formats.token_classification import decode_word_tags
+from stilts_core.formats.token_classification import encode as encode_tokens
 from stilts_core.tasks.registry import get_task
 
 
@@ -242,7 +239,7 @@ def test_encoded_features_are_fingerprinted_by_content_without_pickling_the_toke
     import datasets
     from datasets.fingerprint import Hasher
 
-    from stilts_core.data.features import tokenizer_digest
+    from stilts_core.formats import tokenizer_digest
 
     source = datasets.Dataset.from_list([{"text": "a b", "text_pair": "c", "label": 0}] * 3)
     hash_one = Hasher.hash

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from stilts_core.data.features import FORMATS
+from stilts_core.formats import FORMATS, model_head
 from stilts_core.tasks.metrics import METRICS
 from stilts_core.tasks.registry import MIXTURES, TASKS, get_task
 from stilts_core.tasks.spec import Fields, HubSource, TaskSpec
@@ -28,7 +28,7 @@ def test_training_stages_point_at_english_data_of_the_same_format():
                 assert source.format == task.format, (task.name, ref.task)
                 assert ref.language in source.languages
         if task.role in ("intermediate", "target"):
-            assert task.format in FORMATS and task.dev_metric in METRICS, task.name
+            assert model_head(task.format) and task.dev_metric in METRICS, task.name
     assert [s.train.task for s in get_task("xcopa").training] == ["siqa", "copa"]
     assert get_task("xquad").training[0].train.task == "squad_v1"
     assert get_task("xnli").training[0].train.task == "mnli"
@@ -70,6 +70,26 @@ def test_each_format_checks_its_declared_fields():
     with pytest.raises(ValidationError, match="hub source or a local_only_reason"):
         TaskSpec(format="classification", fields=Fields(text=("a",), label="l"), labels=("x",),
                  **{**common, "hub": None})
+    with pytest.raises(ValidationError, match=r"unknown task format 'clasification'; did you mean "
+                                              r"'classification' or"):
+        TaskSpec(format="clasification", fields=Fields(text=("a",), label="l"), labels=("x",),
+                 **common)
+
+
+def test_a_format_is_one_declared_object_that_every_layer_looks_up():
+    """Each format module declares everything about its format; the task, data, training and
+    evaluation code only look it up, so a new format is one module plus its registry entry."""
+    from stilts_core.formats.registry import DECLARED
+
+    assert set(FORMATS) == {declared.name for declared in DECLARED}
+    for task in TASKS.values():
+        declared = FORMATS[task.format]
+        assert task.group == declared.group and task.declared_format is declared, task.name
+    trained = {name for name, declared in FORMATS.items() if declared.head is not None}
+    assert trained == {"classification", "multiple_choice", "token_classification",
+                       "extractive_qa"}
+    with pytest.raises(KeyError, match=r"unknown trainable format 'ranking'"):
+        model_head("ranking")
 
 
 def test_tasks_are_frozen_and_reject_unknown_keys():

@@ -204,7 +204,7 @@ def test_without_length_grouping_batches_are_cut_from_the_shuffled_order():
 
 @pytest.mark.parametrize("task_name", ["mnli", "cosmos_qa", "udpos", "squad_v1"])
 def test_naive_collators_pad_every_sequence_to_the_maximum_length(tiny_model_path, task_name):
-    from stilts_core.data.features import Encoding
+    from stilts_core.formats import Encoding
     from stilts_core.models.registry import load_tokenizer
     from stilts_core.training.inputs import TrainingTask
     from stilts_core.training.model import collators
@@ -227,7 +227,7 @@ def test_naive_collators_pad_every_sequence_to_the_maximum_length(tiny_model_pat
 
 
 def test_attention_implementation_reaches_encoder_and_heads(tiny_model_path):
-    from stilts_core.data.features import Encoding
+    from stilts_core.formats import Encoding
     from stilts_core.training.inputs import TrainingTask
     from stilts_core.training.model import build_model
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import datasets
 
-from stilts_core.data.canonical import dotted_value
 from stilts_core.data.loading import load_split
 from stilts_core.data.readers import read_jsonl
 from stilts_core.data.sources import DataSourceError, DataSources, local_root
+from stilts_core.formats.base import dotted_value
 from stilts_core.tasks.registry import get_task
 from stilts_core.tasks.spec import TaskSpec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stilts_core.data.features import Encoding, get_format
+from stilts_core.formats import Encoding, model_head
 from stilts_core.tasks.metrics import get_metric
 
 
@@ -42,7 +42,7 @@ def predict(task, model, tokenizer, examples, encoding: Encoding, batch_size: in
     """Task-level predictions for canonical ``examples``: label ids (classification, multiple
     choice), word tags (token classification) or answer texts (extractive QA). ``features``:
     the examples already encoded with the format's evaluation encoder."""
-    handler = get_format(task.format)
+    handler = model_head(task.format)
     if features is None:
         features = handler.encode_eval(examples, tokenizer, encoding)
     outputs = run_model(model, handler.collator(tokenizer), features, batch_size, handler.outputs,
@@ -52,7 +52,7 @@ def predict(task, model, tokenizer, examples, encoding: Encoding, batch_size: in
 
 def references(task, examples) -> list:
     """The gold side of :func:`predict`, in the same terms."""
-    return get_format(task.format).gold(examples)
+    return model_head(task.format).gold(examples)
 
 
 def score_language(task, predictions: list, gold: list, language: str) -> dict[str, float]:

@@ -26,9 +26,9 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from stilts_core.data.features import Encoding, get_format
 from stilts_core.evaluation.retrieval import RepresentationSettings, encode
 from stilts_core.evaluation.scoring import run_model
+from stilts_core.formats import Encoding, model_head
 from stilts_core.models.registry import load_tokenizer, resolve_model
 from stilts_core.paths import atomic_write_text
 from stilts_core.phases.params import PARAMS
@@ -281,15 +281,14 @@ def measure_inference(task: TaskSpec, examples: datasets.Dataset, tokenizer, con
     import transformers
 
 
-    handler = get_format(task.format)
+    handler = model_head(task.format)
     labels = label_set(task, examples)
     encoding = Encoding(max_length=max_length or task.defaults.max_length,
                         doc_stride=task.defaults.doc_stride, labels=labels)
     features = handler.encode_eval(examples, tokenizer, encoding)
-    options = {"num_labels": len(labels)} if task.format in ("classification",
-                                                            "token_classification") else {}
+    options = {"num_labels": len(labels)} if handler.sized_by_labels else {}
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = getattr(transformers, handler.head).from_config(
+    model = getattr(transformers, handler.auto_class).from_config(
         config_with(config, **options), attn_implementation="sdpa").to(device)
     collator = handler.collator(tokenizer)
     run_model(model, collator, features.select(range(min(batch_size, len(features)))), batch_size,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from stilts_core.data.features import Encoding, get_format
 from stilts_core.data.readers import write_jsonl
 from stilts_core.evaluation.scoring import predict, references, score_language
 from stilts_core.evaluation.submission import prediction_records
+from stilts_core.formats import Encoding, model_head
 from stilts_core.models.registry import load_tokenizer
 from stilts_core.phases.assessment import assess
 from stilts_core.phases.common import (
@@ -40,7 +40,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
     task = get_task(tp["task"])
     model_dir = str(target_dir / "model")
     tokenizer = load_tokenizer(model_dir)
-    model = getattr(transformers, get_format(task.format).head).from_pretrained(model_dir)
+    model = getattr(transformers, model_head(task.format).auto_class).from_pretrained(model_dir)
     model.to("cuda" if cuda_available() else "cpu")
     labels = tuple(model.config.id2label[i] for i in range(len(model.config.id2label)))
     encoding = Encoding(max_length=tp["max_length"] or task.defaults.max_length,

@@ -9,17 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stilts_core.formats import Format, get_format
 from stilts_core.tasks.metrics import METRICS
 
 TaskRole = Literal["intermediate", "target", "source", "retrieval"]
-TaskFormat = Literal["classification", "multiple_choice", "token_classification", "extractive_qa",
-                     "bitext_retrieval", "bitext_mining", "ranking", "masked_lm"]
-# The task groups of the analysis: one per kind of task, so that every target task is in one.
-TASK_GROUPS = {
-    "classification": "classification", "multiple_choice": "multiple_choice",
-    "token_classification": "structured_prediction", "extractive_qa": "qa",
-    "bitext_retrieval": "retrieval", "bitext_mining": "retrieval", "ranking": "retrieval",
-}
 # where the published training defaults come from, unless a task says otherwise
 JIANT_XTREME = "jiant XTREME pipeline defaults (Phang et al. 2020, Appendix; jiant guides/xtreme)"
 
@@ -144,7 +137,7 @@ class TaskSpec(Frozen):
 
     name: str
     role: TaskRole
-    format: TaskFormat
+    format: str  # a declared format (:mod:`stilts_core.formats`)
     description: str
     languages: tuple[str, ...] = Field(min_length=1)
     language_codes: dict[str, str] = Field(default_factory=dict)
@@ -172,7 +165,10 @@ class TaskSpec(Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
-        problem = _format_problem(self)
+        try:
+            problem = get_format(self.format).problem(self)
+        except KeyError as error:
+            problem = error.args[0]
         if problem:
             raise ValueError(f"task {self.name!r}: {problem}")
         unknown = set(self.language_codes) - set(self.languages)
@@ -202,10 +198,14 @@ class TaskSpec(Frozen):
         return self
 
     @property
+    def declared_format(self) -> Format:
+        return get_format(self.format)
+
+    @property
     def group(self) -> str | None:
-        """The analysis group of the task (classification, multiple_choice,
+        """The analysis group of the task's format (classification, multiple_choice,
         structured_prediction, qa, retrieval)."""
-        return TASK_GROUPS.get(self.format)
+        return self.declared_format.group
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -229,34 +229,12 @@ class TaskSpec(Frozen):
     @property
     def labels_from_data(self) -> bool:
         """Tag sets too large to declare (CCG supertags) are read from the training data."""
-        return self.format == "token_classification" and not self.labels
+        return self.declared_format.labels_from_data and not self.labels
 
     @property
     def evaluation_languages(self) -> tuple[str, ...]:
         """Languages scored zero-shot; retrieval tasks pair every language with English."""
         return self.languages
-
-
-def _format_problem(task: TaskSpec) -> str | None:
-    f = task.fields
-    if task.format == "classification":
-        if len(f.text) not in (1, 2) or not f.label or not task.labels:
-            return "classification needs one or two text fields, a label field and labels"
-    elif task.format == "multiple_choice":
-        if not f.choices or not f.label:
-            return "multiple_choice needs choices and a label field"
-    elif task.format == "token_classification":
-        if not f.tokens or not f.tags:
-            return "token_classification needs tokens and tags fields"
-    elif task.format == "extractive_qa":
-        if not (f.id and len(f.context) == 1 and f.question and f.answers):
-            return "extractive_qa needs id, context, question and answers fields"
-    elif task.format == "masked_lm":
-        if len(f.text) != 1:
-            return "masked_lm needs one text field"
-    elif task.format == "bitext_retrieval" and len(f.text) != 2:
-        return "bitext_retrieval needs two text fields (source, target)"
-    return None
 
 
 class Mixture(Frozen):

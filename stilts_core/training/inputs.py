@@ -9,7 +9,7 @@ from typing import Literal
 import datasets
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stilts_core.data.features import Encoding, get_format
+from stilts_core.formats import Encoding, model_head
 from stilts_core.tasks.spec import TaskSpec
 
 
@@ -95,16 +95,15 @@ def label_set(task: TaskSpec, train_examples: datasets.Dataset) -> tuple[str, ..
 def prepare_task(task: TaskSpec, train_examples, dev_examples, tokenizer, hyper: Hyperparameters,
                  max_length: int | None = None) -> TrainingTask:
     """Encode a task's canonical examples for its head."""
-    handler = get_format(task.format)
+    head = model_head(task.format)
     labels = label_set(task, train_examples)
     encoding = Encoding(max_length=max_length or hyper.max_length, doc_stride=hyper.doc_stride,
                         labels=labels)
-    if task.format == "extractive_qa":
-        encoding.check_qa_window()
-    train = handler.encode_train(train_examples, tokenizer, encoding)
-    dev = handler.encode_eval(dev_examples, tokenizer, encoding) if dev_examples is not None else None
-    num_labels = len(labels) if task.format in ("classification", "token_classification") else 0
-    return TrainingTask(task.name, task, train, dev_examples, encoding, handler.head, num_labels, dev)
+    train = head.encode_train(train_examples, tokenizer, encoding)
+    dev = head.encode_eval(dev_examples, tokenizer, encoding) if dev_examples is not None else None
+    num_labels = len(labels) if head.sized_by_labels else 0
+    return TrainingTask(task.name, task, train, dev_examples, encoding, head.auto_class, num_labels,
+                        dev)
 
 
 def prepare_mlm(texts: datasets.Dataset, tokenizer, max_length: int) -> TrainingTask:

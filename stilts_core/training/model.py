@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from stilts_core.data.features import get_format
+from stilts_core.formats import model_head
 from stilts_core.training.inputs import Hyperparameters, TrainingTask
 
 
@@ -138,7 +138,7 @@ def collators(tasks: list[TrainingTask], tokenizer, padding: str = "dynamic") ->
         return t.encoding.max_length if padding == "max_length" else None
 
     return {t.name: (mlm_collator(tokenizer, pad_to(t)) if t.task is None
-                     else get_format(t.task.format).collator(tokenizer, pad_to(t)))
+                     else model_head(t.task.format).collator(tokenizer, pad_to(t)))
             for t in tasks}
 
 

@@ -17,7 +17,6 @@ from stilts_core.runs.results import (
 )
 from stilts_core.tasks.benchmarks import get_benchmark
 from stilts_core.tasks.registry import get_task
-from stilts_core.tasks.spec import TASK_GROUPS
 
 MAIN_FORMULA = ("gain ~ morph + morph:C(task_group, Sum) + log_pretraining_size + latin_script "
                 "+ indo_european")
@@ -108,7 +107,7 @@ def task_group(task: str) -> str:
     for group, tasks in get_benchmark("xtreme-r").groups.items():
         if task in tasks:
             return group
-    return TASK_GROUPS[get_task(task).format]
+    return get_task(task).group
 
 
 def language_covariates(languages: pd.DataFrame) -> pd.DataFrame:
