@@ -41,6 +41,14 @@ def tiny_model_path(isolated_outputs) -> str:
 
 
 @pytest.fixture(scope="session")
+def tokenizer(tiny_model_path):
+    """The tiny model's tokenizer (XLM-R's vocabulary)."""
+    from stilts_core.models.registry import load_tokenizer
+
+    return load_tokenizer(tiny_model_path)
+
+
+@pytest.fixture(scope="session")
 def fixtures_root() -> Path:
     return REPO_ROOT / "data" / "fixtures"
 
@@ -81,7 +89,7 @@ def e5_model_path(e5_wheels) -> Path:
     cache (about 20 s and 470 MB)."""
     from stilts_core.models.e5_wheel import prepare
 
-    return prepare(wheel_dir=e5_wheels, log=lambda _: None)
+    return prepare(wheel_dir=e5_wheels)
 
 
 # An absolute filesystem path: ``/x``, ``~/x`` or ``C:\x``, not after a word character, dot,

@@ -13,13 +13,6 @@ SEED = 5
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tiny_model_path):
-    from stilts_core.models.registry import load_tokenizer
-
-    return load_tokenizer(tiny_model_path)
-
-
-@pytest.fixture(scope="module")
 def phase_two_encoder(tiny_model_path, tokenizer, tmp_path_factory):
     """A multiple-choice intermediate run (as Cosmos QA or HellaSwag), which trains the pooler
     its head scores choices with: the case where a head part could leak into phase (iii)."""

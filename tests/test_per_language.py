@@ -112,3 +112,28 @@ def test_the_learning_check_counts_the_seeds_whose_runs_learned_in_every_phase()
     assert baseline["why_not"] == "interval does not clear the floor"
     assert (intermediate["learned"], intermediate["why_not"]) == ("1 of 2 seeds", "no interval recorded")
     assert learning_check(table[table["split"] == "test"]).empty
+
+
+def test_a_statistics_page_shows_its_set_under_its_badge_and_keeps_only_its_task_groups(
+        tmp_path, monkeypatch):
+    from stilts_core.analysis.morphology import read_indices, wide_view
+    from stilts_core.book import simulation
+    from stilts_core.book.chapters import analysis_set as preamble
+    from stilts_core.paths import REPO_ROOT
+
+    indices_path, languages_path = (REPO_ROOT / "data/morphology/indices.csv",
+                                    REPO_ROOT / "data/languages.csv")
+    path = tmp_path / "simulated.parquet"
+    simulation.write_simulation(path, read_languages_table(languages_path),
+                                wide_view(read_indices(indices_path)), "mattr_over_english", 1.0,
+                                simulation.BOOK_SIMULATION["variances"])
+    shown = []
+    monkeypatch.setattr(preamble, "display", shown.append)
+    page = preamble.analysis_set(str(path), "mattr_over_english", indices_path=str(indices_path),
+                                 languages_path=str(languages_path), task_groups=["qa"])
+    badge, truth = (getattr(item, "data", "") for item in shown)
+    assert "simulation" in badge.lower() and "**Simulation truth**: index `mattr_over_english`" in truth
+    assert set(page.gains["task_group"]) == {"qa"} and set(page.frame["task_group"]) == {"qa"}
+    assert f"{len(page.frame)} gains over {page.frame['language'].nunique()} languages" in (
+        page.summary("qa", "mattr_over_english").data)
+    assert simulation.read_truth(tmp_path / "other.parquet") is None

@@ -82,13 +82,6 @@ def _prepared(format_name, tokenizer, seed=0, train_size=400):
                         datasets.Dataset.from_list(dev_rows), tokenizer, hyper), hyper
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model_path):
-    from stilts_core.models.registry import load_tokenizer
-
-    return load_tokenizer(tiny_model_path)
-
-
 @pytest.mark.parametrize("format_name", sorted(HEADS))
 def test_each_head_learns_a_small_synthetic_task(format_name, tiny_model_path, tokenizer, tmp_path):
     task_name, _, floor = HEADS[format_name]

@@ -36,5 +36,17 @@ def write_simulation(path, languages: pd.DataFrame, indices_wide: pd.DataFrame,
     truth = {"index": index, "slope": slope, "variances": variances, "seed": seed,
              "other_fixed_effects": 0.0, "design": "xtreme_r_design: every XTREME-R target task "
              "with its own languages that have the index, 10 intermediate settings, 3 seeds"}
-    atomic_write_text(path.with_name(path.name + ".truth.json"), json.dumps(truth, indent=1) + "\n")
+    atomic_write_text(truth_path(path), json.dumps(truth, indent=1) + "\n")
     return table
+
+
+def truth_path(path) -> Path:
+    """Where a simulated result set's truth is kept: beside it, ``<path>.truth.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".truth.json")
+
+
+def read_truth(path) -> dict | None:
+    """The truth written beside a simulated result set, or ``None`` for any other set."""
+    written = truth_path(path)
+    return json.loads(written.read_text(encoding="utf-8")) if written.exists() else None
