@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import transformers
 
+from stilts_core import logs
 from stilts_core.data.canonical import canonicalise
 from stilts_core.data.readers import read_local_file
 from stilts_core.evaluation.retrieval import embed_layers, normalise
@@ -186,6 +187,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks" / "results"
                         / "e5-cpu-speed.json")
     args = parser.parse_args()
+    logs.configure()  # the library's progress lines and notes
     if torch.cuda.is_available():
         sys.exit("this benchmark measures the CPU; hide the GPU (CUDA_VISIBLE_DEVICES=) to run it")
     if args.bf16_training is None:

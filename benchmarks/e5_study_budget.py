@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from stilts_core import logs
 from stilts_core.grid.plan import load_config, plan
 from stilts_core.phases.common import load_task_split  # noqa: E402
 from stilts_core.phases.params import PARAMS  # noqa: E402
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--startup", type=float, default=8.0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    logs.configure()  # the library's progress lines and notes
 
     from stilts_core.models.registry import load_tokenizer, resolve_model
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from stilts_core import logs
 from stilts_core.grid.plan import load_config  # noqa: E402
 from stilts_core.paths import REPO_ROOT, atomic_write_text  # noqa: E402
 from stilts_core.phases.common import load_task_split  # noqa: E402
@@ -101,7 +102,7 @@ def run_budget(job: tuple[str, str, int, dict, bool]) -> list[dict]:
     """Run (or reuse) one budget's run in this worker; return its lines of the curve, one per
     dev task it scores (a mixture scores each member's)."""
     task, phase, steps, params, is_grid_run = job
-    path = execute_phase(phase, params, log=lambda line: None)
+    path = execute_phase(phase, params)
     metrics = json.loads((path / "metrics.json").read_text())
     stages = metrics.get("stages")
     checks = (stages[-1] if stages else metrics)["learning"]
@@ -125,6 +126,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
+    logs.configure()  # the library's progress lines and notes
 
     config = load_config(args.config)
     jobs = []

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import transformers
 
+from stilts_core import logs
 from stilts_core.evaluation.retrieval import RepresentationSettings, encode, knn, normalise
 from stilts_core.grid.throughput import XLMR_LARGE_CONFIG, environment, xlmr_tokenizer
 from stilts_core.models.registry import load_tokenizer, resolve_model
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--candidate-chunk", type=int, default=65536)
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/retrieval-<device>.json")
     args = parser.parse_args()
+    logs.configure()  # the library's progress lines and notes
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, tokenizer, tokenizer_name = load_model(args.model, device)
     env = environment(shlex.join([Path(sys.executable).name, *sys.argv]), tokenizer_name,

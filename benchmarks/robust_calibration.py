@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from stilts_core import logs
 from stilts_core.analysis import prediction  # noqa: E402
 from stilts_core.analysis import robustness as rb  # noqa: E402
 from stilts_core.analysis import statistics as st  # noqa: E402
@@ -271,6 +272,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true",
                         help="print the figures of --output as Markdown tables and stop")
     args = parser.parse_args()
+    logs.configure()  # the library's progress lines and notes
     if args.table:
         print(markdown(json.loads(args.output.read_text())))
         return
@@ -300,7 +302,7 @@ def main() -> None:
     for first in range(0, len(todo), args.batch):
         batch = todo[first:first + args.batch]
         outcomes = st.in_chunks(_chunk, lambda chunk: (design, covariates, args.boot_reps, chunk),
-                                batch, args.n_jobs, f"sets {first}-{first + len(batch)}", None)
+                                batch, args.n_jobs, f"sets {first}-{first + len(batch)}")
         with args.cache.open("a") as cache:
             for outcome in outcomes:
                 cache.write(json.dumps({**numbers, **outcome}) + "\n")

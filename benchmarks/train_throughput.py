@@ -38,6 +38,7 @@ import datasets
 import torch
 import transformers
 
+from stilts_core import logs
 from stilts_core.data.canonical import canonicalise
 from stilts_core.data.readers import read_local_file
 from stilts_core.grid.throughput import (
@@ -154,6 +155,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="results JSON (default: benchmarks/results/"
                                                     "throughput-<device>.json)")
     args = parser.parse_args()
+    logs.configure()  # the library's progress lines and notes
     on_gpu = torch.cuda.is_available()
     cpu = args.cpu or not on_gpu
     steps = args.steps or (3 if cpu else 20)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from stilts_core import logs
 from stilts_core.paths import data_dir, fixtures_dir, results_dir
 from stilts_core.runs.execution import PHASES
 from stilts_core.runs.processes import stopping_on_signals
@@ -505,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="STILTs (English intermediate-task training) and zero-shot cross-lingual "
                     "transfer on XTREME-R: run phases, grids and the book.",
     )
+    parser.add_argument("--log-level", type=str.upper, choices=logs.LEVELS,
+                        help=f"progress lines shown (default: ${logs.LEVEL_VARIABLE}, else INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
     for add_parser, handler in COMMANDS:
         add_parser(sub).set_defaults(handler=handler)
@@ -532,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     statistics workers) with one line and exit status 130 (:mod:`stilts_core.runs.processes`)."""
     args = build_parser().parse_args(argv)
     try:
+        logs.configure(args.log_level)
         with stopping_on_signals():
             return args.handler(args)
     except USER_ERRORS as error:

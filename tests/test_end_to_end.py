@@ -28,7 +28,7 @@ def grid(tmp_path_factory, isolated_outputs):
         "retrieval": {"layer": -1, "max_length": 64},
     }))
     config = load_config(config_path)
-    assert run_local(config, log=lambda _: None).ok
+    assert run_local(config).ok
     return config_path, config
 
 
@@ -67,7 +67,7 @@ def test_zero_shot_predictions_for_every_fixture_language(grid):
 def test_rerun_reuses_every_run(grid):
     config_path, config = grid
     done_times = {r.run_id: (run_path(r.run_id) / "DONE").stat().st_mtime for r in plan(config)}
-    report = run_local(config, log=lambda _: None)
+    report = run_local(config)
     assert sorted(report.reused) == sorted(done_times) and not report.executed
     assert all((run_path(i) / "DONE").stat().st_mtime == t for i, t in done_times.items())
     retrieval = next(r for r in plan(config) if r.phase == "retrieval")

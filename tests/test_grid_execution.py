@@ -162,9 +162,8 @@ def test_sigkill_mid_training_then_rerun_gives_the_same_results(uninterrupted, t
     assert not is_done(killed), "the run finished before the kill; nothing was interrupted"
 
     config = load_config(config_path)
-    messages = []
     with _runs_in(runs):
-        report = run_local(config, workers=2, log=messages.append)
+        report = run_local(config, workers=2)
         assert report.ok, report.summary()
         assert killed.name in report.executed
         table = collect_grid(config, tmp_path / "killed.parquet")

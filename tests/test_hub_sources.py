@@ -98,12 +98,13 @@ def test_the_cosmos_qa_release_dev_set_loads_with_the_declared_fields_and_size(s
 
 
 def test_a_run_on_a_local_root_says_which_languages_it_skips_and_why(fixtures_root, tmp_path,
-                                                                     capsys):
+                                                                     caplog):
     import json
 
     from stilts_core.phases.common import available_languages
     from stilts_core.phases.params import PARAMS
 
+    caplog.set_level("INFO", logger="stilts_core")
     params = PARAMS["zero_shot_eval"](data_root=str(fixtures_root))
     found = available_languages(get_task("xnli"), "test", params, tmp_path)
     record = json.loads((tmp_path / "skipped_languages.json").read_text())
@@ -111,4 +112,4 @@ def test_a_run_on_a_local_root_says_which_languages_it_skips_and_why(fixtures_ro
     assert set(record["skipped"]) == set(get_task("xnli").languages) - set(found)
     assert record["skipped"]["ar"] == "no test file under fixtures:xnli"
     assert record["root"] == "fixtures:."
-    assert "xnli: skipping 11 of 15 languages" in capsys.readouterr().out
+    assert "xnli: skipping 11 of 15 languages" in caplog.text

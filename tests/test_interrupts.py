@@ -210,11 +210,11 @@ def test_a_failed_or_interrupted_html_build_leaves_the_last_book(tmp_path, monke
     for outcome, error in (("interrupted", KeyboardInterrupt), ("failed", build.BookError)):
         monkeypatch.setattr(build.subprocess, "run", jupyter_book(outcome))
         with pytest.raises(error):
-            build.build_html(log=lambda _: None)
+            build.build_html()
         assert sorted(p.name for p in html.iterdir()) == ["index.html"]
         assert (html / "index.html").read_text() == "the last book"
     monkeypatch.setattr(build.subprocess, "run", jupyter_book("built"))
-    assert build.build_html(log=lambda _: None) == html
+    assert build.build_html() == html
     assert sorted(p.name for p in html.iterdir()) == ["index.html", "new_page.html"]
     assert (html / "index.html").read_text() == "the new book"
     assert [p.name for p in html.parent.iterdir()] == ["html"]  # nothing left beside it

@@ -297,7 +297,7 @@ def test_download_fetches_the_pinned_files_and_lists_each_missing_one(shared_dat
     upstream = tmp_path / "upstream"
     _upstream(shared_data, upstream, leave_out={"ud/wo_wtb-ud-test.conllu"})
     _point_at(monkeypatch, upstream)
-    target = sources.download_sources(tmp_path / "sources", log=lambda _: None)
+    target = sources.download_sources(tmp_path / "sources")
     assert (target / "wals" / "StructureDataset-metadata.json").exists()
     assert (target / "ud" / "pud" / "th_pud-ud-test.conllu").exists()
     versions = sources.SourceVersions(target)
@@ -306,8 +306,7 @@ def test_download_fetches_the_pinned_files_and_lists_each_missing_one(shared_dat
     missing = sources.missing_sources(target)
     assert list(missing) == ["ud/wo_wtb-ud-test.conllu"]
     assert "UD_Wolof-WTB/575a3ab64619" in missing["ud/wo_wtb-ud-test.conllu"]
-    rows = treebank.all_treebank_rows(target, versions, sources.MorphologySettings(ud_samples=1),
-                               log=lambda _: None)
+    rows = treebank.all_treebank_rows(target, versions, sources.MorphologySettings(ud_samples=1))
     wolof = [r for r in rows if r["language"] == "wo"]
     assert wolof and all(r["value"] is None and "not downloaded: file://" in r["note"]
                          for r in wolof)
@@ -321,7 +320,7 @@ def test_a_file_that_differs_from_the_recorded_one_is_refused(shared_data, tmp_p
     (link,) = changed.rglob("*.conllu")
     link.unlink()
     link.write_text("# sent_id = 1\n1\tA\ta\tX\t_\t_\t0\troot\t_\t_\n\n")
-    target = sources.download_sources(tmp_path / "sources", log=lambda _: None)
+    target = sources.download_sources(tmp_path / "sources")
     assert "is not the committed tables'" in sources.missing_sources(target)["ud/yo_ytb-ud-test.conllu"]
     assert not (target / "ud" / "yo_ytb-ud-test.conllu").exists()
 
@@ -350,7 +349,7 @@ def built_tables(shared_data, e5_model_path, tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(modelling, "hub_unreachable", lambda: "tests use the offline copy")
         written = table.build(shared_data, output, languages_csv=output / "languages.csv",
-                          tokenizer_name="multilingual-e5-small", log=lambda _: None)
+                          tokenizer_name="multilingual-e5-small")
     assert {p.name for p in written} == {"languages.csv", "indices.csv", "indices_wide.csv",
                                          "coverage.csv", "settings.json"}
     assert not list(output.glob(".*tmp*"))  # nothing half-written left behind
@@ -404,7 +403,7 @@ def test_tokenizer_measures_with_the_tiny_tokenizer(shared_data, tiny_model_path
 
     texts = tokenizer.tokenizer_texts(shared_data)
     rows = pd.DataFrame(tokenizer.tokenizer_rows(texts, load_tokenizer(tiny_model_path), "tiny-xlmr",
-                                         sources.SourceVersions(shared_data), log=lambda _: None))
+                                         sources.SourceVersions(shared_data)))
     primary = rows[rows["primary"]]
     assert not primary.duplicated(["language", "measure"]).any()
     table = primary.pivot(index="language", columns="measure", values="value")
@@ -436,7 +435,7 @@ def test_the_boundary_mark_counts_only_where_the_orthography_has_spaces(shared_d
     texts = [tokenizer.TokenizerText("de", "t", (), ["Haus", "ab"], True),
              tokenizer.TokenizerText("ja", "t", (), ["日本", "語"], True)]
     rows = pd.DataFrame(tokenizer.tokenizer_rows(texts, _MarkThenCharacters(), "chars",
-                                         sources.SourceVersions(shared_data), log=lambda _: None))
+                                         sources.SourceVersions(shared_data)))
     values = rows.dropna(subset=["value"]).set_index(["language", "measure"])["value"]
     assert values["de", "subword_fertility"] == pytest.approx((5 + 3) / 2)
     assert values["ja", "subword_fertility"] == pytest.approx((2 + 1) / 2)
@@ -470,5 +469,5 @@ def test_a_failed_build_writes_nothing(shared_data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(table, "build_indices", fail)
     with pytest.raises(RuntimeError, match="went missing"):
-        table.build(shared_data, tmp_path, languages_csv=tmp_path / "languages.csv", log=lambda _: None)
+        table.build(shared_data, tmp_path, languages_csv=tmp_path / "languages.csv")
     assert list(tmp_path.iterdir()) == []

@@ -59,7 +59,7 @@ def test_failed_run_names_the_executed_notebook_and_is_not_marked_done(tmp_path,
         validate_params("intermediate", {"task": "xnli", "model": "tiny-xlmr"})
     params = validate_params("intermediate", {"task": "sst2", "model": "tiny-xlmr"})
     with pytest.raises(RunError, match=r"(?s)failed in cell .*DataSourceError.*sst2.*notebook\.ipynb"):
-        execute_phase("intermediate", params, log=lambda _: None)
+        execute_phase("intermediate", params)
     run_folder = tmp_path / run_id("intermediate", params)
     assert (run_folder / "notebook.ipynb").is_file()
     assert not (run_folder / "DONE").exists()
@@ -292,9 +292,8 @@ def test_a_fresh_runs_records_name_no_path_of_this_machine(tmp_path, monkeypatch
     monkeypatch.setenv("STILTS_RUNS_DIR", str(tmp_path / "runs"))
     small = {"model": "tiny-xlmr", "smoke": True, "max_length": 32}
     runs = [execute_phase("intermediate", validate_params("intermediate", {
-                **small, "task": "mnli", "max_steps": 2, "eval_steps": 1, "batch_size": 8}),
-                          log=lambda _: None),
-            execute_phase("alignment", validate_params("alignment", small), log=lambda _: None)]
+                **small, "task": "mnli", "max_steps": 2, "eval_steps": 1, "batch_size": 8})),
+            execute_phase("alignment", validate_params("alignment", small))]
     written = {}
     for run in runs:
         for name in RUN_RECORDS:

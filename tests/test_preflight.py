@@ -61,7 +61,7 @@ def test_a_grid_reads_its_training_stages_and_evaluation_languages():
 
 
 def test_everything_present_on_the_stand_in_checks_ok(hub):
-    table = check_grid(_config(), FolderListing(hub), log=lambda _: None)
+    table = check_grid(_config(), FolderListing(hub))
     assert set(table["status"]) == {"ok"} and exit_status(table) == 0
     assert "hub facebook/xnli config de @ main" in set(table["source"])
 
@@ -70,7 +70,7 @@ def test_a_loading_script_a_missing_config_split_file_and_tokenizer_are_problems
     (hub / "datasets" / "nyu-mll" / "glue" / "glue.py").write_text("")
     (hub / "datasets" / "facebook" / "xnli" / "de" / "test-00000-of-00001.parquet").unlink()
     (hub / "models" / "FacebookAI" / "xlm-roberta-base" / "sentencepiece.bpe.model").unlink()
-    table = check_grid(_config(), FolderListing(hub), log=lambda _: None)
+    table = check_grid(_config(), FolderListing(hub))
     details = dict(zip(table["item"], table["detail"], strict=True))
     assert "glue.py, a loading script that datasets 5.x refuses" in details["mnli train en"]
     assert "data_revisions={'mnli'" in details["mnli train en"]
@@ -79,7 +79,7 @@ def test_a_loading_script_a_missing_config_split_file_and_tokenizer_are_problems
     assert _status(table)["xnli validation en"] == "ok" and exit_status(table) == 1
     card = _card({"en": {"validation": "en/validation-*", "test": "en/test-*"}})
     (hub / "datasets" / "facebook" / "xnli" / "README.md").write_text(card)
-    details = dict(zip(*(check_grid(_config(), FolderListing(hub), log=lambda _: None)[c]
+    details = dict(zip(*(check_grid(_config(), FolderListing(hub))[c]
                          for c in ("item", "detail")), strict=True))
     assert "no config 'de' in the card" in details["xnli test de"]
 
@@ -110,15 +110,14 @@ def test_a_task_without_a_config_is_checked_against_the_cards_default(hub, confi
 
 def test_offline_local_inputs_are_read_and_hub_inputs_are_plainly_not_checked(fixtures_root):
     config = _config(data_root=str(fixtures_root), languages={"xnli": ["de", "ar"]})
-    table = check_grid(config, None, log=lambda _: None)
+    table = check_grid(config, None)
     status = _status(table)
     assert status["xnli test de"] == status["mnli train en"] == "ok"
     assert status["xnli test ar"] == "problem"  # named in the config, so required
     assert status["model xlm-roberta-base"] == "not checked"
     assert set(table.loc[table["status"] == "not checked", "detail"]) == {"hub unreachable"}
     assert exit_status(table) == 1
-    optional = check_grid(_config(data_root=str(fixtures_root), languages={}), None,
-                          log=lambda _: None)
+    optional = check_grid(_config(data_root=str(fixtures_root), languages={}), None)
     assert _status(optional)["xnli test ar"] == "skipped" and exit_status(optional) == 3
 
 
@@ -127,7 +126,7 @@ def test_a_local_file_is_held_to_the_declared_size(tmp_path, fixtures_root):
     (tmp_path / "mnli" / "train-en.jsonl").write_text(
         (fixtures_root / "mnli" / "train-en.jsonl").read_text())
     config = _config(hyperparameters={"data_roots": {"mnli": str(tmp_path)}})
-    table = check_grid(config, None, log=lambda _: None)
+    table = check_grid(config, None)
     detail = table.set_index("item").loc["mnli train en", "detail"]
     assert "3000 examples, the registry declares 392702" in detail
 

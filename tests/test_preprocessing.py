@@ -20,13 +20,6 @@ from stilts_core.formats.token_classification import encode as encode_tokens
 from stilts_core.tasks.registry import get_task
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model_path):
-    from stilts_core.models.registry import load_tokenizer
-
-    return load_tokenizer(tiny_model_path)
-
-
 def _canonical(task_name, path, language="en"):
     from stilts_core.data.canonical import canonicalise
 

@@ -61,19 +61,19 @@ def test_followed_lines_reach_the_log_while_the_run_goes_on_and_only_once(tmp_pa
 
 
 def test_executing_a_run_passes_its_progress_lines_to_the_log_with_the_run_id(tmp_path,
-                                                                              monkeypatch):
+                                                                              monkeypatch, caplog):
     monkeypatch.setenv("STILTS_RUNS_DIR", str(tmp_path))
 
     def notebook(source, output, parameters):
         write_line(parameters["run_dir"], "train step 1/4 (25%)")
 
     monkeypatch.setattr(execution, "execute_notebook", notebook)
-    logged = []
+    caplog.set_level("INFO", logger="stilts_core")
     with pytest.raises(RunError, match="without writing"):
-        execute_phase("alignment", {"task": "tatoeba"},
-                      log=lambda m: logged.append(f"[worker 1] {m}"))
+        execute_phase("alignment", {"task": "tatoeba"})
     identifier = execution.run_id("alignment", {"task": "tatoeba"})
-    assert f"[worker 1] [stilts] {identifier}: train step 1/4 (25%)" in logged
+    assert (execution.__name__, 20, f"[stilts] {identifier}: train step 1/4 (25%)") in (
+        caplog.record_tuples)
 
 
 def test_grid_status_shows_the_last_progress_line_of_running_and_partial_runs(tmp_path,

@@ -112,7 +112,7 @@ def test_a_committed_set_in_the_book_configuration_is_read_not_run(tmp_path):
                               "analysis": {"bootstrap_reps": 50}}]
     path = tmp_path / "book.yaml"
     path.write_text(yaml.safe_dump(config))
-    build = plan_build(path, log=lambda _: None)
+    build = plan_build(path)
     (real,) = build.sets
     assert (real.name, real.provenance, real.analysed) == ("real", "reduced-scale real run", True)
     assert build.simulation is None and build.analysed() == [real]

@@ -296,12 +296,12 @@ def test_a_failing_optimiser_is_recorded_and_the_next_one_used(design, covariate
         st.fit(frame, optimisers=("no-such-method",))
 
 
-def test_bootstrap_is_the_same_in_parallel_and_brackets_the_estimate(design, covariates):
+def test_bootstrap_is_the_same_in_parallel_and_brackets_the_estimate(design, covariates, caplog):
     frame = st.simulate_gains(design, covariates, 1.0, VARIANCES, np.random.default_rng(4))
     result, _ = st.fit(frame)
-    progress = []
-    serial = st.parametric_bootstrap(result, frame, reps=6, n_jobs=1, seed=11,
-                                     log=progress.append)
+    caplog.set_level("INFO", logger="stilts_core")
+    serial = st.parametric_bootstrap(result, frame, reps=6, n_jobs=1, seed=11)
+    progress = [record.getMessage() for record in caplog.records]
     parallel = st.parametric_bootstrap(result, frame, reps=6, n_jobs=2, seed=11)
     assert progress[-1] == "[stats] bootstrap replicates: 6/6" and len(progress) > 1
     assert list(serial.index) == [

@@ -86,7 +86,7 @@ def _case_chunk(args) -> list[tuple[np.ndarray, np.ndarray, int, bool]]:
 
 def case_bootstrap(result, frame: pd.DataFrame, formula: str = st.MAIN_FORMULA,
                    reps: int = 200, n_jobs: int = 1, seed: int = 0, reml: bool = True,
-                   level: float = 0.95, log=None) -> pd.DataFrame:
+                   level: float = 0.95) -> pd.DataFrame:
     """Intervals of every fixed effect and slope from ``reps`` refits to language resamples
     (:func:`resample_languages`), beside the estimate of the fit ``result``: the estimate -/+
     the normal quantile times the refits' SD (``case_low``, ``case_high``). Beside it, not used
@@ -94,8 +94,8 @@ def case_bootstrap(result, frame: pd.DataFrame, formula: str = st.MAIN_FORMULA,
     estimate studentised by its own Wald SE, Davison & Hinkley 1997, sec. 5.2.1) and the
     refits' percentiles. Each replicate has its own seed, so the intervals do not depend on
     ``n_jobs``; a resample the model cannot fit is drawn again (``redrawn`` counts them;
-    ``not_converged`` the refits whose optimiser did not report convergence). ``log`` hears how
-    many replicates are done."""
+    ``not_converged`` the refits whose optimiser did not report convergence). How many
+    replicates are done is logged."""
     if result.residual_variances:
         raise st.AnalysisError("the case bootstrap refits the model with one residual variance; "
                                "give it that fit (fit without residual_by)")
@@ -110,7 +110,7 @@ def case_bootstrap(result, frame: pd.DataFrame, formula: str = st.MAIN_FORMULA,
     draws = st.in_chunks(_case_chunk,
                          lambda chunk: (frame, formula, reml, result.theta, list(point.index),
                                         chunk),
-                         seeds, n_jobs, "language case bootstrap replicates", log)
+                         seeds, n_jobs, "language case bootstrap replicates")
     values = pd.DataFrame([d[0] for d in draws], columns=point.index)
     studentised = (values - point) / pd.DataFrame([d[1] for d in draws], columns=point.index)
     tail = (1 - level) / 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -43,6 +44,8 @@ from stilts_core.provenance import get_class
 from stilts_core.runs.execution import execute_notebook
 from stilts_core.runs.processes import held_signals
 from stilts_core.runs.results import read_results
+
+logger = logging.getLogger(__name__)
 
 GENERATED = "generated"
 
@@ -125,7 +128,7 @@ class BookError(RuntimeError):
     """The book could not be built; the message says which step and where its log is."""
 
 
-def simulation_set(spec: SimulationSpec, log=print) -> ResultSet:
+def simulation_set(spec: SimulationSpec) -> ResultSet:
     """The simulated result set the statistics chapters analyse when no set is a finding: the
     power analysis's generating model over the real languages and their real indices, written
     to the results folder with its truth beside it and labelled as a simulation."""
@@ -134,7 +137,7 @@ def simulation_set(spec: SimulationSpec, log=print) -> ResultSet:
     from stilts_core.tasks.languages import read_languages_table
 
     path = results_dir() / "simulation.parquet"
-    log(f"[stilts] no result set is a finding: the statistics chapters analyse a simulated "
+    logger.info(f"[stilts] no result set is a finding: the statistics chapters analyse a simulated "
         f"result set ({path})")
     write_simulation(path, read_languages_table(), wide_view(read_indices()), **BOOK_SIMULATION)
     return read_result_set(path, name="simulation", description=spec.description,
@@ -207,7 +210,7 @@ def _retitle(notebook: Path, title: str) -> None:
     notebook.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def execute_chapters(build: Build, log=print, workers: int | None = None) -> list[Path]:
+def execute_chapters(build: Build, workers: int | None = None) -> list[Path]:
     """Execute every page, ``workers`` kernels at a time (default: two, or one on one core):
     the pages are independent, and most of a statistics page is single-threaded refitting."""
     import papermill
@@ -221,7 +224,7 @@ def execute_chapters(build: Build, log=print, workers: int | None = None) -> lis
     def execute(chapter: Chapter, page: str, result_set: ResultSet | None,
                 outcome: Outcome | None) -> Path:
         output = folder / f"{page}.ipynb"
-        log(f"[stilts] executing {chapter.notebook} -> {output.relative_to(REPO_ROOT)}")
+        logger.info(f"[stilts] executing {chapter.notebook} -> {output.relative_to(REPO_ROOT)}")
         try:
             record = ({"record_path": str(folder / answer.RECORDS / f"{page}.json")}
                       if chapter.records else {})
@@ -279,7 +282,7 @@ def kernels_share_the_cores(kernels: int):
             os.environ.pop(name, None)
 
 
-def build_html(log=print) -> Path:
+def build_html() -> Path:
     """``jupyter-book build`` with warnings as errors into a folder of its own, moved into
     place (``book/_build/html``) only once it succeeded: a failed or interrupted build leaves
     the last book whole rather than a mix of old and new pages. Returns the HTML folder."""
@@ -287,7 +290,7 @@ def build_html(log=print) -> Path:
     shutil.rmtree(scratch, ignore_errors=True)  # what an interrupted build left
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_dir()),
                "--path-output", str(scratch), "--warningiserror", "--keep-going", "--quiet"]
-    log(f"[stilts] {' '.join(command)}")
+    logger.info(f"[stilts] {' '.join(command)}")
     finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     if finished.returncode != 0:
         raise BookError(f"jupyter-book build failed:\n{finished.stdout[-4000:]}\n"
@@ -303,23 +306,22 @@ def build_html(log=print) -> Path:
     return target
 
 
-def _grid_set(grid_path: Path, spec_name: str, description: str, analysis: AnalysisSettings,
-              log) -> ResultSet:
+def _grid_set(grid_path: Path, spec_name: str, description: str, analysis: AnalysisSettings) -> ResultSet:
     config = load_config(grid_path)
     # two workers with one core each: most of a smoke run is single-threaded start-up, and the
     # smoke grid took 3.8 min this way against 6 min in one process on two cores
-    report = run_local(config, workers=min(2, os.cpu_count() or 1), log=log)
+    report = run_local(config, workers=min(2, os.cpu_count() or 1))
     if not report.ok:
         raise BookError(f"grid {config.name} did not finish:\n{report.summary()}")
     path = results_dir() / f"{config.name}.parquet"
     table = collect_grid(config, path)
-    log(f"[stilts] collected {len(table)} result rows into {path}")
+    logger.info(f"[stilts] collected {len(table)} result rows into {path}")
     return read_result_set(path, name=spec_name, description=description, analysis=analysis,
                            grid=Path(grid_path))
 
 
 def plan_build(book_config: Path = DEFAULT_BOOK_CONFIG, grid: Path | None = None,
-               results: list[Path] | None = None, log=print) -> Build:
+               results: list[Path] | None = None) -> Build:
     """The result sets of a build. ``results``: exactly these collected tables, no grid is run;
     otherwise the book configuration's sets, its grids run here (``grid`` replaces them)."""
     config = load_book_config(book_config)
@@ -331,7 +333,7 @@ def plan_build(book_config: Path = DEFAULT_BOOK_CONFIG, grid: Path | None = None
             if spec.grid is not None:
                 grid_path = Path(grid) if grid else REPO_ROOT / spec.grid
                 sets.append(_grid_set(grid_path, spec.name if not grid else load_config(grid_path).name,
-                                      spec.description, spec.analysis, log))
+                                      spec.description, spec.analysis))
                 grids.append(display_path(grid_path))
             else:
                 sets.append(read_result_set(REPO_ROOT / spec.path, name=spec.name,
@@ -341,18 +343,19 @@ def plan_build(book_config: Path = DEFAULT_BOOK_CONFIG, grid: Path | None = None
         raise BookError(f"two result sets have the same name ({names}); rename a file")
     simulation = None
     if not any(s.analysed for s in sets):
-        simulation = simulation_set(config.simulation, log)
+        simulation = simulation_set(config.simulation)
     grids = list(dict.fromkeys([*grids, display_path(FULL_SCALE_CONFIG)]))
     return Build(config=config, sets=tuple(sets), grids=tuple(grids), simulation=simulation)
 
 
 def build(book_config: Path = DEFAULT_BOOK_CONFIG, grid: Path | None = None,
-          results: list[Path] | None = None, html: bool = True, log=print) -> Path:
-    plan = plan_build(book_config, grid, results, log)
-    log("[stilts] result sets: " + "; ".join(f"{s.name} ({s.provenance}, {s.path})" for s in plan.sets))
-    execute_chapters(plan, log=log)
+          results: list[Path] | None = None, html: bool = True) -> Path:
+    plan = plan_build(book_config, grid, results)
+    logger.info("[stilts] result sets: "
+                + "; ".join(f"{s.name} ({s.provenance}, {s.path})" for s in plan.sets))
+    execute_chapters(plan)
     if not html:
         return book_dir() / GENERATED
-    output = build_html(log=log)
-    log(f"[stilts] book built: {output / 'index.html'}")
+    output = build_html()
+    logger.info(f"[stilts] book built: {output / 'index.html'}")
     return output

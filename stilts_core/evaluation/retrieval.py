@@ -102,10 +102,12 @@ def get_preset(name: str) -> Preset:
 def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[int],
                  pooling: Pooling, include_special_tokens: bool, max_length: int,
                  batch_size: int = 64,
-                 log: Callable[[str], None] | None = None, prefix: str = "") -> np.ndarray:
+                 progress: Callable[[str], None] | None = None,
+                 prefix: str = "") -> np.ndarray:
     """L2-normalised sentence vectors of several layers from one forward pass per batch:
     an array ``[len(layers), len(sentences), hidden]`` in input order. ``prefix`` goes before
-    every sentence.
+    every sentence; ``progress`` hears how far the encoding is (first and last batch, and one
+    line every 30 s between).
 
     Sentences are tokenised once, sorted by token length (longest first, so an out-of-memory
     batch fails at once) and padded per batch; on a GPU the forward pass runs in bf16.
@@ -138,20 +140,20 @@ def embed_layers(sentences: Sequence[str], model, tokenizer, layers: Sequence[in
                 pooled = pool(states[layer].float(), batch["attention_mask"], special, pooling,
                               include_special_tokens)
                 vectors[slot, index] = pooled.cpu().numpy()
-            if log and (number == batches or time.time() - reported > 30):
+            if progress and (number == batches or time.time() - reported > 30):
                 reported, done = time.time(), start + len(index)
                 pace = done / (reported - started)
-                log(f"encoded {done}/{len(order)} sentences ({pace:.0f}/s), "
-                    f"{timedelta(seconds=round(reported - started))} elapsed, "
-                    f"ETA {timedelta(seconds=round((len(order) - done) / pace))}")
+                progress(f"encoded {done}/{len(order)} sentences ({pace:.0f}/s), "
+                         f"{timedelta(seconds=round(reported - started))} elapsed, "
+                         f"ETA {timedelta(seconds=round((len(order) - done) / pace))}")
     return normalise(vectors)
 
 
 def encode(sentences: Sequence[str], model, tokenizer, settings: RepresentationSettings,
-           batch_size: int = 64, log: Callable[[str], None] | None = None) -> np.ndarray:
+           batch_size: int = 64, progress: Callable[[str], None] | None = None) -> np.ndarray:
     """L2-normalised sentence vectors of ``settings.layer``, one row per sentence, in order."""
     return embed_layers(sentences, model, tokenizer, [settings.layer], settings.pooling,
-                        settings.include_special_tokens, settings.max_length, batch_size, log,
+                        settings.include_special_tokens, settings.max_length, batch_size, progress,
                         settings.prefix)[0]
 
 

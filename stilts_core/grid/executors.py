@@ -8,6 +8,7 @@ resumes partial ones.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import submitit
 
+from stilts_core import logs
 from stilts_core.grid.config import GridConfig, GridError
 from stilts_core.grid.plan import PlannedRun, plan
 from stilts_core.paths import atomic_write_text, runs_dir
@@ -32,6 +34,8 @@ from stilts_core.runs.execution import (
     run_path,
 )
 from stilts_core.runs.processes import worker_start
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,8 +73,7 @@ class GridReport:
         return "\n".join(lines)
 
 
-def run_local(config: GridConfig, workers: int = 1, log=print,
-              poll_seconds: float = 2.0) -> GridReport:
+def run_local(config: GridConfig, workers: int = 1, poll_seconds: float = 2.0) -> GridReport:
     """Run the grid on this machine with ``workers`` processes (1: in this process).
 
     Each worker takes any run whose upstream runs are done and that no one else holds, so
@@ -82,11 +85,11 @@ def run_local(config: GridConfig, workers: int = 1, log=print,
     if workers < 1:
         raise GridError(f"workers must be at least 1, not {workers}")
     if workers == 1:
-        return work_on(config, log=log, poll_seconds=poll_seconds)
+        return work_on(config, poll_seconds=poll_seconds)
     report = GridReport()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=worker_start,
                              initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(work_on, config, f"worker {index + 1}", environment, print,
+        futures = [pool.submit(work_on, config, f"worker {index + 1}", environment,
                                poll_seconds)
                    for index, environment in enumerate(_worker_environments(workers))]
         for future in futures:
@@ -94,13 +97,15 @@ def run_local(config: GridConfig, workers: int = 1, log=print,
     return report
 
 
-def work_on(config: GridConfig, name: str = "", environment: dict | None = None, log=print,
+def work_on(config: GridConfig, name: str = "", environment: dict | None = None,
             poll_seconds: float = 2.0) -> GridReport:
     """One worker: run every run it can take until none is left to do, waiting while the runs
     it needs are held by other workers; a failed run is not retried in the same call, and the
-    runs downstream of it are reported as blocked. ``environment`` is set for its kernels."""
+    runs downstream of it are reported as blocked. ``environment`` is set for its kernels; a
+    named worker (a process of its own) starts its every line with its name."""
     os.environ.update(environment or {})
-    prefix = f"[{name}] " if name else ""
+    if name:
+        logs.configure(origin=name)
     planned = plan(config)
     report, settled = GridReport(), set()
     while len(settled) < len(planned):
@@ -122,22 +127,22 @@ def work_on(config: GridConfig, name: str = "", environment: dict | None = None,
             if not all(is_done(run_path(d)) for d in run.depends_on) or \
                     is_running(run_path(identifier)):
                 continue  # not ready yet, or another worker has it
-            log(f"{prefix}[stilts] grid {config.name}: run {index}/{len(planned)} ({run.phase})")
+            logger.info(f"[stilts] grid {config.name}: run {index}/{len(planned)} ({run.phase})")
             try:
-                execute_phase(run.phase, run.params, log=lambda m: log(prefix + m), wait=False)
+                execute_phase(run.phase, run.params, wait=False)
             except RunBusy:
                 continue
             except RunError as error:
                 report.failed[identifier] = str(error)
-                log(f"{prefix}[stilts] {identifier}: FAILED: {error}")
+                logger.error(f"[stilts] {identifier}: FAILED: {error}")
             else:
                 report.executed.append(identifier)
                 if config.keep_weights == "downstream":
                     freed = prune_weights(run_path(identifier),
                                           WEIGHTS_READ_DOWNSTREAM[run.phase])
                     if freed:
-                        log(f"{prefix}[stilts] {identifier}: deleted {freed / 1e9:.1f} GB of "
-                            "weights no later phase reads (keep_weights: downstream)")
+                        logger.info(f"[stilts] {identifier}: deleted {freed / 1e9:.1f} GB "
+                                    "of weights no later phase reads (keep_weights: downstream)")
             settled.add(identifier)
             progressed = True
         if not progressed and len(settled) < len(planned):
@@ -181,7 +186,7 @@ class PhaseJob(submitit.helpers.Checkpointable):
         return str(execute_phase(self.phase, self.params))
 
 
-def run_slurm(config: GridConfig, log=print, wait: bool = False,
+def run_slurm(config: GridConfig, wait: bool = False,
               folder: Path | None = None) -> GridReport:
     """Submit every run that is not done as one Slurm job (through submitit), each depending on
     the jobs of its upstream runs (``afterok``: phase iii starts only after its phase ii
@@ -200,7 +205,7 @@ def run_slurm(config: GridConfig, log=print, wait: bool = False,
             executor.update_parameters(**_sbatch_options(config, run, after))
             jobs[run.run_id] = executor.submit(PhaseJob(run.phase, run.params, str(runs_dir())))
             report.submitted[run.run_id] = jobs[run.run_id].job_id
-            log(f"[stilts] {run.run_id}: Slurm job {jobs[run.run_id].job_id}"
+            logger.info(f"[stilts] {run.run_id}: Slurm job {jobs[run.run_id].job_id}"
                 + (f" (after {', '.join(after)})" if after else ""))
     finally:  # the jobs submitted so far, even if a later submission failed
         atomic_write_text(folder / "jobs.tsv", "run_id\tjob_id\n" + "".join(

@@ -15,8 +15,8 @@ reported as not checked, plainly.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,8 @@ from stilts_core.phases.intermediate import intermediate_reads
 from stilts_core.phases.params import PARAMS
 from stilts_core.tasks.registry import get_task
 from stilts_core.tasks.spec import TaskSpec
+
+logger = logging.getLogger(__name__)
 
 TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "vocab.txt")
 
@@ -316,17 +318,16 @@ def default_listing(folder: Path | None = None) -> tuple[HubListing | None, str]
     return HubListing(), "the Hugging Face hub"
 
 
-def check_grid(config: GridConfig, listing: HubListing | None,
-               log: Callable[[str], None] = print) -> pd.DataFrame:
+def check_grid(config: GridConfig, listing: HubListing | None) -> pd.DataFrame:
     """One row per input of the grid: status (ok / problem / not checked / skipped), source
     and detail (what was found, or the problem and its fix)."""
     needs, models = grid_needs(config)
-    log(f"[stilts] checking {len(needs)} data inputs and {len(models)} model(s)")
+    logger.info(f"[stilts] checking {len(needs)} data inputs and {len(models)} model(s)")
     findings = [check_model(name, listing) for name in models]
     for number, need in enumerate(needs, start=1):
         findings.append(check_need(need, listing))
         if number % 50 == 0:
-            log(f"[stilts] {number}/{len(needs)} checked")
+            logger.info(f"[stilts] {number}/{len(needs)} checked")
     return pd.DataFrame([vars(f) for f in findings], columns=["status", "item", "source", "detail"])
 
 

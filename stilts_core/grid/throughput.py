@@ -15,6 +15,7 @@ FLOPs utilisation) falls when a batch is padded.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import platform
 import resource
@@ -39,6 +40,8 @@ from stilts_core.training.model import build_model, collators, config_with
 from stilts_core.training.schedule import ScheduledBatches, batch_counts, batch_schedule
 from stilts_core.training.trainer import training_arguments, unwrap_batch
 
+logger = logging.getLogger(__name__)
+
 # The published FacebookAI/xlm-roberta-large config.json: random init from it has the real
 # model's arithmetic.
 XLMR_LARGE_CONFIG = dict(vocab_size=250002, hidden_size=1024, num_hidden_layers=24,
@@ -56,7 +59,7 @@ PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H200 NVL": 835.0, "H
 XLMR_TOKENIZER_SOURCES = ("xlm-roberta-large", "multilingual-e5-small")
 
 
-def xlmr_tokenizer(path: str | None = None, log=print):
+def xlmr_tokenizer(path: str | None = None):
     """``(tokenizer, description)``: XLM-R's tokenizer from ``path`` or the first source that
     loads, so that benchmark sequence lengths are XLM-R's; failing all, the tiny model's 400-piece
     tokenizer, whose sequences are longer, and ``log`` says so (never silently)."""
@@ -64,8 +67,8 @@ def xlmr_tokenizer(path: str | None = None, log=print):
         try:
             return load_tokenizer(resolve_model(source)), source
         except (OSError, ValueError, RuntimeError) as error:
-            log(f"[note] tokenizer {source} unavailable ({type(error).__name__}: {error})")
-    log("[note] lengths come from the tiny tokenizer, longer than XLM-R's")
+            logger.warning(f"[note] tokenizer {source} unavailable ({type(error).__name__}: {error})")
+    logger.warning("[note] lengths come from the tiny tokenizer, longer than XLM-R's")
     return load_tokenizer(resolve_model("tiny-xlmr")), "tiny-xlmr (400 pieces; fallback)"
 
 

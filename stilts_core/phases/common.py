@@ -5,12 +5,14 @@ record where the data came from, score language by language with resume, and wri
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import datasets
 import threadpoolctl
 from pydantic import BaseModel
 
+from stilts_core import logs
 from stilts_core.data.loading import load_split, sample_rows
 from stilts_core.data.pack import is_pack, pack_record
 from stilts_core.data.sources import DataSourceError, has_local_split, resolved_revision
@@ -32,10 +34,13 @@ from stilts_core.runs.results import NO_INTERMEDIATE, result_file, write_run_res
 from stilts_core.tasks.spec import TaskSpec
 from stilts_core.training.progress import Progress, write_line
 
+logger = logging.getLogger(__name__)
+
 
 def start_phase(phase: str, params: dict, run_dir: str) -> tuple[Path, BaseModel]:
     """Validate ``params`` and make the run's folder (``run_dir``, else the folder of the run
     id the parameters hash to); returns it with the parameter model."""
+    logs.configure()
     quiet_libraries()
     validated = validate_params(phase, params)
     path = Path(run_dir) if run_dir else run_path(run_id(phase, validated))
@@ -120,7 +125,7 @@ def each_language(path: Path, task: str, languages: list[str], score) -> dict:
         entry_file = result_file(path, task, language).with_suffix(".json")
         if scored_before(language):
             metrics[language] = json.loads(entry_file.read_text())
-            print(f"{task} {language}: scored before the run was interrupted, read back")
+            logger.info(f"{task} {language}: scored before the run was interrupted, read back")
             continue
         metrics[language], rows = score(language)
         atomic_write_text(entry_file, json.dumps(metrics[language], default=str))
@@ -176,13 +181,13 @@ def embedder(model, tokenizer, settings: RepresentationSettings, batch_size: int
     far the encoding is (its first and last batch, and one every 30 s between: ``encode``
     spaces them) goes to the notebook and to the run's (``path``) progress log."""
     def report(message: str) -> None:
-        print(message)
+        logger.info(message)
         write_line(path, message)
 
     def embed(texts, max_length: int):
         return encode(list(texts), model, tokenizer,
                       settings.model_copy(update={"max_length": max_length}), batch_size,
-                      log=report)
+                      progress=report)
     return embed
 
 
@@ -205,9 +210,9 @@ def available_languages(task: TaskSpec, split: str, p: DataParams, path: Path) -
     skipped = {lang: f"no {split} file under {portable_location(root / task.name)}"
                for lang in task.evaluation_languages if lang not in found}
     if skipped:
-        print(f"{task.name}: skipping {len(skipped)} of {len(task.evaluation_languages)} "
-              f"languages without local {split} files ({', '.join(skipped)}); name them in "
-              f"'languages' to make a missing file an error")
+        logger.info(f"{task.name}: skipping {len(skipped)} of {len(task.evaluation_languages)} "
+                    f"languages without local {split} files ({', '.join(skipped)}); name them in "
+                    f"'languages' to make a missing file an error")
     atomic_write_text(path / "skipped_languages.json",
                       json.dumps({"task": task.name, "split": split, "root": portable_location(root),
                                   "skipped": skipped}, indent=1) + "\n")

@@ -5,6 +5,7 @@ procedure per retrieval format (bitext retrieval, BUCC mining, ranking), looked 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from stilts_core.data.readers import write_jsonl
@@ -30,6 +31,8 @@ from stilts_core.phases.common import (
 from stilts_core.phases.params import EVERY_LANGUAGE, SMOKE_MAX_TRAIN, RetrievalParams
 from stilts_core.tasks.registry import get_task
 from stilts_core.tasks.spec import TaskSpec
+
+logger = logging.getLogger(__name__)
 
 
 def _dual_encoder(path: Path, p: RetrievalParams, task: TaskSpec, init_path: str,
@@ -90,8 +93,8 @@ def _bitext(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
         metrics[language] = {**scores, "pairs": len(pairs)}
         write_jsonl(path / "predictions" / f"test-{language}.jsonl", records)
         rows += [row(language, "test", name, value) for name, value in scores.items()]
-        print(f"{task.name} {language}: xx->en {scores['accuracy']:.2f}, "
-              f"en->xx {scores['accuracy_en_to_xx']:.2f} ({len(pairs)} pairs)")
+        logger.info(f"{task.name} {language}: xx->en {scores['accuracy']:.2f}, "
+                    f"en->xx {scores['accuracy_en_to_xx']:.2f} ({len(pairs)} pairs)")
     return rows
 
 
@@ -113,9 +116,9 @@ def _mining(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dict
         rows += [row(language, "validation", name, value)
                  for name, value in result["validation"].items()]
         rows.append(row(language, "test", "oracle_f1", result["oracle_f1"]))
-        print(f"{task.name} {language}: test F1 {result['test']['f1']:.2f} at the dev-tuned "
-              f"threshold {result['threshold']:.4f} (dev F1 {result['validation']['f1']:.2f}; "
-              f"oracle test F1 {result['oracle_f1']:.2f})")
+        logger.info(f"{task.name} {language}: test F1 {result['test']['f1']:.2f} at the dev-tuned "
+                    f"threshold {result['threshold']:.4f} (dev F1 {result['validation']['f1']:.2f}; "
+                    f"oracle test F1 {result['oracle_f1']:.2f})")
     return rows
 
 
@@ -132,8 +135,8 @@ def _ranking(task: TaskSpec, p: RetrievalParams, embed, path: Path, metrics: dic
                              "candidates": len(ranking_set.candidate_ids)}
         write_jsonl(path / "predictions" / f"{split}-{language}.jsonl", result["records"])
         rows += [row(language, split, name, value) for name, value in result["scores"].items()]
-        print(f"{task.name} {language}: mAP@20 {result['scores']['map_at_20']:.2f} "
-              f"({len(result['records'])} queries, {len(ranking_set.candidate_ids)} candidates)")
+        logger.info(f"{task.name} {language}: mAP@20 {result['scores']['map_at_20']:.2f} "
+                    f"({len(result['records'])} queries, {len(ranking_set.candidate_ids)} candidates)")
     return rows
 
 

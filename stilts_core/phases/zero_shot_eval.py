@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from stilts_core.data.readers import write_jsonl
 from stilts_core.evaluation.scoring import predict, references, score_language
 from stilts_core.evaluation.submission import prediction_records
@@ -22,6 +24,8 @@ from stilts_core.phases.common import (
 from stilts_core.phases.params import EVERY_LANGUAGE, ParameterError
 from stilts_core.runs.execution import load_done_run
 from stilts_core.tasks.registry import get_task
+
+logger = logging.getLogger(__name__)
 
 
 def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
@@ -57,7 +61,7 @@ def zero_shot_eval(params: dict, run_dir: str = "") -> dict:
         write_jsonl(path / "predictions" / f"{split}-{language}.jsonl",
                             prediction_records(task, examples, predicted))
         shown = ", ".join(f"{name} {value:.2f}" for name, value in scores.items())
-        print(f"{task.name} {language}: {shown} ({len(examples)} examples)")
+        logger.info(f"{task.name} {language}: {shown} ({len(examples)} examples)")
         return {**scores, "examples": len(examples)}, [
             result_row(tp["model"], intermediate_task, task.name, language, tp["seed"], split, name,
                        value, provenance, path) for name, value in scores.items()]

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -33,6 +34,8 @@ from pathlib import Path
 from stilts_core.lookup import lookup
 from stilts_core.paths import REPO_ROOT, atomic_write_text, notebooks_dir, runs_dir
 from stilts_core.training.progress import follow
+
+logger = logging.getLogger(__name__)
 
 DONE = "DONE"
 COMPUTE = "compute.json"
@@ -284,8 +287,7 @@ def read_compute(path: Path) -> dict | None:
     return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
 
 
-def execute_phase(phase: str, params: dict, force: bool = False, log=print,
-                  wait: bool = True) -> Path:
+def execute_phase(phase: str, params: dict, force: bool = False, wait: bool = True) -> Path:
     """Run a phase notebook with papermill unless an identical run is already done.
 
     ``params`` must already be validated (see :func:`stilts_core.phases.params.validate_params`).
@@ -297,17 +299,17 @@ def execute_phase(phase: str, params: dict, force: bool = False, log=print,
     identifier = run_id(phase, params)
     path = run_path(identifier)
     if is_done(path) and not force:
-        log(f"[stilts] {identifier}: done, reusing {path}")
+        logger.info(f"[stilts] {identifier}: done, reusing {path}")
         return path
     with run_lock(path, wait=wait):
         if is_done(path) and not force:  # finished by the process we waited for
-            log(f"[stilts] {identifier}: done, reusing {path}")
+            logger.info(f"[stilts] {identifier}: done, reusing {path}")
             return path
         if force:  # start afresh: nothing of an earlier execution is resumed or read back
             for item in path.iterdir():
                 if item.name != LOCK:
                     shutil.rmtree(item) if item.is_dir() else item.unlink()
-        _execute(phase, params, path, log)
+        _execute(phase, params, path)
     return path
 
 
@@ -339,7 +341,7 @@ def execute_notebook(source: Path, output: Path, parameters: dict) -> None:
         )
 
 
-def _execute(phase: str, params: dict, path: Path, log) -> None:
+def _execute(phase: str, params: dict, path: Path) -> None:
     import papermill
 
     from stilts_core.runs.results import ResultsError, read_run_results
@@ -349,11 +351,11 @@ def _execute(phase: str, params: dict, path: Path, log) -> None:
     resumed = (path / "params.json").is_file()
     atomic_write_text(path / "params.json", json.dumps({"phase": phase, **params}, indent=1))
     executed = path / "notebook.ipynb"
-    log(f"[stilts] {identifier}: {'resuming' if resumed else 'running'} {spec.notebook} "
-        f"({spec.description})")
+    logger.info(f"[stilts] {identifier}: {'resuming' if resumed else 'running'} {spec.notebook} "
+                f"({spec.description})")
     started = time.time()
     try:
-        with attempt(path) as attempts, follow(path, log):  # progress lines reach our log
+        with attempt(path) as attempts, follow(path, logger.info):  # progress lines reach our log
             execute_notebook(notebooks_dir() / spec.notebook, executed,
                              {**params, "run_dir": str(path)})
     except papermill.PapermillExecutionError as error:
@@ -374,4 +376,4 @@ def _execute(phase: str, params: dict, path: Path, log) -> None:
     mark_done(path)
     for checkpoints in list(path.rglob("checkpoints")):  # the final models are saved
         shutil.rmtree(checkpoints, ignore_errors=True)
-    log(f"[stilts] {identifier}: done in {time.time() - started:.0f}s")
+    logger.info(f"[stilts] {identifier}: done in {time.time() - started:.0f}s")

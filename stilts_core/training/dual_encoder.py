@@ -19,6 +19,7 @@ model even when ``Trainer`` would wrap it for several GPUs.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -32,6 +33,8 @@ from stilts_core.data.releases import TrainingPairs
 from stilts_core.evaluation.retrieval import RepresentationSettings, pool
 from stilts_core.paths import atomic_write_text, checkpoint_name, portable_text
 from stilts_core.training.trainer import last_complete_checkpoint, schedule_callback, unwrap_batch
+
+logger = logging.getLogger(__name__)
 
 
 class DualEncoderHyperparameters(BaseModel):
@@ -131,7 +134,7 @@ class _DualEncoderTrainer(Trainer):
 
 def train_dual_encoder(init_path: str, pairs: TrainingPairs, tokenizer, output_dir: Path,
                        settings: RepresentationSettings, hyper: DualEncoderHyperparameters,
-                       seed: int, log=print, progress_dir: Path | None = None) -> dict:
+                       seed: int, progress_dir: Path | None = None) -> dict:
     """Fine-tune the encoder at ``init_path``; writes ``encoder/`` (the fine-tuned encoder and
     tokenizer) and ``train_log.json`` under ``output_dir`` and returns the training summary.
     Resumes from the last checkpoint under ``checkpoints/``, which is deleted at the end.
@@ -165,7 +168,7 @@ def train_dual_encoder(init_path: str, pairs: TrainingPairs, tokenizer, output_d
         callbacks=[schedule_callback(epochs, progress_dir, "train dual encoder")])
     resume = last_complete_checkpoint(checkpoints)
     if resume:
-        log(f"dual encoder: resuming from {resume} ({len(batches)} steps in all)")
+        logger.info(f"dual encoder: resuming from {resume} ({len(batches)} steps in all)")
     trainer.train(resume_from_checkpoint=resume)
     history = [{"step": entry["step"], "loss": entry["loss"], "logit_scale": entry["logit_scale"]}
                for entry in trainer.state.log_history if "loss" in entry]
@@ -174,7 +177,7 @@ def train_dual_encoder(init_path: str, pairs: TrainingPairs, tokenizer, output_d
     atomic_write_text(output_dir / "train_log.json", json.dumps(history))
     shutil.rmtree(checkpoints, ignore_errors=True)
     final_loss = history[-1]["loss"] if history else None
-    log(f"dual encoder: {trainer.state.global_step} steps, final loss {final_loss}")
+    logger.info(f"dual encoder: {trainer.state.global_step} steps, final loss {final_loss}")
     return {"steps": trainer.state.global_step, "final_loss": final_loss,
             "logit_scale": model.logit_scale.item(), "training_pairs": len(pairs.queries),
             "training_data": portable_text(pairs.origin), "resumed_from": checkpoint_name(resume)}

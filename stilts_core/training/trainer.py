@@ -19,6 +19,7 @@ tasks and hyperparameters in :mod:`.inputs`.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import pickle
@@ -36,6 +37,8 @@ from stilts_core.training.inputs import Hyperparameters, TrainingTask
 from stilts_core.training.model import collators, initial_model, standalone
 from stilts_core.training.progress import Progress
 from stilts_core.training.schedule import ScheduledBatches, batch_schedule
+
+logger = logging.getLogger(__name__)
 
 # --- training -----------------------------------------------------------------------------------
 
@@ -80,11 +83,11 @@ def _train_under_torchrun(processes: int, arguments: tuple) -> dict:
     (launch / "result.json").unlink(missing_ok=True)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={processes}", "-m", "stilts_core.training.trainer", str(launch)]
-    print(f"[stilts] training with {processes} processes: {' '.join(command)}", flush=True)
+    logger.info(f"[stilts] training with {processes} processes: {' '.join(command)}")
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True) as launcher:
         for line in launcher.stdout:
-            print(line, end="", flush=True)
+            logger.info(line.rstrip("\n"))
     if launcher.returncode != 0:
         raise RuntimeError(f"torchrun training failed with exit status {launcher.returncode} "
                            f"(its output is above); command: {' '.join(command)}")
@@ -312,9 +315,11 @@ def dev_scores(model, tasks: dict[str, TrainingTask], tokenizer, prefix: str = "
 
 
 if __name__ == "__main__":  # one torchrun process: python -m stilts_core.training.trainer LAUNCH_DIR
+    from stilts_core import logs
     from stilts_core.paths import atomic_write_text
     from stilts_core.training.trainer import train as train_in_this_process
 
+    logs.configure()  # its lines reach the launching kernel through the launcher's output
     launch_dir = Path(sys.argv[1])
     result = train_in_this_process(*pickle.loads((launch_dir / "arguments.pkl").read_bytes()))
     if int(os.environ.get("RANK", "0")) == 0:

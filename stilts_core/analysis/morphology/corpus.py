@@ -3,6 +3,7 @@ moving-average TTR, word entropy and word length, raw and relative to the Englis
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -22,6 +23,8 @@ from stilts_core.tasks.languages import (
     xtreme_r_languages,
 )
 from stilts_core.tasks.registry import get_task
+
+logger = logging.getLogger(__name__)
 
 # --- 2. corpus measures ------------------------------------------------------------------------
 
@@ -90,7 +93,7 @@ def tatoeba_pairs(root: Path) -> dict[str, tuple[list[str], list[str]]]:
 
 
 def corpus_rows(pairs: dict[str, tuple[list[str], list[str]]], versions: SourceVersions,
-                settings: MorphologySettings, log=print) -> list[dict]:
+                settings: MorphologySettings) -> list[dict]:
     """The measures on each language's side, and relative to the English side of the same
     pairs. English's own value is the mean over the English sides of all pair files."""
     rows, english = [], {name: [] for name in CORPUS_MEASURES}
@@ -110,7 +113,7 @@ def corpus_rows(pairs: dict[str, tuple[list[str], list[str]]], versions: SourceV
         note = f"segmented with {segmenter.version()}" if segmenter else ""
         english_tokens.append(len(eng))
         english_versions.add(versions(tatoeba_files(language)[1]))
-        log(f"[morphology] corpus {language}: {len(own)} words ({len(eng)} on the English side)")
+        logger.info(f"[morphology] corpus {language}: {len(own)} words ({len(eng)} on the English side)")
         for name, measure in CORPUS_MEASURES.items():
             value, reference = measure(own, settings), measure(eng, settings)
             english[name].append(reference)

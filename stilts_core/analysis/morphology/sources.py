@@ -3,6 +3,7 @@ versions (one place for every URL), the downloads and the treebank list."""
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import tempfile
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stilts_core.paths import atomic_write_text, data_dir
 from stilts_core.tasks.registry import get_task
+
+logger = logging.getLogger(__name__)
 
 FAMILIES = ("wals", "corpus", "treebank", "tokenizer")
 COLUMNS = ["language", "family", "measure", "value", "source", "source_version", "n_tokens", "note",
@@ -169,7 +172,7 @@ def source_url(row: dict) -> str:
     return template.format(**row)
 
 
-def download_sources(target: Path, log=print, sources: Path = DOWNLOAD_SOURCES) -> Path:
+def download_sources(target: Path, sources: Path = DOWNLOAD_SOURCES) -> Path:
     """Fetch every pinned source file into ``target`` in the layout the build reads, check its
     SHA-256, and write ``MANIFEST.tsv``. A file that cannot be fetched (or differs) is listed in
     ``MISSING.tsv`` with its URL and the reason instead of stopping the others; a missing
@@ -182,7 +185,7 @@ def download_sources(target: Path, log=print, sources: Path = DOWNLOAD_SOURCES) 
     for row in rows:
         url, destination = source_url(row), target / row["path"]
         if not destination.exists():
-            log(f"[morphology] downloading {url}")
+            logger.info(f"[morphology] downloading {url}")
             destination.parent.mkdir(parents=True, exist_ok=True)
             partial = destination.with_name(f".{destination.name}.part")
             try:
@@ -215,7 +218,7 @@ def download_sources(target: Path, log=print, sources: Path = DOWNLOAD_SOURCES) 
     table = pd.DataFrame(missing, columns=["path", "url", "reason"])
     atomic_write_text(target / MISSING_FILE, table.to_csv(sep="\t", index=False))
     for row in missing:
-        log(f"[morphology] could not fetch {row['path']}: {row['url']} ({row['reason']})")
+        logger.warning(f"[morphology] could not fetch {row['path']}: {row['url']} ({row['reason']})")
     return target
 
 

@@ -4,6 +4,7 @@ its provenance), its wide view, its coverage, and the build that writes it."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,8 @@ from stilts_core.tasks.languages import (
     write_languages_table,
 )
 
+logger = logging.getLogger(__name__)
+
 # --- the table ----------------------------------------------------------------------------------
 
 DEFAULT_SETTINGS = MorphologySettings()
@@ -37,16 +40,16 @@ DEFAULT_SETTINGS = MorphologySettings()
 
 def build_indices(root: Path, wals_values: pd.DataFrame,
                   settings: MorphologySettings = DEFAULT_SETTINGS, tokenizer=None,
-                  tokenizer_name: str | None = None, log=print) -> pd.DataFrame:
+                  tokenizer_name: str | None = None) -> pd.DataFrame:
     """Every measure of every family for every XTREME-R language, as one long table;
     ``wals_values`` is the ValueTable :func:`read_wals` returns."""
     versions = SourceVersions(root)
     pairs = tatoeba_pairs(root)
     rows = wals_rows(wals_values, versions("wals/values.csv"), settings)
-    rows += corpus_rows(pairs, versions, settings, log)
-    rows += all_treebank_rows(root, versions, settings, log)
+    rows += corpus_rows(pairs, versions, settings)
+    rows += all_treebank_rows(root, versions, settings)
     if tokenizer is not None:
-        rows += tokenizer_rows(tokenizer_texts(root), tokenizer, tokenizer_name, versions, log)
+        rows += tokenizer_rows(tokenizer_texts(root), tokenizer, tokenizer_name, versions)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["n_tokens"] = table["n_tokens"].astype("Int64")
     return table.sort_values(["family", "measure", "language", "source"], ignore_index=True)
@@ -88,8 +91,7 @@ def read_indices(path: Path = OUTPUT_DIR / "indices.csv") -> pd.DataFrame:
 
 
 def build(root: Path, output_dir: Path = OUTPUT_DIR, languages_csv: Path | None = None,
-          tokenizer_name: str | None = None, settings: MorphologySettings = DEFAULT_SETTINGS,
-          log=print) -> list[Path]:
+          tokenizer_name: str | None = None, settings: MorphologySettings = DEFAULT_SETTINGS) -> list[Path]:
     """Compute everything from the sources under ``root``, then write the tables, each
     atomically: nothing is written until every table is computed, so a failure leaves the old
     tables together rather than a new languages table beside stale indices."""
@@ -98,7 +100,7 @@ def build(root: Path, output_dir: Path = OUTPUT_DIR, languages_csv: Path | None 
         tokenizer = load_tokenizer(resolve_model(tokenizer_name))
     wals_languages, wals_values = read_wals(root / "wals" / "StructureDataset-metadata.json")
     languages = languages_table(wals_languages, read_cc100())
-    indices = build_indices(root, wals_values, settings, tokenizer, tokenizer_name, log)
+    indices = build_indices(root, wals_values, settings, tokenizer, tokenizer_name)
     outputs = {"indices.csv": indices, "indices_wide.csv": wide_view(indices).reset_index(),
                "coverage.csv": coverage(indices).reset_index()}
     details = {

@@ -3,6 +3,7 @@ for a given model tokenizer."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from stilts_core.tasks.languages import (
     xtreme_r_languages,
 )
 from stilts_core.tasks.registry import get_task
+
+logger = logging.getLogger(__name__)
 
 # --- 4. tokenizer measures (Rust et al. 2021) ---------------------------------------------------
 
@@ -108,7 +111,7 @@ METASPACE = "\u2581"  # SentencePiece's word-boundary mark
 
 
 def tokenizer_rows(texts: Sequence[TokenizerText], tokenizer, name: str,
-                   versions: SourceVersions, log=print) -> list[dict]:
+                   versions: SourceVersions) -> list[dict]:
     """Both measures on every text; a language without any text gets empty values that say so.
 
     A word tokenised alone is read as if a space preceded it. For orthographies without spaces
@@ -125,7 +128,7 @@ def tokenizer_rows(texts: Sequence[TokenizerText], tokenizer, name: str,
         spaced = get_language(text.language).spaces_between_words
         fertility, split = subword_fertility(lambda word, spaced=spaced: tokenize(word, spaced),
                                              text.words)
-        log(f"[morphology] tokenizer {text.language} ({text.source}): {len(text.words)} words, "
+        logger.info(f"[morphology] tokenizer {text.language} ({text.source}): {len(text.words)} words, "
             f"fertility {fertility:.2f}")
         version = ", ".join(sorted({versions(file) for file in text.files}))
         note = "words as written, each tokenised alone" + (

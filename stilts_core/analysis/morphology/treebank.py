@@ -3,6 +3,7 @@ samples of words."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from stilts_core.analysis.morphology.sources import (
 from stilts_core.tasks.languages import (
     xtreme_r_languages,
 )
+
+logger = logging.getLogger(__name__)
 
 # --- 3. treebank measures (Çöltekin & Rama 2023) -------------------------------------------------
 
@@ -151,15 +154,14 @@ def treebank_rows(treebank: Treebank, words_: TreebankWords, version: str,
     return rows
 
 
-def all_treebank_rows(root: Path, versions: SourceVersions, settings: MorphologySettings,
-                      log=print) -> list[dict]:
+def all_treebank_rows(root: Path, versions: SourceVersions, settings: MorphologySettings) -> list[dict]:
     """Main treebanks are primary; a PUD treebank is primary only where no main one exists."""
     rows = []
     with_main = {t.language for t in TREEBANKS if t.kind == "main"}
     not_fetched = missing_sources(root)
     for treebank in TREEBANKS:
         if treebank.relative_path in not_fetched and not treebank.path(root).exists():
-            log(f"[morphology] treebank {treebank.repository}: not downloaded")
+            logger.info(f"[morphology] treebank {treebank.repository}: not downloaded")
             rows += [index_row(treebank.language, "treebank", name, None, f"{treebank.repository} "
                           f"({treebank.kind})", "", note=f"not downloaded: "
                           f"{not_fetched[treebank.relative_path]}",
@@ -167,7 +169,7 @@ def all_treebank_rows(root: Path, versions: SourceVersions, settings: Morphology
                      for name in TREEBANK_MEASURES]
             continue
         words_ = read_treebank(treebank.path(root))
-        log(f"[morphology] treebank {treebank.repository}: {words_.n_words} words")
+        logger.info(f"[morphology] treebank {treebank.repository}: {words_.n_words} words")
         primary = treebank.kind == "main" or treebank.language not in with_main
         rows += treebank_rows(treebank, words_, versions(treebank.relative_path), settings,
                               primary)

@@ -34,15 +34,15 @@ def morph_columns(result) -> list[str]:
 
 def parametric_bootstrap(result, frame: pd.DataFrame, formula: str = MAIN_FORMULA,
                          reps: int = 200, n_jobs: int = 1, seed: int = 0,
-                         reml: bool = True, level: float = 0.95, log=None) -> pd.DataFrame:
+                         reml: bool = True, level: float = 0.95) -> pd.DataFrame:
     """Intervals for the morphology terms and the derived slopes (the average over task groups
     and each group's) from ``reps`` refits to responses simulated from the full fitted model
     (every variance component, the cell and the residual): the estimate -/+ the normal quantile
     times the replicates' SD (``bootstrap_low``, ``bootstrap_high``), and beside it the
     replicates' percentiles. The SD settles with far fewer replicates than the 2.5th and 97.5th
     percentiles do, and the percentile interval of a few dozen replicates is too narrow (Methods,
-    the robust calibration). ``n_jobs`` worker processes share the replicates and ``log`` (e.g.
-    ``print``) hears how many are done."""
+    the robust calibration). ``n_jobs`` worker processes share the replicates; how many are done
+    is logged."""
     if result.residual_variances:
         raise AnalysisError("the parametric bootstrap simulates one residual variance; give it "
                             "the homoscedastic fit (fit without residual_by)")
@@ -50,7 +50,7 @@ def parametric_bootstrap(result, frame: pd.DataFrame, formula: str = MAIN_FORMUL
     fixed_part = result.model.exog @ result.fe_params.to_numpy()
     fitted = (frame, formula, reml, fixed_part, variances_of(result), result.theta)
     draws = in_chunks(_bootstrap_chunk, lambda chunk: (*fitted, chunk), seeds, n_jobs,
-                      "bootstrap replicates", log)
+                      "bootstrap replicates")
     estimates = slopes(result, frame)
     terms = morph_columns(result)
     params = pd.DataFrame([d[0] for d in draws], columns=result.fe_params.index)[terms]

@@ -34,8 +34,7 @@ def likelihood_ratio_test(frame: pd.DataFrame, formula: str = MAIN_FORMULA,
 
 
 def leave_one_out(frame: pd.DataFrame, formula: str = MAIN_FORMULA, factor: str = "language",
-                  term: str = AVERAGE_SLOPE, reml: bool = True, n_jobs: int = 1,
-                  log=None) -> pd.DataFrame:
+                  term: str = AVERAGE_SLOPE, reml: bool = True, n_jobs: int = 1) -> pd.DataFrame:
     """The slope ``term`` (a row of :func:`slopes`: the average over task groups, or one group)
     with each level of ``factor`` left out in turn, beside the full fit: whether one language
     (or task) carries the slope. The index keeps the standardisation of the full frame, so the
@@ -45,7 +44,7 @@ def leave_one_out(frame: pd.DataFrame, formula: str = MAIN_FORMULA, factor: str 
     levels = sorted(frame[factor].unique())
     rows = in_chunks(_leave_out_chunk,
                      lambda chunk: (frame, formula, factor, term, reml, result.theta, chunk),
-                     levels, n_jobs, f"leaving out each {factor}", log)
+                     levels, n_jobs, f"leaving out each {factor}")
     table = pd.DataFrame(rows).sort_values(factor, ignore_index=True)  # not completion order
     table["shift"] = table["estimate"] - float(full)
     table.attrs["full_estimate"] = float(full)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -10,10 +11,12 @@ import threadpoolctl
 
 from stilts_core.runs.processes import die_with_parent
 
+logger = logging.getLogger(__name__)
 
-def in_chunks(function, arguments, items: list, n_jobs: int, what: str, log) -> list:
+
+def in_chunks(function, arguments, items: list, n_jobs: int, what: str) -> list:
     """``function(arguments(chunk))`` over small chunks of ``items`` in ``n_jobs`` processes,
-    telling ``log`` how many items are done; every item's outputs, in completion order (each
+    logging how many items are done; every item's outputs, in completion order (each
     item carries its own seed, so the results do not depend on the order)."""
     workers = max(n_jobs, 1)
     size = max(1, math.ceil(len(items) / (4 * workers)))
@@ -22,8 +25,7 @@ def in_chunks(function, arguments, items: list, n_jobs: int, what: str, log) -> 
 
     def record(part: list) -> None:
         outputs.extend(part)
-        if log:
-            log(f"[stats] {what}: {len(outputs)}/{len(items)}")
+        logger.info(f"[stats] {what}: {len(outputs)}/{len(items)}")
 
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_start,

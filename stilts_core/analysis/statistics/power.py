@@ -40,19 +40,19 @@ TESTS = {"lrt": _lrt_p, "wald": _wald_p}
 def power_curve(design: Design, covariates: pd.DataFrame, slopes: list[float],
                 variances: dict[str, float], reps: int = 100, formula: str = MAIN_FORMULA,
                 alpha: float = 0.05, test: str = "lrt", n_jobs: int = 1,
-                seed: int = 0, log=None) -> pd.DataFrame:
+                seed: int = 0) -> pd.DataFrame:
     """For each true slope (gain points per standard deviation of the index, the same in every
     task group), the share of ``reps`` simulated result sets in which the test rejects at
     ``alpha``, with a Wilson 95% interval. ``test``: ``lrt`` (the main test of every
-    morphology term) or ``wald`` (the average slope); ``log`` (e.g. ``print``) hears how many
-    sets are done."""
+    morphology term) or ``wald`` (the average slope); how many sets are done is
+    logged."""
     if test not in TESTS:
         raise AnalysisError(f"test must be one of {sorted(TESTS)}, not {test!r}")
     seeds = np.random.SeedSequence(seed).generate_state(len(slopes) * reps).tolist()
     jobs = [(slope, seeds[k * reps + r]) for k, slope in enumerate(slopes) for r in range(reps)]
     setting = (design, covariates, variances, formula, alpha, test)
     outcomes = in_chunks(_power_chunk, lambda chunk: (*setting, chunk), jobs, n_jobs,
-                         "simulated result sets", log)
+                         "simulated result sets")
     table = pd.DataFrame(outcomes, columns=["slope", "rejected"]).groupby("slope")["rejected"]
     curve = table.agg(["mean", "count"]).rename(columns={"mean": "power", "count": "reps"})
     low, high = wilson(curve["power"] * curve["reps"], curve["reps"])
