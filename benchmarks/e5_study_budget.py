@@ -11,8 +11,8 @@ pass (dev scoring, zero-shot evaluation, retrieval, alignment). Multiple-choice 
 each choice at the group's longest length, as batches pad them. ``--startup`` seconds per run
 (kernel, imports, model load and save) are spread over ``--workers`` processes; the rates are
 machine-wide, so compute time does not shrink with workers. Dependency stalls are not modelled.
-The default rates are multilingual-e5-small fp32 on this 2-core machine when idle (issue 22;
-benchmarks/RESULTS.md). Prints one line per phase and task; asserts nothing.
+The default rates are multilingual-e5-small fp32 on this 2-core machine when idle
+(benchmarks/RESULTS.md). Prints one line per phase and task; asserts nothing.
 """
 
 from __future__ import annotations

@@ -462,8 +462,8 @@ def test_the_command_without_sources_says_what_to_pass(tmp_path, monkeypatch, ca
 
 
 def test_a_failed_build_writes_nothing(shared_data, tmp_path, monkeypatch):
-    """The languages table used to be written before the indices were computed: a failure left
-    a new languages.csv beside stale index tables."""
+    """Nothing is written before every index is computed: a languages.csv written first would be
+    left beside stale index tables by a failure."""
     def fail(*args, **kwargs):
         raise RuntimeError("a source went missing")
 

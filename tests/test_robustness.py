@@ -115,9 +115,9 @@ def test_analytic_gradient_matches_differences(small, reml, residual_by):
 
 
 def test_lbfgs_leaves_zero_where_the_optimum_is_inside(small):
-    """In the SDs the deviance is flat at 0, so L-BFGS-B used to stop with components stuck at
-    0, 1.2 log-likelihood units under the optimum on these data, and report convergence; on the
-    squares it reaches the derivative-free optimisers' optimum."""
+    """In the SDs the deviance is flat at 0, so L-BFGS-B on the SDs stops with components stuck
+    at 0, 1.2 log-likelihood units under the optimum on these data, and reports convergence; on
+    the squares it reaches the derivative-free optimisers' optimum."""
     lbfgs = st.fit(small, "gain ~ morph", optimisers=("lbfgs",))[0]
     nelder_mead = st.fit(small, "gain ~ morph", optimisers=("nm",))[0]
     assert lbfgs.converged and lbfgs.llf >= nelder_mead.llf - 1e-6
