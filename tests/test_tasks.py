@@ -90,6 +90,10 @@ def test_a_format_is_one_declared_object_that_every_layer_looks_up():
                        "extractive_qa"}
     with pytest.raises(KeyError, match=r"unknown trainable format 'ranking'"):
         model_head("ranking")
+    scored = {name: declared.protocols for name, declared in FORMATS.items() if declared.protocols}
+    assert scored == {"bitext_retrieval": ("encoder",), "bitext_mining": ("encoder",),
+                      "ranking": ("encoder", "dual_encoder")}
+    assert [name for name, declared in FORMATS.items() if declared.parallel] == ["bitext_retrieval"]
 
 
 def test_tasks_are_frozen_and_reject_unknown_keys():

@@ -71,7 +71,8 @@ class ModelHead:
 class Format:
     """One task format. ``problem`` says what a task declaring it lacks (``None``: nothing);
     ``group`` is its analysis group (``None``: not a target of the analysis); ``converter``
-    makes the canonical examples (``None``: no data reader, predictions are scored from files);
+    makes the canonical examples (``None``: the task is read from its own release files by
+    :mod:`stilts_core.data.releases`, or its predictions are scored from files);
     ``head`` is set where a model is trained on the format."""
 
     name: str
@@ -81,3 +82,8 @@ class Format:
     converter: Callable[[object, Origin], Callable[[dict, int], dict]] | None = None
     head: ModelHead | None = None
     labels_from_data: bool = False  # a task without declared labels reads its tag set from data
+    # retrieval formats: the protocols a task is scored with (``encoder``: the encoder as it is;
+    # ``dual_encoder``: XTREME-R's fine-tuning for ranking), and whether its pairs are parallel
+    # sentences (on which alignment is measured)
+    protocols: tuple[str, ...] = ()
+    parallel: bool = False

@@ -25,16 +25,20 @@ BITEXT_RETRIEVAL = Format(
     problem=bitext_problem,
     group="retrieval",
     converter=text_converter,
+    protocols=("encoder",),
+    parallel=True,
 )
 BITEXT_MINING = Format(
     name="bitext_mining",
     description="find the translation pairs hidden among unpaired sentences",
     problem=released_as_is,
     group="retrieval",
+    protocols=("encoder",),
 )
 RANKING = Format(
     name="ranking",
     description="rank a candidate pool for each query",
     problem=released_as_is,
     group="retrieval",
+    protocols=("encoder", "dual_encoder"),
 )

@@ -181,7 +181,7 @@ class GridConfig(BaseModel):
     @classmethod
     def _alignment(cls, names: list[str]) -> list[str]:
         for name in names:
-            if _role(name) != "retrieval" or get_task(name).format != "bitext_retrieval":
+            if _role(name) != "retrieval" or not get_task(name).declared_format.parallel:
                 raise ValueError(f"{name!r} has no parallel sentences; alignment needs a bitext "
                                  f"retrieval task such as tatoeba")
         return names

@@ -104,7 +104,7 @@ def plan(config: GridConfig) -> list[PlannedRun]:
             params = {**common, **config.retrieval_settings(task), **languages(task),
                       "task": task, "encoder_run": encoder_run}
             for protocol in config.retrieval_protocols:
-                if protocol == "dual_encoder" and get_task(task).format != "ranking":
+                if protocol not in get_task(task).declared_format.protocols:
                     continue
                 if protocol == "encoder":
                     add("retrieval", {**params, "protocol": protocol}, depends)
@@ -178,7 +178,8 @@ def submission_runs(config: GridConfig, intermediate: str, seed: int,
                 chosen.append(run.run_id)
         elif run.phase == "retrieval" and run.params["model"] == model:
             params = run.params
-            wanted = protocol if get_task(params["task"]).format == "ranking" else "encoder"
+            scored_by = get_task(params["task"]).declared_format.protocols
+            wanted = protocol if protocol in scored_by else "encoder"
             if params["protocol"] != wanted:
                 continue
             task, encoder_seed = trained_by(params["encoder_run"])

@@ -204,7 +204,7 @@ def check_hub_dataset(task: TaskSpec, split: str, language: str, revision: str,
 def check_local(need: Need, root: Path) -> tuple[str, str, str]:
     """``(status, source, detail)`` of one split from a local root, read in full."""
     task = get_task(need.task)
-    if task.format in ("bitext_mining", "ranking"):
+    if task.declared_format.converter is None:  # read as released (data.releases)
         return _check_release(task, need, root)
     entry = pack.pack_entry(task.name, need.split, need.language) if pack.is_pack(root) else None
     if pack.is_pack(root):

@@ -223,9 +223,11 @@ class RetrievalParams(EncoderParams):
         if task.role != "retrieval" or task.retrieval is None:
             raise ValueError(f"task {self.task!r} is not a retrieval task")
         published = task.retrieval
-        if self.protocol == "dual_encoder" and task.format != "ranking":
-            raise ValueError(f"protocol 'dual_encoder' is for ranking tasks (mewslix, lareqa); "
-                             f"{self.task!r} is {task.format}")
+        if self.protocol not in task.declared_format.protocols:
+            raise ValueError(f"protocol {self.protocol!r} does not score {task.format} tasks such "
+                             f"as {self.task!r} (theirs: "
+                             f"{', '.join(task.declared_format.protocols)}); 'dual_encoder' is "
+                             f"for ranking tasks (mewslix, lareqa)")
         self.max_length = self.max_length or published.query_max_length
         self.candidate_max_length = self.candidate_max_length or published.candidate_max_length
         if self.protocol == "dual_encoder":
@@ -266,7 +268,7 @@ class AlignmentParams(EncoderParams):
 
     @model_validator(mode="after")
     def _parallel(self) -> AlignmentParams:
-        if get_task(self.task).format != "bitext_retrieval":
+        if not get_task(self.task).declared_format.parallel:
             raise ValueError(f"alignment needs parallel sentences (a bitext_retrieval task such "
                              f"as tatoeba); {self.task!r} is {get_task(self.task).format}")
         if self.target_run and self.encoder_run:

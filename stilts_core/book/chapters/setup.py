@@ -51,7 +51,7 @@ def retrieval_table(config) -> pd.DataFrame:
                      "candidate length": (chosen.get("candidate_max_length")
                                           or defaults.candidate_max_length),
                      "protocols": ", ".join(p for p in config.retrieval_protocols
-                                            if p == "encoder" or task.format == "ranking"),
+                                            if p in task.declared_format.protocols),
                      "dual encoder (lr, batch, epochs)":
                          (f"{defaults.learning_rate}, {defaults.batch_size}, {defaults.epochs}"
                           if defaults.learning_rate else ""),
