@@ -161,7 +161,7 @@ def test_statistics_workers_end_with_the_process_that_started_them(tmp_path):
         "def wait(chunk):\n"
         "    time.sleep(300)\n"
         "    return chunk\n\n\n"
-        "st.in_chunks(wait, lambda chunk: chunk, [0, 1], 2, 'waiting', None)\n")
+        "st.in_chunks(wait, lambda chunk: chunk, [0, 1], 2, 'waiting')\n")
     parent = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
     workers = []
     try:

@@ -437,7 +437,7 @@ def _blas_threads(_args) -> list[int]:
 
 def test_statistics_workers_run_one_blas_thread_each():
     """Workers that kept the parent's BLAS threads oversubscribed two cores thirtyfold."""
-    counts = st.in_chunks(_blas_threads, lambda chunk: chunk, [0, 1], 2, "threads", None)
+    counts = st.in_chunks(_blas_threads, lambda chunk: chunk, [0, 1], 2, "threads")
     assert counts and all(count == 1 for count in counts)
 
 
