@@ -7,9 +7,12 @@ STAMP := $(VENV)/.stilts-installed
 
 .PHONY: install book test lint clean
 
+# --no-compile: bytecode is written on first import, for the modules used; compiling every
+# installed module up front took half of a fresh install here (208 s against 103 s).
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --constraint requirements/constraints.txt --editable ".[test]"
+	$(PY) -m pip install --quiet --no-compile --constraint requirements/constraints.txt \
+		--editable ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
