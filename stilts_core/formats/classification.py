@@ -6,7 +6,14 @@ from __future__ import annotations
 import datasets
 import numpy as np
 
-from stilts_core.formats.base import Format, ModelHead, Origin, dotted_value, label_error
+from stilts_core.formats.base import (
+    Format,
+    ModelHead,
+    Origin,
+    dotted_value,
+    label_error,
+    text_converter,
+)
 from stilts_core.formats.encoding import Encoding, labels_column, padding_collator, tokenized_map
 
 
@@ -24,12 +31,10 @@ def converter(task, origin: Origin):
     names.update({alias: names[target] for alias, target in task.label_aliases.items()})
     hub_names = origin.label_names
     remap = hub_names if hub_names and set(hub_names) <= set(names) else None
+    texts = text_converter(task, origin)
 
     def convert(row: dict, index: int) -> dict:
-        texts = [dotted_value(row, name) for name in task.fields.text]
-        out = {"text": texts[0]}
-        if len(texts) == 2:
-            out["text_pair"] = texts[1]
+        out = texts(row, index)
         value = dotted_value(row, task.fields.label)
         if remap is not None and isinstance(value, int):
             value = remap[value]
